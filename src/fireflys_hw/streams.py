@@ -1,0 +1,48 @@
+"""The payloads that flow between the components of a layer core and between cores.
+
+Two stream formats connect everything (all are ``amaranth.lib.stream`` signatures with
+valid/ready backpressure; a transfer happens on ``valid & ready``):
+
+* **Spike stream** (between cores, and into the first core): one beat is one pixel at one time
+  step, all channels: ``SpikeBeat(channels)``. Beats come in raster order (row ``h``, then
+  column ``w``) and, for each pixel, time steps ``t = 0..T-1``. A frame is ``H * W * T`` beats.
+  The first layer's multi-bit input is carried as bit planes: channel ``c`` bit ``b`` is binary
+  input channel ``c * input_bits + b`` whose weights are scaled by ``2**b`` (so the same binary
+  sparse machinery serves it, radix style).
+* **Window stream** (orchestrator -> sparsity detectors): the spikes of one output pixel's
+  receptive field, cut into ``P_Ci``-bit chunks, in the FireFly-S loop order
+  ``for group in Co/P_Co: for t in T: for chunk in K*K*ceil(Ci/P_Ci)``: ``WindowChunk``. A chunk
+  is ``(kh, kw, ci0..ci0+P_Ci-1)`` with ``chunk = (kh * K + kw) * n_ci_chunks + ci_chunk``;
+  channels past ``Ci`` in the last chunk are 0. ``last_chunk`` marks the last chunk of a time
+  step (the neuron update follows it), ``last_step`` the last time step of a group.
+"""
+
+from amaranth.lib import data, stream
+
+__all__ = ["spike_beat", "spike_stream", "window_chunk", "window_stream"]
+
+
+def spike_beat(channels: int) -> data.StructLayout:
+    """One pixel at one time step: a bit per channel."""
+    return data.StructLayout({"spikes": channels})
+
+
+def spike_stream(channels: int) -> stream.Signature:
+    return stream.Signature(spike_beat(channels))
+
+
+def window_chunk(p_ci: int, n_chunks: int, T: int, n_groups: int) -> data.StructLayout:
+    """One ``P_Ci``-bit chunk of an output pixel's receptive field at one time step, for one
+    group of ``P_Co`` output channels."""
+    return data.StructLayout({
+        "spikes": p_ci,
+        "chunk": range(max(n_chunks, 2)),
+        "t": range(max(T, 2)),
+        "group": range(max(n_groups, 2)),
+        "last_chunk": 1,
+        "last_step": 1,
+    })
+
+
+def window_stream(p_ci: int, n_chunks: int, T: int, n_groups: int) -> stream.Signature:
+    return stream.Signature(window_chunk(p_ci, n_chunks, T, n_groups))

@@ -1,0 +1,471 @@
+"""The integer artifact: the versioned file that carries a trained, compressed network from the
+software side to the hardware side.
+
+Format (version 1): one ``.npz`` file (numpy's zip of ``.npy`` arrays, loaded with
+``allow_pickle=False``). The array ``header`` holds UTF-8 JSON::
+
+    {"format": "fireflys-artifact", "version": 1, "name": str, "T": int,
+     "input": {"shape": [C, H, W], "bits": int, "encoding": "direct" | "frames"},
+     "weight_bits": int, "bias_bits": int, "threshold_bits": int, "classes": int,
+     "readout": "sum-current",
+     "layers": [{"kind": "conv", "in_shape": [C,H,W], "out_shape": [C,H,W], "kernel": k,
+                 "padding": p, "neuron": "lif" | "if" | "none", "leak_shift": k},
+                {"kind": "maxpool", "in_shape": ..., "out_shape": ..., "kernel": k},
+                {"kind": "fc", "in_shape": ..., "out_shape": [n, 1, 1], "neuron": ..., ...}],
+     "metadata": {...free-form JSON: spec, data set, training command, accuracy...}}
+
+and, for synaptic layer ``i``, the integer arrays ``layers.i.weight`` (conv ``(Co, Ci, K, K)``, fc
+``(Co, Ci*H*W)`` in C, H, W order), ``layers.i.bias`` ``(Co,)`` and, for spiking layers,
+``layers.i.threshold`` ``(Co,)``. The meaning of every number is fixed by the numeric contract in
+``docs/numeric-contract.md``; :mod:`fireflys_sw.golden` is its executable form.
+
+Loading validates every field and raises :class:`ArtifactError` with one line naming the field.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ArtifactError
+from .spec import NeuronKind
+
+__all__ = [
+    "ARTIFACT_FORMAT", "ARTIFACT_VERSION", "InputEncoding", "LayerKind", "SynapticLayer",
+    "PoolLayer", "Artifact", "save_artifact", "load_artifact", "shipped_artifacts",
+    "resolve_artifact", "signed_range",
+]
+
+ARTIFACT_FORMAT = "fireflys-artifact"
+ARTIFACT_VERSION = 1
+SHIPPED_DIR = Path(__file__).parent / "shipped"
+
+
+class InputEncoding(enum.Enum):
+    """``DIRECT``: one static integer frame, repeated at every time step. ``FRAMES``: one integer
+    frame per time step (event data integrated into T frames)."""
+
+    DIRECT = "direct"
+    FRAMES = "frames"
+
+
+class LayerKind(enum.Enum):
+    CONV = "conv"
+    MAXPOOL = "maxpool"
+    FC = "fc"
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    """The range of a two's complement integer of ``bits`` bits."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class SynapticLayer:
+    """A conv or fully connected layer with its neurons.
+
+    Attributes
+    ----------
+    kind : LayerKind
+        ``CONV`` (stride 1) or ``FC``.
+    in_shape, out_shape : tuple of int
+        ``(C, H, W)`` entering and leaving the layer; fc layers leave ``(Co, 1, 1)``.
+    kernel, padding : int
+        Conv kernel size and zero padding; 0 for fc.
+    weight : ndarray of int
+        Conv ``(Co, Ci, K, K)``, fc ``(Co, Ci*H*W)``.
+    bias : ndarray of int64, ``(Co,)``
+        Added to the current at every time step.
+    threshold : ndarray of int64 ``(Co,)`` or None
+        Firing threshold; ``None`` for the readout layer.
+    neuron : NeuronKind
+        ``LIF``, ``IF`` or ``NONE`` (the readout, which does not spike).
+    leak_shift : int
+        LIF time constant ``tau = 2**leak_shift``; 0 for IF and the readout.
+    """
+
+    kind: LayerKind
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int
+    padding: int
+    weight: np.ndarray
+    bias: np.ndarray
+    threshold: np.ndarray | None
+    neuron: NeuronKind
+    leak_shift: int
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_shape[0]
+
+    @property
+    def in_channels(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def is_readout(self) -> bool:
+        return self.neuron is NeuronKind.NONE
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per time step if every input and weight were non-zero."""
+        _, h, w = self.out_shape
+        return int(self.weight.size) * h * w
+
+    def current_bounds(self, input_max: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per output channel, the least and greatest current ``I`` for inputs in
+        ``[0, input_max]`` (spikes: ``input_max = 1``)."""
+        w = self.weight.reshape(self.out_channels, -1).astype(np.int64)
+        lo = self.bias + input_max * np.minimum(w, 0).sum(axis=1)
+        hi = self.bias + input_max * np.maximum(w, 0).sum(axis=1)
+        return lo, hi
+
+
+@dataclass(frozen=True, eq=False)
+class PoolLayer:
+    """Max-pool on spikes (logical OR) over ``kernel`` x ``kernel`` windows, stride ``kernel``."""
+
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int
+    kind: LayerKind = field(default=LayerKind.MAXPOOL, init=False)
+
+
+Layer = SynapticLayer | PoolLayer
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """A trained integer network. See the module docstring for the file format and
+    ``docs/numeric-contract.md`` for what it computes."""
+
+    name: str
+    T: int
+    input_shape: tuple[int, int, int]
+    input_bits: int
+    input_encoding: InputEncoding
+    weight_bits: int
+    bias_bits: int
+    threshold_bits: int
+    layers: tuple[Layer, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    version: int = ARTIFACT_VERSION
+
+    @property
+    def classes(self) -> int:
+        return self.layers[-1].out_shape[0]
+
+    @property
+    def synaptic_layers(self) -> list[SynapticLayer]:
+        return [layer for layer in self.layers if isinstance(layer, SynapticLayer)]
+
+    @property
+    def input_max(self) -> int:
+        return (1 << self.input_bits) - 1
+
+    def weight_sparsity(self) -> float:
+        """Fraction of conv/fc weights that are zero."""
+        total = sum(layer.weight.size for layer in self.synaptic_layers)
+        zeros = sum(int((layer.weight == 0).sum()) for layer in self.synaptic_layers)
+        return zeros / total
+
+    def with_metadata(self, **items: Any) -> "Artifact":
+        return replace(self, metadata={**self.metadata, **items})
+
+    def validate(self) -> None:
+        """Check every field; raise :class:`ArtifactError` naming the first bad one."""
+        _validate(self, "artifact")
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+def _header(artifact: Artifact) -> dict[str, Any]:
+    layers = []
+    for layer in artifact.layers:
+        entry: dict[str, Any] = {"kind": layer.kind.value, "in_shape": list(layer.in_shape),
+                                 "out_shape": list(layer.out_shape), "kernel": layer.kernel}
+        if isinstance(layer, SynapticLayer):
+            entry.update(padding=layer.padding, neuron=layer.neuron.value,
+                         leak_shift=layer.leak_shift)
+        layers.append(entry)
+    return {
+        "format": ARTIFACT_FORMAT, "version": artifact.version, "name": artifact.name,
+        "T": artifact.T,
+        "input": {"shape": list(artifact.input_shape), "bits": artifact.input_bits,
+                  "encoding": artifact.input_encoding.value},
+        "weight_bits": artifact.weight_bits, "bias_bits": artifact.bias_bits,
+        "threshold_bits": artifact.threshold_bits, "classes": artifact.classes,
+        "readout": "sum-current", "layers": layers, "metadata": artifact.metadata,
+    }
+
+
+def save_artifact(artifact: Artifact, path: str | os.PathLike) -> Path:
+    """Validate ``artifact`` and write it to ``path`` (an ``.npz`` file); return the path."""
+    artifact.validate()
+    path = Path(path)
+    arrays = {"header": np.frombuffer(json.dumps(_header(artifact), indent=1).encode(), np.uint8)}
+    for i, layer in enumerate(artifact.layers):
+        if isinstance(layer, SynapticLayer):
+            arrays[f"layers.{i}.weight"] = layer.weight.astype(np.int8 if artifact.weight_bits <= 8
+                                                               else np.int16)
+            arrays[f"layers.{i}.bias"] = layer.bias.astype(np.int64)
+            if layer.threshold is not None:
+                arrays[f"layers.{i}.threshold"] = layer.threshold.astype(np.int64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buffer.getvalue())
+    except OSError as error:
+        raise ArtifactError(f"cannot write artifact {str(path)!r}: {error.strerror}") from error
+    return path
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+def shipped_artifacts() -> dict[str, Path]:
+    """The trained artifacts shipped inside the package, by name (``scnn5-fashion-mnist``)."""
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.npz"))}
+
+
+def resolve_artifact(name_or_path: str | os.PathLike) -> Path:
+    """A path to an artifact file, or the name of a shipped artifact."""
+    path = Path(name_or_path)
+    shipped = shipped_artifacts()
+    if not path.exists() and str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    if not path.exists():
+        names = ", ".join(shipped) or "none"
+        raise ArtifactError(f"artifact {str(name_or_path)!r} not found: give a path to an .npz "
+                            f"artifact or a shipped name ({names})")
+    return path
+
+
+class _Reader:
+    """Pulls typed fields out of the JSON header, naming the field in every error."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, name: str, problem: str) -> ArtifactError:
+        return ArtifactError(f"{self.where}: {name} {problem}")
+
+    def get(self, obj: dict, key: str, name: str) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise self.fail(name, "is missing")
+        return obj[key]
+
+    def int(self, obj: dict, key: str, name: str, lo: int, hi: int) -> int:
+        value = self.get(obj, key, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"must be an integer, not {value!r}")
+        if not lo <= value <= hi:
+            raise self.fail(name, f"is {value}, outside [{lo}, {hi}]")
+        return value
+
+    def str(self, obj: dict, key: str, name: str) -> str:
+        value = self.get(obj, key, name)
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string, not {value!r}")
+        return value
+
+    def enum(self, obj: dict, key: str, name: str, kind: type[enum.Enum]) -> Any:
+        value = self.get(obj, key, name)
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in kind)
+            raise self.fail(name, f"is {value!r}, not one of {allowed}") from None
+
+    def shape(self, obj: dict, key: str, name: str) -> tuple[int, int, int]:
+        value = self.get(obj, key, name)
+        if (not isinstance(value, list) or len(value) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 16
+                           for v in value)):
+            raise self.fail(name, f"must be three positive integers [C, H, W], not {value!r}")
+        return tuple(value)
+
+
+def load_artifact(name_or_path: str | os.PathLike) -> Artifact:
+    """Load and validate an artifact file (or a shipped artifact by name).
+
+    Raises :class:`ArtifactError` with one line naming the problem for a missing, truncated,
+    malformed, inconsistent or newer-version file.
+    """
+    path = resolve_artifact(name_or_path)
+    where = f"artifact {str(path)!r}"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise ArtifactError(f"{where}: not a readable fireflys artifact (.npz): "
+                            f"{type(error).__name__}: {error}".splitlines()[0]) from error
+    if "header" not in arrays:
+        raise ArtifactError(f"{where}: header is missing (not a fireflys artifact)")
+    try:
+        header = json.loads(arrays.pop("header").astype(np.uint8).tobytes().decode())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{where}: header is not valid JSON ({error})") from error
+    artifact = _from_header(header, arrays, _Reader(where))
+    _validate(artifact, where)
+    return artifact
+
+
+def _from_header(header: Any, arrays: dict[str, np.ndarray], r: _Reader) -> Artifact:
+    if not isinstance(header, dict) or header.get("format") != ARTIFACT_FORMAT:
+        raise r.fail("format", f"must be {ARTIFACT_FORMAT!r} (not a fireflys artifact)")
+    version = r.get(header, "version", "version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise r.fail("version", f"must be a positive integer, not {version!r}")
+    if version > ARTIFACT_VERSION:
+        raise r.fail("version", f"is {version}, newer than this fireflys reads "
+                                f"({ARTIFACT_VERSION}): upgrade fireflys")
+    inp = r.get(header, "input", "input")
+    weight_bits = r.int(header, "weight_bits", "weight_bits", 2, 8)
+    layers_json = r.get(header, "layers", "layers")
+    if not isinstance(layers_json, list) or not layers_json:
+        raise r.fail("layers", "must be a non-empty list")
+    layers: list[Layer] = []
+    for i, entry in enumerate(layers_json):
+        name = f"layers[{i}]"
+        kind = r.enum(entry, "kind", f"{name}.kind", LayerKind)
+        in_shape = r.shape(entry, "in_shape", f"{name}.in_shape")
+        out_shape = r.shape(entry, "out_shape", f"{name}.out_shape")
+        kernel = r.int(entry, "kernel", f"{name}.kernel", 0, 64)
+        if kind is LayerKind.MAXPOOL:
+            layers.append(PoolLayer(in_shape, out_shape, kernel))
+            continue
+        padding = r.int(entry, "padding", f"{name}.padding", 0, 63)
+        neuron = r.enum(entry, "neuron", f"{name}.neuron", NeuronKind)
+        leak_shift = r.int(entry, "leak_shift", f"{name}.leak_shift", 0, 16)
+
+        def array(part: str, required: bool = True) -> np.ndarray | None:
+            key = f"layers.{i}.{part}"
+            if key not in arrays:
+                if required:
+                    raise r.fail(f"{name}.{part}", f"is missing (array {key!r})")
+                return None
+            value = arrays[key]
+            if not np.issubdtype(value.dtype, np.integer):
+                raise r.fail(f"{name}.{part}", f"must hold integers, not {value.dtype}")
+            return value.astype(np.int64)
+
+        layers.append(SynapticLayer(
+            kind, in_shape, out_shape, kernel, padding, array("weight"), array("bias"),
+            array("threshold", required=neuron is not NeuronKind.NONE), neuron, leak_shift))
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise r.fail("metadata", "must be a JSON object")
+    return Artifact(
+        name=r.str(header, "name", "name"),
+        T=r.int(header, "T", "T", 1, 256),
+        input_shape=r.shape(inp, "shape", "input.shape"),
+        input_bits=r.int(inp, "bits", "input.bits", 1, 16),
+        input_encoding=r.enum(inp, "encoding", "input.encoding", InputEncoding),
+        weight_bits=weight_bits,
+        bias_bits=r.int(header, "bias_bits", "bias_bits", 2, 32),
+        threshold_bits=r.int(header, "threshold_bits", "threshold_bits", 2, 32),
+        layers=tuple(layers), metadata=metadata, version=version)
+
+
+def _validate(a: Artifact, where: str) -> None:
+    def fail(name: str, problem: str) -> ArtifactError:
+        return ArtifactError(f"{where}: {name} {problem}")
+
+    if not 1 <= a.T <= 256:
+        raise fail("T", f"is {a.T}, outside [1, 256]")
+    if not 2 <= a.weight_bits <= 8:
+        raise fail("weight_bits", f"is {a.weight_bits}, outside [2, 8]")
+    if not a.layers:
+        raise fail("layers", "must be a non-empty list")
+    shape = a.input_shape
+    spiking_input = False  # the first layer sees multi-bit integers, later ones spikes
+    for i, layer in enumerate(a.layers):
+        name = f"layers[{i}]"
+        if tuple(layer.in_shape) != tuple(shape):
+            raise fail(f"{name}.in_shape", f"is {list(layer.in_shape)} but the previous layer "
+                                           f"gives {list(shape)}")
+        c, h, w = shape
+        if isinstance(layer, PoolLayer):
+            if not spiking_input:
+                raise fail(f"{name}.kind", "maxpool must follow a spiking layer")
+            k = layer.kernel
+            if k < 2 or k > min(h, w):
+                raise fail(f"{name}.kernel", f"is {k}: a pool window must be 2..{min(h, w)}")
+            expected = (c, h // k, w // k)
+        else:
+            expected = _check_synaptic(layer, a, name, fail, i == len(a.layers) - 1)
+            spiking_input = True
+        if tuple(layer.out_shape) != expected:
+            raise fail(f"{name}.out_shape", f"is {list(layer.out_shape)}, expected "
+                                            f"{list(expected)}")
+        shape = layer.out_shape
+    last = a.layers[-1]
+    if not isinstance(last, SynapticLayer) or not last.is_readout:
+        raise fail(f"layers[{len(a.layers) - 1}].neuron",
+                   "must be 'none': the last layer is the summed-current readout")
+
+
+def _check_synaptic(layer: SynapticLayer, a: Artifact, name: str, fail, is_last: bool):
+    c, h, w = layer.in_shape
+    co = layer.out_shape[0]
+    if layer.kind is LayerKind.CONV:
+        k, p = layer.kernel, layer.padding
+        if k < 1 or p >= k:
+            raise fail(f"{name}.padding", f"is {p} with kernel {k}: need kernel >= 1 and "
+                                          f"padding < kernel")
+        oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+        if oh < 1 or ow < 1:
+            raise fail(f"{name}.kernel", f"is {k}, larger than the padded input {h}x{w}")
+        expected, weight_shape = (co, oh, ow), (co, c, k, k)
+    else:
+        if layer.kernel != 0 or layer.padding != 0:
+            raise fail(f"{name}.kernel", "must be 0 for a fully connected layer")
+        expected, weight_shape = (co, 1, 1), (co, c * h * w)
+    if layer.weight.shape != weight_shape:
+        raise fail(f"{name}.weight", f"has shape {list(layer.weight.shape)}, expected "
+                                     f"{list(weight_shape)}")
+    lo, hi = signed_range(a.weight_bits)
+    if layer.weight.size and (layer.weight.min() < lo or layer.weight.max() > hi):
+        raise fail(f"{name}.weight", f"has values in [{layer.weight.min()}, "
+                                     f"{layer.weight.max()}], outside the {a.weight_bits}-bit "
+                                     f"range [{lo}, {hi}]")
+    if layer.bias.shape != (co,):
+        raise fail(f"{name}.bias", f"has shape {list(layer.bias.shape)}, expected [{co}]")
+    lo, hi = signed_range(a.bias_bits)
+    if layer.bias.min() < lo or layer.bias.max() > hi:
+        raise fail(f"{name}.bias", f"has values in [{layer.bias.min()}, {layer.bias.max()}], "
+                                   f"outside the {a.bias_bits}-bit range [{lo}, {hi}]")
+    if layer.neuron is NeuronKind.NONE:
+        if not is_last:
+            raise fail(f"{name}.neuron", "is 'none' (readout) but only the last layer may be "
+                                         "the readout")
+        if layer.threshold is not None:
+            raise fail(f"{name}.threshold", "must be absent for the readout layer")
+        return expected
+    if is_last:
+        raise fail(f"{name}.neuron", f"is {layer.neuron.value!r}, but the last layer must be "
+                                     f"the readout ('none')")
+    if layer.neuron is NeuronKind.LIF and not 1 <= layer.leak_shift <= 16:
+        raise fail(f"{name}.leak_shift", f"is {layer.leak_shift}: a LIF layer needs tau = "
+                                         f"2**leak_shift with leak_shift in [1, 16]")
+    if layer.neuron is NeuronKind.IF and layer.leak_shift != 0:
+        raise fail(f"{name}.leak_shift", f"is {layer.leak_shift}, must be 0 for IF neurons")
+    if layer.threshold is None or layer.threshold.shape != (co,):
+        got = None if layer.threshold is None else list(layer.threshold.shape)
+        raise fail(f"{name}.threshold", f"has shape {got}, expected [{co}]")
+    hi = (1 << (a.threshold_bits - 1)) - 1
+    if layer.threshold.min() < 1 or layer.threshold.max() > hi:
+        raise fail(f"{name}.threshold", f"has values in [{layer.threshold.min()}, "
+                                        f"{layer.threshold.max()}], outside [1, {hi}] "
+                                        f"({a.threshold_bits}-bit, positive)")
+    return expected

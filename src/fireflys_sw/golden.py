@@ -1,0 +1,266 @@
+"""The numpy golden model: the executable form of the numeric contract
+(``docs/numeric-contract.md``). Integer-only, batched and vectorised.
+
+For a synaptic layer, output channel ``c``, position ``p`` and time step ``t``::
+
+    I[c, p, t] = B[c] + sum_{i,k} W[c, i, k] * x[i, p + k, t]
+    H = V + ((I - V) >> leak_shift)          # LIF (arithmetic shift = floor); IF: H = V + I
+    s = H >= TH[c]                           # fire
+    V = 0 if s else H                        # hard reset; V = 0 at the start of every frame
+
+The readout (last) layer does not spike: ``score[c] = sum_t I[c, t]``, prediction = argmax
+(lowest index on ties). Max-pool is a logical OR of spikes.
+
+The same three-step seam as SpikingJelly's neurons (:func:`neuronal_charge`,
+:func:`neuronal_fire`, :func:`neuronal_reset`) is used so that each step can be diffed against
+the quantised PyTorch model and the neuron lanes in hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .artifact import Artifact, InputEncoding, LayerKind, PoolLayer, SynapticLayer
+from .spec import NeuronKind
+
+__all__ = [
+    "quantise_images", "encode_input", "synaptic_currents", "neuronal_charge", "neuronal_fire",
+    "neuronal_reset", "neuron_dynamics", "max_pool", "layer_forward", "GoldenResult",
+    "run_golden", "LayerWidths", "layer_widths", "signed_bits",
+]
+
+# Integer sums below these magnitudes are exact in float32/float64 matrix products (every
+# partial sum is an integer that the mantissa holds), so BLAS can do the work.
+_FLOAT32_EXACT = 1 << 24
+_FLOAT64_EXACT = 1 << 53
+
+
+def quantise_images(images: np.ndarray, bits: int) -> np.ndarray:
+    """Map uint8 pixels ``u`` in [0, 255] to ``bits``-bit integers:
+    ``round(u * (2**bits - 1) / 255)``, halves rounded up, in exact integer arithmetic."""
+    u = np.asarray(images).astype(np.int64)
+    top = (1 << bits) - 1
+    return (2 * u * top + 255) // 510
+
+
+def encode_input(artifact: Artifact, images: np.ndarray) -> np.ndarray:
+    """The first layer's input ``x[n, t, c, h, w]`` (integers in ``[0, 2**input_bits - 1]``).
+
+    ``images`` is uint8: ``(N, C, H, W)`` for direct encoding (repeated over T; the array
+    returned is a broadcast view), ``(N, T, C, H, W)`` for frame encoding (event counts clipped
+    to the input range).
+    """
+    images = np.asarray(images)
+    if artifact.input_encoding is InputEncoding.DIRECT:
+        x = quantise_images(images, artifact.input_bits)
+        return np.broadcast_to(x[:, None], (x.shape[0], artifact.T) + x.shape[1:])
+    return np.minimum(images.astype(np.int64), artifact.input_max)
+
+
+def _exact_dtype(layer: SynapticLayer, input_max: int):
+    bound = int(np.abs(layer.weight).reshape(layer.out_channels, -1).sum(axis=1).max()
+                * input_max + np.abs(layer.bias).max())
+    if bound < _FLOAT32_EXACT:
+        return np.float32
+    if bound < _FLOAT64_EXACT:
+        return np.float64
+    return np.int64
+
+
+def synaptic_currents(layer: SynapticLayer, x: np.ndarray, input_max: int = 1) -> np.ndarray:
+    """``I[n, t, c, h, w]`` of a conv/fc layer for input ``x[n, t, c, h, w]``.
+
+    ``input_max`` bounds the input (1 for spikes); it picks an arithmetic that is exact for the
+    layer's bounds (BLAS on float32/float64 where every partial sum fits the mantissa). The
+    result is int32 where the layer's current bound fits, else int64.
+    """
+    n, t = x.shape[:2]
+    dtype = _exact_dtype(layer, input_max)
+    flat = x.reshape((n * t,) + x.shape[2:])
+    co, oh, ow = layer.out_shape
+    if layer.kind is LayerKind.FC:
+        out = flat.reshape(n * t, -1).astype(dtype) @ layer.weight.T.astype(dtype)
+        out = out.reshape(n, t, co, 1, 1)
+    else:
+        k, p = layer.kernel, layer.padding
+        # channels-last so that each kernel offset is one (pixels x Ci) @ (Ci x Co) product
+        padded = np.pad(flat.astype(dtype).transpose(0, 2, 3, 1), ((0, 0), (p, p), (p, p), (0, 0)))
+        cols = np.concatenate([padded[:, kh:kh + oh, kw:kw + ow, :]
+                               for kh in range(k) for kw in range(k)], axis=-1)
+        weight = layer.weight.astype(dtype).transpose(2, 3, 1, 0).reshape(-1, co)
+        out = (cols.reshape(-1, cols.shape[-1]) @ weight).reshape(n * t, oh, ow, co)
+        out = out.transpose(0, 3, 1, 2).reshape(n, t, co, oh, ow)
+    lo, hi = layer.current_bounds(input_max)
+    itype = np.int32 if max(-int(lo.min()), int(hi.max())) < 1 << 30 else np.int64
+    return out.astype(itype) + layer.bias.astype(itype)[None, None, :, None, None]
+
+
+def neuronal_charge(v: np.ndarray, current: np.ndarray, neuron: NeuronKind,
+                    leak_shift: int) -> np.ndarray:
+    """``H = V + ((I - V) >> leak_shift)`` for LIF (floor), ``H = V + I`` for IF."""
+    if neuron is NeuronKind.LIF:
+        return v + ((current - v) >> leak_shift)
+    return v + current
+
+
+def neuronal_fire(h: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """``s = H >= TH``, the threshold broadcast over the channel axis (axis 1 of ``h``)."""
+    return h >= threshold.reshape((1, -1) + (1,) * (h.ndim - 2))
+
+
+def neuronal_reset(h: np.ndarray, spike: np.ndarray) -> np.ndarray:
+    """Hard reset to 0 where the neuron fired."""
+    return np.where(spike, 0, h)
+
+
+def neuron_dynamics(currents: np.ndarray, layer: SynapticLayer) -> np.ndarray:
+    """Spikes ``s[n, t, c, ...]`` (uint8) of ``layer``'s neurons for ``currents[n, t, c, ...]``;
+    the membrane starts at 0 for every frame."""
+    # int32 arithmetic is exact where the layer's derived membrane width allows it
+    v = np.zeros(currents.shape[:1] + currents.shape[2:], currents.dtype)
+    spikes = np.empty(currents.shape, np.uint8)
+    for t in range(currents.shape[1]):
+        h = neuronal_charge(v, currents[:, t], layer.neuron, layer.leak_shift)
+        s = neuronal_fire(h, layer.threshold)
+        v = neuronal_reset(h, s)
+        spikes[:, t] = s
+    return spikes
+
+
+def max_pool(spikes: np.ndarray, kernel: int) -> np.ndarray:
+    """Logical OR over ``kernel`` x ``kernel`` windows, stride ``kernel``; a ragged edge is
+    dropped (as in PyTorch)."""
+    *lead, h, w = spikes.shape
+    oh, ow = h // kernel, w // kernel
+    out = spikes[..., 0:oh * kernel:kernel, 0:ow * kernel:kernel].copy()
+    for dh in range(kernel):
+        for dw in range(kernel):
+            np.maximum(out, spikes[..., dh:oh * kernel:kernel, dw:ow * kernel:kernel], out=out)
+    return out
+
+
+def layer_forward(layer, x: np.ndarray, input_max: int = 1) -> np.ndarray:
+    """One layer's output for input ``x[n, t, c, h, w]``: spikes (uint8) for spiking and pool
+    layers, currents (int64) for the readout layer (sum them over t for the scores)."""
+    if isinstance(layer, PoolLayer):
+        return max_pool(x, layer.kernel)
+    if layer.is_readout:
+        return synaptic_currents(layer, x, input_max)
+    if x.strides[1] == 0:
+        # direct encoding: the input is the same at every step, so is the current
+        current = synaptic_currents(layer, x[:, :1], input_max)
+        current = np.broadcast_to(current, (x.shape[0], x.shape[1]) + current.shape[2:])
+    else:
+        current = synaptic_currents(layer, x, input_max)
+    return neuron_dynamics(current, layer)
+
+
+@dataclass
+class GoldenResult:
+    """What the golden model computed for a batch.
+
+    Attributes
+    ----------
+    scores : ndarray of int64, ``(N, classes)``
+        ``sum_t I`` of the readout layer.
+    prediction : ndarray of int64, ``(N,)``
+        argmax of the scores, lowest index on ties.
+    spikes : list of ndarray or None
+        With ``record=True``: per layer, its output ``(N, T, C, H, W)`` (uint8 spikes; int64
+        currents for the readout). Empty otherwise.
+    spike_counts, neuron_steps : list of int
+        Per layer, spikes emitted and neuron-time-steps (for spike density); 0/0 for the readout.
+    """
+
+    scores: np.ndarray
+    prediction: np.ndarray
+    spikes: list[np.ndarray] = field(default_factory=list)
+    spike_counts: list[int] = field(default_factory=list)
+    neuron_steps: list[int] = field(default_factory=list)
+
+    def spike_density(self) -> list[float | None]:
+        return [s / n if n else None for s, n in zip(self.spike_counts, self.neuron_steps)]
+
+
+def run_golden(artifact: Artifact, images: np.ndarray, *, record: bool = False,
+               batch_size: int = 64) -> GoldenResult:
+    """Run the integer network on ``images`` (uint8, see :func:`encode_input`)."""
+    images = np.asarray(images)
+    n_layers = len(artifact.layers)
+    scores, spikes = [], [[] for _ in range(n_layers)] if record else []
+    counts, steps = [0] * n_layers, [0] * n_layers
+    for start in range(0, len(images), batch_size):
+        x = encode_input(artifact, images[start:start + batch_size])
+        input_max = artifact.input_max
+        for i, layer in enumerate(artifact.layers):
+            x = layer_forward(layer, x, input_max)
+            input_max = 1
+            if record:
+                spikes[i].append(x)
+            if not (isinstance(layer, SynapticLayer) and layer.is_readout):
+                counts[i] += int(x.sum(dtype=np.int64))
+                steps[i] += x.size
+        scores.append(x.sum(axis=1).reshape(x.shape[0], -1))
+    score = (np.concatenate(scores) if scores
+             else np.zeros((0, artifact.classes), np.int64))
+    return GoldenResult(score, score.argmax(axis=1) if len(score) else np.zeros(0, np.int64),
+                        [np.concatenate(s) for s in spikes] if record else [], counts, steps)
+
+
+# --- widths -------------------------------------------------------------------------------------
+
+def signed_bits(lo: int, hi: int) -> int:
+    """The fewest bits of a two's complement integer that holds every value in ``[lo, hi]``."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+@dataclass(frozen=True)
+class LayerWidths:
+    """Value ranges of one synaptic layer, derived from its weights and bias (never guessed).
+
+    ``current``: the current ``I``; ``membrane``: every value that ``V``, ``H`` and ``I - V``
+    take; ``score``: the readout's ``sum_t I``. Each is ``(lo, hi)``; ``*_bits`` are the signed
+    widths that hold them, so overflow is impossible by construction.
+    """
+
+    current: tuple[int, int]
+    membrane: tuple[int, int]
+    score: tuple[int, int]
+
+    @property
+    def current_bits(self) -> int:
+        return signed_bits(*self.current)
+
+    @property
+    def membrane_bits(self) -> int:
+        return signed_bits(*self.membrane)
+
+    @property
+    def score_bits(self) -> int:
+        return signed_bits(*self.score)
+
+
+def layer_widths(layer: SynapticLayer, input_max: int, T: int) -> LayerWidths:
+    """Bounds of a layer's current, membrane and score for inputs in ``[0, input_max]``.
+
+    LIF: ``H = (1 - 2^-k) V + 2^-k I`` rounded down stays within ``[min(I_lo, 0), max(I_hi, 0)]``
+    once ``V`` does (and ``V`` starts at 0). IF: ``V`` is below the threshold after a step
+    without a spike, so ``H <= TH - 1 + I_hi``, and ``H >= T * min(I_lo, 0)``.
+    """
+    lo, hi = layer.current_bounds(input_max)
+    i_lo, i_hi = int(lo.min()), int(hi.max())
+    if layer.is_readout:
+        return LayerWidths((i_lo, i_hi), (0, 0), (T * min(i_lo, 0), T * max(i_hi, 0)))
+    if layer.neuron is NeuronKind.LIF:
+        v_lo, v_hi = min(i_lo, 0), max(i_hi, 0)
+    else:
+        v_lo = T * min(i_lo, 0)
+        v_hi = max(int(layer.threshold.max()) - 1 + max(i_hi, 0), 0)
+    # I - V for the leak, and the values of H and V themselves
+    m_lo, m_hi = min(v_lo, i_lo - v_hi), max(v_hi, i_hi - v_lo)
+    return LayerWidths((i_lo, i_hi), (m_lo, m_hi), (0, 0))
