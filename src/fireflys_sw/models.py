@@ -1,0 +1,299 @@
+"""SpikingJelly models built from spec strings, in two flavours.
+
+* **float** (``quantised=False``): SpikingJelly's own ``layer.Conv2d`` / ``layer.Linear`` and
+  ``neuron.LIFNode`` (``tau = 2**leak_shift``, ``decay_input=True``, hard reset to 0) or
+  ``neuron.IFNode``: the dense float baseline.
+* **quantised** (``quantised=True``): the same graph with :class:`QuantConv2d` /
+  :class:`QuantLinear` (per-output-channel LSQ, 2-8 bit weights) and
+  :class:`IntegerLIFNode`. It computes in *integer units*: the current of channel ``c`` is the
+  integer ``I = conv(x, q_w) + q_b`` and the membrane follows the numeric contract exactly
+  (floor leak, integer threshold ``TH = round(v_threshold / unit_c)``). The unit
+  ``unit_c = scale_c * input_unit`` (``input_unit = 1 / (2**input_bits - 1)`` for the first layer,
+  1 for spikes) is the LSQ step size shared by the channel's weights, bias and threshold, so it
+  disappears from inference. Gradients flow to ``scale`` through the straight-through rounding
+  and through the surrogate, whose argument ``(H - TH) * unit`` is the float-domain distance to
+  threshold. In ``eval()`` mode everything runs in float64, where these integers are exact, so
+  the model is bit-exact with :mod:`fireflys_sw.golden` on the exported artifact.
+
+The model takes the integer input (``(B, C, H, W)`` pixels in ``[0, 2**input_bits - 1]`` for
+direct encoding, ``(B, T, C, H, W)`` frames otherwise) and returns the readout
+``score = sum_t I`` (quantised: integers; float: currents summed over time) and, for the loss,
+``logits``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional, layer, neuron, surrogate
+from spikingjelly.activation_based.neuron.base_node import SimpleBaseNode
+from torch import nn
+
+from .artifact import InputEncoding
+from .spec import ConvSpec, FCSpec, NeuronKind, PoolSpec, parse_spec
+
+__all__ = [
+    "round_ste", "floor_ste", "lsq_quantise", "QuantConv2d", "QuantLinear", "IntegerLIFNode",
+    "SpikingNet", "build_model",
+]
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """``round(x)`` forward, identity backward (straight-through)."""
+    return x + (x.round() - x).detach()
+
+
+def floor_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (x.floor() - x).detach()
+
+
+def _grad_scale(x: torch.Tensor, g: float) -> torch.Tensor:
+    """``x`` forward, gradient times ``g`` backward (LSQ's step-size gradient scale)."""
+    return (x - x * g).detach() + x * g
+
+
+def lsq_quantise(w: torch.Tensor, scale: torch.Tensor, qn: int, qp: int) -> torch.Tensor:
+    """LSQ (Esser et al. 2020): ``q = round(clip(w / s, -qn, qp))`` with straight-through
+    gradients and the step size's gradient scaled by ``1 / sqrt(N * qp)``, ``N`` the number of
+    weights sharing one scale. Returns the integer-valued ``q``."""
+    shape = (-1,) + (1,) * (w.dim() - 1)
+    per_scale = w.numel() // scale.numel()
+    s = _grad_scale(scale, 1.0 / math.sqrt(per_scale * qp)).reshape(shape)
+    return round_ste(torch.clamp(w / s, -qn, qp))
+
+
+class _QuantSynapse:
+    """What :class:`QuantConv2d` and :class:`QuantLinear` share: an LSQ step size per output
+    channel (one for the whole readout layer, so that its integer scores compare across
+    classes), quantised integer weights and bias."""
+
+    def _setup_quant(self, weight_bits: int, bias_bits: int, input_unit: float,
+                     per_channel: bool) -> None:
+        self.weight_bits, self.bias_bits, self.input_unit = weight_bits, bias_bits, input_unit
+        self.qn, self.qp = 1 << (weight_bits - 1), (1 << (weight_bits - 1)) - 1
+        channels = self.weight.shape[0] if per_channel else 1
+        self.scale = nn.Parameter(torch.ones(channels))
+        self.init_scale()
+
+    @torch.no_grad()
+    def init_scale(self) -> None:
+        """LSQ initialisation ``2 * mean|w| / sqrt(qp)`` per scale."""
+        w = self.weight.detach().reshape(self.scale.numel(), -1)
+        self.scale.copy_((2 * w.abs().mean(dim=1) / math.sqrt(self.qp)).clamp_min(1e-4))
+
+    def unit(self) -> torch.Tensor:
+        """The float value of one integer unit of current, per output channel ``(Co,)``."""
+        return self.scale.abs().expand(self.weight.shape[0]) * self.input_unit
+
+    def integer_weight(self) -> torch.Tensor:
+        return lsq_quantise(self.weight, self.scale.abs(), self.qn, self.qp)
+
+    def integer_bias(self) -> torch.Tensor:
+        if self.bias is None:
+            return torch.zeros(self.weight.shape[0], device=self.weight.device)
+        limit = (1 << (self.bias_bits - 1))
+        return round_ste(torch.clamp(self.bias / self.unit(), -limit, limit - 1))
+
+    def _exact(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Input, integer weight and bias, in float64 in eval mode (exact integer sums)."""
+        w, b = self.integer_weight(), self.integer_bias()
+        if not self.training:
+            return x.double(), w.double(), b.double()
+        return x, w, b
+
+
+class QuantConv2d(layer.Conv2d, _QuantSynapse):
+    """A SpikingJelly multi-step conv whose output is the integer current
+    ``I = conv(x, q_w) + q_b`` (see the module docstring)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, padding=0, *, weight_bits=4,
+                 bias_bits=16, input_unit=1.0, per_channel=True, step_mode="m"):
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=True,
+                         step_mode=step_mode)
+        self._setup_quant(weight_bits, bias_bits, input_unit, per_channel)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        x, w, b = self._exact(x_seq.flatten(0, 1))
+        y = F.conv2d(x, w, b, padding=self.padding)
+        return y.reshape(x_seq.shape[:2] + y.shape[1:])
+
+
+class QuantLinear(layer.Linear, _QuantSynapse):
+    """A SpikingJelly multi-step linear layer with integer current output."""
+
+    def __init__(self, in_features, out_features, *, weight_bits=4, bias_bits=16,
+                 input_unit=1.0, per_channel=True, step_mode="m"):
+        super().__init__(in_features, out_features, bias=True, step_mode=step_mode)
+        self._setup_quant(weight_bits, bias_bits, input_unit, per_channel)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        x, w, b = self._exact(x_seq)
+        return F.linear(x, w, b)
+
+
+class IntegerLIFNode(SimpleBaseNode):
+    """LIF (or IF) neuron on integer currents, exactly the numeric contract::
+
+        H = V + floor((I - V) / 2**leak_shift)     # LIF;  IF: H = V + I
+        s = H >= TH,  TH = max(1, round(v_threshold / unit))  per channel
+        V = 0 if s else H                          # hard reset
+
+    ``synapse`` is the :class:`QuantConv2d`/:class:`QuantLinear` feeding it, whose ``unit()``
+    sets the integer threshold; the surrogate gradient sees ``(H - TH) * unit``, the distance to
+    threshold in float units.
+    """
+
+    def __init__(self, synapse: _QuantSynapse, *, kind: NeuronKind = NeuronKind.LIF,
+                 leak_shift: int = 1, v_threshold: float = 1.0,
+                 surrogate_function=None, step_mode: str = "m"):
+        super().__init__(v_threshold=v_threshold, v_reset=0.0,
+                         surrogate_function=surrogate_function or surrogate.Sigmoid(alpha=4.0),
+                         detach_reset=True, step_mode=step_mode)
+        self.kind, self.leak_shift = kind, leak_shift
+        # a list keeps the synapse out of this module's children (it is registered once)
+        self._synapse = [synapse]
+
+    def _channel_view(self, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return value.reshape((1, -1) + (1,) * (like.dim() - 2))
+
+    def integer_threshold(self) -> torch.Tensor:
+        unit = self._synapse[0].unit()
+        return torch.clamp(round_ste(self.v_threshold / unit), min=1.0)
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        # the threshold and unit depend only on the parameters: compute them once per sequence
+        self._th = self._channel_view(self.integer_threshold().to(x_seq.dtype), x_seq[0])
+        self._unit = self._channel_view(self._synapse[0].unit().to(x_seq.dtype), x_seq[0])
+        try:
+            return torch.stack([self.single_step_forward(x) for x in x_seq])
+        finally:
+            self._th = self._unit = None
+
+    def neuronal_charge(self, x: torch.Tensor) -> None:
+        if not isinstance(self.v, torch.Tensor):
+            self.v = torch.zeros_like(x)
+        if self.kind is NeuronKind.LIF:
+            self.v = self.v + floor_ste((x - self.v) / (1 << self.leak_shift))
+        else:
+            self.v = self.v + x
+
+    def neuronal_fire(self) -> torch.Tensor:
+        th, unit = getattr(self, "_th", None), getattr(self, "_unit", None)
+        if th is None:
+            th = self._channel_view(self.integer_threshold().to(self.v.dtype), self.v)
+            unit = self._channel_view(self._synapse[0].unit().to(self.v.dtype), self.v)
+        return self.surrogate_function((self.v - th) * unit / self.v_threshold)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind.value}, leak_shift={self.leak_shift}"
+
+
+class SpikingNet(nn.Module):
+    """A spiking network from a spec; see the module docstring for the two flavours.
+
+    ``forward(x)`` returns the readout ``score`` ``(B, classes)``; :meth:`logits` gives the
+    float logits for the loss (the mean readout current in float units).
+    """
+
+    def __init__(self, spec: str, *, T: int = 4, neuron_kind: NeuronKind = NeuronKind.LIF,
+                 leak_shift: int = 1, quantised: bool = True, weight_bits: int = 4,
+                 input_bits: int = 8, encoding: InputEncoding = InputEncoding.DIRECT,
+                 bias_bits: int = 16):
+        super().__init__()
+        self.net_spec = parse_spec(spec)
+        self.T, self.neuron_kind, self.leak_shift = T, neuron_kind, leak_shift
+        self.quantised, self.weight_bits, self.input_bits = quantised, weight_bits, input_bits
+        self.encoding, self.bias_bits = encoding, bias_bits
+        modules: list[nn.Module] = []
+        input_unit = 1.0 / ((1 << input_bits) - 1)
+        flat = False
+        n_layers = len(self.net_spec.layers)
+        for i, (ls, shape) in enumerate(zip(self.net_spec.layers, self.net_spec.shapes)):
+            readout = i == n_layers - 1
+            if isinstance(ls, PoolSpec):
+                modules.append(layer.MaxPool2d(ls.kernel, ls.kernel, step_mode="m"))
+                continue
+            if isinstance(ls, ConvSpec):
+                if quantised:
+                    syn = QuantConv2d(shape[0], ls.out_channels, ls.kernel, ls.padding,
+                                      weight_bits=weight_bits, bias_bits=bias_bits,
+                                      input_unit=input_unit, per_channel=not readout)
+                else:
+                    syn = layer.Conv2d(shape[0], ls.out_channels, ls.kernel, padding=ls.padding,
+                                       step_mode="m")
+            else:
+                if not flat:
+                    modules.append(layer.Flatten(step_mode="m"))
+                    flat = True
+                fan_in = shape[0] * shape[1] * shape[2]
+                if quantised:
+                    syn = QuantLinear(fan_in, ls.out_features, weight_bits=weight_bits,
+                                      bias_bits=bias_bits, input_unit=input_unit,
+                                      per_channel=not readout)
+                else:
+                    syn = layer.Linear(fan_in, ls.out_features, step_mode="m")
+            modules.append(syn)
+            input_unit = 1.0
+            if readout:
+                continue
+            if quantised:
+                modules.append(IntegerLIFNode(syn, kind=neuron_kind, leak_shift=leak_shift))
+            elif neuron_kind is NeuronKind.LIF:
+                modules.append(neuron.LIFNode(tau=float(1 << leak_shift), decay_input=True,
+                                              v_reset=0.0, detach_reset=True,
+                                              surrogate_function=surrogate.Sigmoid(alpha=4.0),
+                                              step_mode="m"))
+            else:
+                modules.append(neuron.IFNode(v_reset=0.0, detach_reset=True,
+                                             surrogate_function=surrogate.Sigmoid(alpha=4.0),
+                                             step_mode="m"))
+        self.layers = nn.Sequential(*modules)
+
+    @property
+    def readout(self) -> nn.Module:
+        """The last (non-spiking) synaptic layer."""
+        return self.layers[-1]
+
+    @property
+    def synapses(self) -> list[nn.Module]:
+        return [m for m in self.layers if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    def _input_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float64 if (self.quantised and not self.training) else torch.float32)
+        if not self.quantised:
+            x = x / ((1 << self.input_bits) - 1)
+        if self.encoding is InputEncoding.DIRECT:
+            return x.unsqueeze(0).expand((self.T,) + x.shape)
+        return x.transpose(0, 1)  # (B, T, ...) -> (T, B, ...)
+
+    def currents(self, x: torch.Tensor) -> torch.Tensor:
+        """The readout currents ``(T, B, classes)``."""
+        functional.reset_net(self)
+        seq = self._input_sequence(x)
+        first = self.layers[0]
+        if self.encoding is InputEncoding.DIRECT and isinstance(first, nn.Conv2d):
+            # the input repeats at every step, so the first layer's current does too
+            head = first(seq[:1])
+            seq = head.expand((self.T,) + head.shape[1:])
+            rest = self.layers[1:]
+        else:
+            rest = self.layers
+        out = rest(seq)
+        functional.reset_net(self)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.currents(x).sum(0).flatten(1)
+
+    def logits(self, score: torch.Tensor) -> torch.Tensor:
+        """Float logits from :meth:`forward`'s score (mean current in float units)."""
+        if self.quantised:
+            return score.float() * self.readout.unit().float() / self.T
+        return score / self.T
+
+
+def build_model(spec: str, **options) -> SpikingNet:
+    """Build a :class:`SpikingNet` from a spec string or preset name (``scnn5``)."""
+    return SpikingNet(spec, **options)

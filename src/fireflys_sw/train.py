@@ -1,0 +1,290 @@
+"""Compression-aware training (FireFly-S Sec. III): gradient-rewiring pruning plus
+per-channel LSQ, then export of the integer artifact whose golden-model accuracy is reported.
+
+``train(TrainConfig(...))`` is the API; ``fireflys train`` wraps it. Each epoch writes a
+checkpoint (``checkpoint.pt``) and a line of ``log.jsonl``; ``resume=True`` continues from the
+checkpoint. At the end the quantised model is exported (silent channels removed) to
+``<out>/<name>.npz``, evaluated with the golden model on the test set, and the curves are
+plotted to ``curves.png`` and ``sparsity.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .artifact import InputEncoding, save_artifact
+from .datasets import load_dataset
+from .errors import FireflysError
+from .export import export_artifact
+from .golden import run_golden
+from .models import IntegerLIFNode, SpikingNet, build_model
+from .rewiring import GradientRewiring, rewire
+from .spec import NeuronKind, parse_spec
+
+__all__ = ["TrainConfig", "train", "evaluate_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (saved in the checkpoint and the artifact)."""
+
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    model: str = "scnn5"
+    T: int = 4
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    target_sparsity: float = 0.9
+    alpha: float = 1e-2
+    weight_decay: float = 0.0
+    weight_bits: int = 4
+    input_bits: int = 8
+    neuron: str = "lif"
+    leak_shift: int = 1
+    dense_float: bool = False
+    seed: int = 0
+    out: str = "runs/train"
+    name: str | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    resume: bool = False
+
+    def validate(self) -> None:
+        if not 0.5 <= self.target_sparsity < 1:
+            raise FireflysError(f"--sparsity must be in [0.5, 1), not {self.target_sparsity}")
+        if not 2 <= self.weight_bits <= 8:
+            raise FireflysError(f"--weight-bits must be in 2..8, not {self.weight_bits}")
+        for name in ("epochs", "batch_size", "T"):
+            if getattr(self, name) < 1:
+                raise FireflysError(f"--{name.replace('_', '-')} must be at least 1, not "
+                                    f"{getattr(self, name)}")
+        if self.lr <= 0:
+            raise FireflysError(f"--lr must be positive, not {self.lr}")
+        if self.neuron not in ("lif", "if"):
+            raise FireflysError(f"--neuron must be lif or if, not {self.neuron!r}")
+        parse_spec(self.model)
+
+
+def _batches(x, y, batch_size, rng=None):
+    order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
+    for start in range(0, len(x), batch_size):
+        idx = order[start:start + batch_size]
+        yield torch.from_numpy(x[idx].astype(np.float32)), torch.from_numpy(y[idx])
+
+
+@torch.no_grad()
+def evaluate_model(model: SpikingNet, x, y, batch_size: int = 256) -> tuple[float, list[float]]:
+    """Accuracy and per-layer spike density of ``model`` in eval mode (bit-exact with the
+    golden model for a quantised model)."""
+    was = model.training
+    model.eval()
+    spikes, steps, hooks = {}, {}, []
+    nodes = [m for m in model.layers if isinstance(m, (IntegerLIFNode,)) or
+             type(m).__name__ in ("LIFNode", "IFNode")]
+
+    def hook(index):
+        def record(_module, _inputs, output):
+            spikes[index] = spikes.get(index, 0.0) + float(output.sum())
+            steps[index] = steps.get(index, 0) + output.numel()
+        return record
+
+    for i, node in enumerate(nodes):
+        hooks.append(node.register_forward_hook(hook(i)))
+    correct = 0
+    for xb, yb in _batches(x, y, batch_size):
+        correct += int((model(xb).argmax(1) == yb).sum())
+    for h in hooks:
+        h.remove()
+    model.train(was)
+    density = [spikes[i] / steps[i] for i in range(len(nodes))] if nodes and steps else []
+    return correct / max(len(x), 1), density
+
+
+def _check_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise FireflysError(f"output directory {str(out)!r} is not writable ({error.strerror}); "
+                            f"choose another with --out") from error
+
+
+def _sparsity(model: SpikingNet) -> dict[str, float]:
+    """Per-layer fraction of zero integer (or float) weights."""
+    result, zeros, total = {}, 0, 0
+    with torch.no_grad():
+        for i, syn in enumerate(model.synapses):
+            w = syn.integer_weight() if model.quantised else syn.weight
+            z, n = int((w == 0).sum()), w.numel()
+            result[f"layer{i}"] = z / n
+            zeros, total = zeros + z, total + n
+    result["total"] = zeros / total
+    return result
+
+
+def train(config: TrainConfig, *, progress: bool = True) -> dict:
+    """Run a training; return the final report (also written to ``<out>/report.json``)."""
+    config.validate()
+    out = Path(config.out)
+    _check_out(out)
+    data = load_dataset(config.dataset, config.data_dir, T=config.T)
+    if data.notice:
+        log.warning(data.notice)
+    train_x, train_y = data.train_x[:config.train_limit], data.train_y[:config.train_limit]
+    test_x, test_y = data.test_x[:config.test_limit], data.test_y[:config.test_limit]
+    spec = parse_spec(config.model)
+    if spec.input_shape != data.input_shape or spec.classes != data.classes:
+        raise FireflysError(f"model {spec.text!r} takes {list(spec.input_shape)} and gives "
+                            f"{spec.classes} classes, but {data.name} has "
+                            f"{list(data.input_shape)} and {data.classes} classes")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = build_model(spec.text, T=config.T, neuron_kind=NeuronKind(config.neuron),
+                        leak_shift=config.leak_shift, quantised=not config.dense_float,
+                        weight_bits=config.weight_bits, input_bits=config.input_bits,
+                        encoding=InputEncoding(data.encoding))
+    if config.dense_float:
+        optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                      weight_decay=config.weight_decay)
+    else:
+        thetas = rewire(model)
+        theta_ids = {id(p) for p in thetas}
+        others = [p for p in model.parameters() if id(p) not in theta_ids]
+        optimiser = GradientRewiring(
+            [{"params": thetas, "rewired": True}, {"params": others, "rewired": False}],
+            lr=config.lr, alpha=config.alpha, target_sparsity=config.target_sparsity,
+            weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
+    history: list[dict] = []
+    start_epoch = 0
+    checkpoint_path = out / "checkpoint.pt"
+    if config.resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["rng"]
+        history, start_epoch = state["history"], state["epoch"]
+        log.info("resumed from %s at epoch %d", checkpoint_path, start_epoch)
+    with (out / "config.json").open("w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=1)
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        seen = correct = 0
+        loss_sum = 0.0
+        t0 = time.time()
+        bar = tqdm(_batches(train_x, train_y, config.batch_size, rng), disable=not progress,
+                   total=math.ceil(len(train_x) / config.batch_size), file=sys.stderr,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+        for xb, yb in bar:
+            score = model(xb)
+            logits = model.logits(score)
+            loss = F.cross_entropy(logits, yb)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            seen += len(yb)
+            correct += int((logits.argmax(1) == yb).sum())
+            loss_sum += float(loss) * len(yb)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        scheduler.step()
+        train_time = time.time() - t0
+        test_acc, density = evaluate_model(model, test_x, test_y)
+        sparsity = _sparsity(model)
+        entry = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
+                 "test_accuracy": test_acc, "weight_sparsity": sparsity,
+                 "spike_density": density, "images_per_s": seen / train_time,
+                 "lr": scheduler.get_last_lr()[0]}
+        history.append(entry)
+        log.info("epoch %d: loss %.4f train %.4f test %.4f sparsity %.4f (%.0f img/s)",
+                 epoch + 1, entry["loss"], entry["train_accuracy"], test_acc,
+                 sparsity["total"], entry["images_per_s"])
+        with (out / "log.jsonl").open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": rng.bit_generator.state,
+                    "history": history, "epoch": epoch + 1,
+                    "config": dataclasses.asdict(config)}, checkpoint_path)
+    report = {"config": dataclasses.asdict(config), "history": history,
+              "dataset": data.name, "notice": data.notice}
+    name = config.name or f"{spec.text if config.model not in ('scnn5', 'scnn7', 'scnn9') else config.model}-{data.name}"
+    if config.dense_float:
+        report["float_test_accuracy"] = history[-1]["test_accuracy"] if history else None
+    else:
+        command = "fireflys train " + " ".join(_cli_args(config))
+        artifact, removed = export_artifact(model, name=name, metadata={
+            "dataset": data.name, "command": command, "epochs": config.epochs,
+            "target_sparsity": config.target_sparsity, "seed": config.seed})
+        golden = run_golden(artifact, test_x)
+        accuracy = float((golden.prediction == test_y).mean())
+        artifact = artifact.with_metadata(
+            test_accuracy=accuracy, test_images=int(len(test_x)),
+            weight_sparsity=artifact.weight_sparsity(), silent_channels_removed=removed)
+        path = save_artifact(artifact, out / f"{name}.npz")
+        report.update(artifact=str(path), golden_test_accuracy=accuracy,
+                      weight_sparsity=artifact.weight_sparsity(), silent_channels_removed=removed,
+                      spike_density=golden.spike_density())
+        log.info("exported %s: golden accuracy %.4f at weight sparsity %.4f, silent channels "
+                 "removed %s", path, accuracy, artifact.weight_sparsity(), removed)
+    with (out / "report.json").open("w") as f:
+        json.dump(report, f, indent=1)
+    plot_history(history, out)
+    return report
+
+
+def _cli_args(config: TrainConfig) -> list[str]:
+    args = [f"--dataset {config.dataset}", f"--model {config.model}", f"-T {config.T}",
+            f"--epochs {config.epochs}", f"--batch-size {config.batch_size}", f"--lr {config.lr}",
+            f"--sparsity {config.target_sparsity}", f"--alpha {config.alpha}",
+            f"--weight-bits {config.weight_bits}", f"--seed {config.seed}"]
+    if config.train_limit:
+        args.append(f"--train-limit {config.train_limit}")
+    return args
+
+
+def plot_history(history: list[dict], out: Path) -> None:
+    """``curves.png`` (loss, accuracy) and ``sparsity.png`` (per-layer weight sparsity)."""
+    if not history:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["loss"] for h in history], marker="o")
+    ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax2.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
+    ax2.plot(epochs, [h["test_accuracy"] for h in history], marker="o", label="test")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    layers = [k for k in history[-1]["weight_sparsity"] if k != "total"]
+    for key in layers + ["total"]:
+        ax.plot(epochs, [h["weight_sparsity"][key] for h in history], marker=".", label=key,
+                linewidth=2.5 if key == "total" else 1)
+    ax.set(xlabel="epoch", ylabel="weight sparsity", title="weight sparsity per layer")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "sparsity.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,45 @@
+import pytest
+
+from fireflys_sw.errors import SpecError
+from fireflys_sw.spec import PRESETS, ConvSpec, FCSpec, PoolSpec, parse_spec
+
+
+def test_scnn5_shapes():
+    net = parse_spec("scnn5")
+    assert net.input_shape == (1, 28, 28)
+    assert net.layers[0] == ConvSpec(8, 3, 1)
+    assert net.layers[2] == PoolSpec(2)
+    assert net.layers[-1] == FCSpec(10)
+    assert net.shapes[-2] == (64, 3, 3)
+    assert net.classes == 10
+    assert net.text == PRESETS["scnn5"]
+
+
+@pytest.mark.parametrize("name, last", [("scnn7", (128, 6, 6)), ("scnn9", (256, 2, 2))])
+def test_presets(name, last):
+    assert parse_spec(name).shapes[-2] == last
+
+
+def test_bare_number_is_fully_connected_and_padding_defaults_to_zero():
+    net = parse_spec("2x10x10-4c3-7")
+    assert net.layers == (ConvSpec(4, 3, 0), FCSpec(7))
+    assert net.shapes[1] == (4, 8, 8)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("28x28-8c3p1-10fc", r"the first token '28x28' must be the input shape"),
+    ("1x28x28", r"no layers after the input shape"),
+    ("1x28x28-8c3p1-banana-10fc", r"unknown layer token 'banana'"),
+    ("1x4x4-8c5p0-10fc", r"layer '8c5p0' has a 5x5 kernel but its input is only 4x4"),
+    ("1x4x4-8c3p3-10fc", r"layer '8c3p3' pads by 3, which must be smaller than the kernel 3"),
+    ("1x3x3-mp4-10fc", r"layer 'mp4' pools 4x4 windows but its input is only 3x3"),
+    ("1x8x8-8c3p1-mp1-10fc", r"layer 'mp1' needs a window of at least 2"),
+    ("1x8x8-8c3p1-mp2", r"the last layer 'mp2' must be the readout"),
+    ("1x8x8-8c3p1", r"the last layer '8c3p1' must be the readout"),
+    ("1x8x8-0c3p1-10fc", r"layer '0c3p1' needs at least one channel"),
+    ("0x8x8-10fc", r"input shape '0x8x8' has a zero dimension"),
+])
+def test_bad_specs_name_the_token(text, message):
+    with pytest.raises(SpecError, match=message) as info:
+        parse_spec(text)
+    assert "\n" not in str(info.value)
