@@ -112,7 +112,7 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--sparsity", type=float, default=0.9, help="target weight sparsity in "
                                                                "[0.5, 1)")
-    p.add_argument("--alpha", type=float, default=1e-2, help="strength of the rewiring prior")
+    p.add_argument("--alpha", type=float, default=0.1, help="strength of the rewiring prior")
     p.add_argument("--weight-bits", type=int, default=4)
     p.add_argument("--neuron", default="lif", choices=["lif", "if"])
     p.add_argument("--float", dest="dense_float", action="store_true",

@@ -287,6 +287,49 @@ class SpikingNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.currents(x).sum(0).flatten(1)
 
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, spike_density: float = 0.15, steps: int = 14) -> list[float]:
+        """Data-driven initialisation: scale each spiking layer's weights and bias, in order,
+        so that its output spike density on the sample ``x`` is near ``spike_density``.
+
+        A freshly initialised SNN barely spikes (currents far below threshold), so no gradient
+        reaches the early layers; without batch norm (which integer-only inference rules out)
+        this plays the role of LSUV initialisation. The LSQ step sizes are re-initialised from
+        the scaled weights. Returns the densities reached.
+        """
+        was = self.training
+        self.eval()
+        reached = []
+        layers = list(self.layers)
+        for index, module in enumerate(layers):
+            if not isinstance(module, (nn.Conv2d, nn.Linear)) or module is self.readout:
+                continue
+            node = layers[index + 1]
+            original_w, original_b = module.weight.detach().clone(), module.bias.detach().clone()
+            seen: list[float] = []
+            hook = node.register_forward_hook(lambda _m, _i, out: seen.append(float(out.mean())))
+
+            def density(log_gain: float) -> float:
+                module.weight.copy_(original_w * math.exp(log_gain))
+                module.bias.copy_(original_b * math.exp(log_gain))
+                if isinstance(module, _QuantSynapse):
+                    module.init_scale()
+                seen.clear()
+                self(x)
+                return seen[0]
+
+            lo, hi = math.log(1e-2), math.log(1e4)
+            for _ in range(steps):
+                mid = (lo + hi) / 2
+                if density(mid) < spike_density:
+                    lo = mid
+                else:
+                    hi = mid
+            reached.append(density((lo + hi) / 2))
+            hook.remove()
+        self.train(was)
+        return reached
+
     def logits(self, score: torch.Tensor) -> torch.Tensor:
         """Float logits from :meth:`forward`'s score (mean current in float units)."""
         if self.quantised:

@@ -51,7 +51,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     target_sparsity: float = 0.9
-    alpha: float = 1e-2
+    alpha: float = 0.1
     weight_decay: float = 0.0
     weight_bits: int = 4
     input_bits: int = 8
@@ -61,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/train"
     name: str | None = None
+    init_spike_density: float = 0.15
     train_limit: int | None = None
     test_limit: int | None = None
     resume: bool = False
@@ -161,6 +162,11 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
                         leak_shift=config.leak_shift, quantised=not config.dense_float,
                         weight_bits=config.weight_bits, input_bits=config.input_bits,
                         encoding=InputEncoding(data.encoding))
+    if not (config.resume and (out / "checkpoint.pt").exists()):
+        sample = torch.from_numpy(train_x[rng.permutation(len(train_x))[:64]].astype(np.float32))
+        density = model.calibrate(sample, spike_density=config.init_spike_density)
+        log.info("initial spike density per layer after calibration: %s",
+                 ", ".join(f"{d:.3f}" for d in density))
     if config.dense_float:
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                       weight_decay=config.weight_decay)

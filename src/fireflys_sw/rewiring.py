@@ -1,0 +1,422 @@
+r"""Gradient-rewiring pruning (Chen et al., IJCAI 2021), as used by FireFly-S.
+
+Every rewired tensor (the ``weight`` and, optionally, the ``bias`` of each convolution and
+fully connected layer) is re-expressed through a hidden parameter :math:`\theta` and a sign
+:math:`s` frozen at the sign of the initial weight:
+
+.. math::
+
+    w = s \odot \operatorname{ReLU}(\theta), \qquad
+    s = \begin{cases} -1 & w_0 < 0 \\ +1 & w_0 \ge 0 \end{cases}, \qquad
+    \theta_0 = |w_0| .
+
+A connection with :math:`\theta \le 0` is pruned (:math:`w = 0`, exactly), and because the
+gradient reaching :math:`\theta` is *not* gated by the ReLU,
+
+.. math::
+
+    \frac{\partial L}{\partial \theta} := s \odot \frac{\partial L}{\partial w},
+
+a pruned connection whose loss gradient pushes it away from zero (in the direction of its sign)
+keeps climbing and regrows once :math:`\theta > 0`. A connection can never change sign: a loss
+gradient that wants to cross zero drives :math:`\theta` negative, i.e. prunes it.
+
+Pruning pressure comes from a Laplace prior on :math:`\theta`,
+
+.. math::
+
+    p(\theta) = \frac{\alpha}{2} e^{-\alpha |\theta - \mu|}, \qquad
+    \mu = \frac{\ln\bigl(2 (1 - p)\bigr)}{\alpha} \le 0 ,
+
+whose centre :math:`\mu` is chosen so that :math:`P(\theta < 0) = p`, the target sparsity
+(:math:`p \in [0.5, 1)`). Its negative log-gradient :math:`\alpha \operatorname{sign}(\theta - \mu)`
+is added to the update by :class:`GradientRewiring` (see there for how it enters Adam).
+
+Pieces:
+
+* :class:`Rewiring` -- the :mod:`torch.nn.utils.parametrize` parametrisation
+  :math:`\theta \mapsto s \odot \operatorname{ReLU}(\theta)` with the ungated backward;
+* :func:`rewire` / :func:`unrewire` -- register / remove it on every ``nn.Conv2d`` and
+  ``nn.Linear`` (SpikingJelly's ``activation_based.layer.Conv2d``/``Linear`` subclass these);
+* :class:`GradientRewiring` -- Adam(W) on :math:`\theta` plus the prior;
+* :func:`weight_sparsity` -- the fraction of exactly-zero weights per layer and in total.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+__all__ = ["GradientRewiring", "Rewiring", "rewire", "unrewire", "weight_sparsity"]
+
+logger = logging.getLogger(__name__)
+
+#: Attribute set (to ``True``) on every theta parameter that :func:`rewire` returns, so that
+#: :class:`GradientRewiring` can tell rewired groups from ordinary ones without being told.
+REWIRED_ATTR = "_fireflys_rewired"
+
+#: Layer types whose ``weight`` (and ``bias``) :func:`rewire` parametrises.
+REWIRED_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
+
+
+class _SignedReLU(torch.autograd.Function):
+    r"""Forward :math:`s \odot \operatorname{ReLU}(\theta)`; backward :math:`g \mapsto s \odot g`.
+
+    The backward deliberately ignores the ReLU's zero derivative for :math:`\theta < 0`: that is
+    what lets pruned connections regrow (the "straight-through" gradient of the paper).
+    """
+
+    @staticmethod
+    def forward(ctx, theta: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(sign)
+        return sign * theta.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (sign,) = ctx.saved_tensors
+        return grad * sign, None
+
+
+def _sign_of(weight: torch.Tensor) -> torch.Tensor:
+    """``sign(weight)`` with 0 mapped to +1 (a zero weight must still have a direction to grow)."""
+    return torch.where(weight < 0, -1.0, 1.0).to(dtype=weight.dtype, device=weight.device)
+
+
+class Rewiring(nn.Module):
+    r"""Parametrisation :math:`w = s \odot \operatorname{ReLU}(\theta)` with a frozen sign.
+
+    Register it with :func:`torch.nn.utils.parametrize.register_parametrization` (or, for a whole
+    model, with :func:`rewire`); the parameter that the optimiser then sees,
+    ``module.parametrizations.<name>.original``, is :math:`\theta`.
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        The initial weight :math:`w_0`; its sign (0 counted as +1) becomes the frozen sign
+        :math:`s`, stored in the persistent buffer ``sign`` (so it is saved in ``state_dict``
+        and follows ``.to(device)``).
+
+    Notes
+    -----
+    The backward pass gives :math:`\partial L / \partial \theta = s \odot \partial L / \partial w`
+    for every element, including pruned ones (:math:`\theta < 0`).
+
+    :meth:`right_inverse` maps a weight to :math:`\theta = s \odot w`. For the initial weight
+    this is :math:`|w_0|`; assigning a weight whose entries disagree with the frozen sign gives
+    those entries :math:`\theta < 0`, i.e. prunes them -- zero being the closest weight that
+    the frozen sign can represent.
+    """
+
+    sign: torch.Tensor
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.register_buffer("sign", _sign_of(weight.detach()))
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+        return _SignedReLU.apply(theta, self.sign)
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.sign * weight
+
+
+def _rewired_names(module: nn.Module) -> list[str]:
+    """Names of ``module``'s tensors whose parametrisation chain contains a :class:`Rewiring`."""
+    if not parametrize.is_parametrized(module):
+        return []
+    return [name for name, chain in module.parametrizations.items()
+            if any(isinstance(p, Rewiring) for p in chain)]
+
+
+def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, REWIRED_LAYERS)]
+
+
+def _label(name: str) -> str:
+    return repr(name) if name else "<root>"
+
+
+def rewire(model: nn.Module, *, include_bias: bool = True) -> list[nn.Parameter]:
+    r"""Rewire every ``nn.Conv2d`` / ``nn.Linear`` of ``model`` in place.
+
+    Registers :class:`Rewiring` on each layer's ``weight`` (and ``bias``, when present and
+    ``include_bias``), with :math:`\theta_0 = |w_0|` and :math:`s = \operatorname{sign}(w_0)`
+    (0 counted as +1), so the model computes exactly what it computed before.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; SpikingJelly ``activation_based.layer.Conv2d`` / ``Linear`` are included
+        (they subclass the torch layers), in either step mode.
+    include_bias : bool, default True
+        Rewire the biases too. A rewired bias keeps the sign of its initial value forever; a
+        bias initialised to 0 gets :math:`s = +1` and can only be non-negative.
+
+    Returns
+    -------
+    list of torch.nn.Parameter
+        The :math:`\theta` parameters, in module order (weight before bias), to hand to
+        :class:`GradientRewiring`. Each is tagged so that a parameter group built from them is
+        treated as rewired by default.
+
+    Raises
+    ------
+    ValueError
+        If a layer's tensor is already parametrised (rewiring twice, or rewiring after some
+        other parametrisation -- e.g. a quantiser -- was registered; rewire first, because the
+        chain is applied in registration order and theta must be the raw parameter).
+    """
+    layers = _layers(model)
+    # check everything before changing anything, so that a failure leaves the model untouched
+    for name, module in layers:
+        if _rewired_names(module):
+            raise ValueError(f"layer {_label(name)} is already rewired")
+        if parametrize.is_parametrized(module):
+            tensors = ", ".join(module.parametrizations.keys())
+            raise ValueError(f"layer {_label(name)} already has a parametrisation on {tensors}; "
+                             "call rewire() before registering other parametrisations")
+    thetas: list[nn.Parameter] = []
+    count = 0
+    for name, module in layers:
+        tensor_names = ["weight"]
+        if include_bias and module.bias is not None:
+            tensor_names.append("bias")
+        for tensor_name in tensor_names:
+            weight = getattr(module, tensor_name)
+            parametrize.register_parametrization(module, tensor_name, Rewiring(weight))
+            theta = getattr(module.parametrizations, tensor_name).original
+            setattr(theta, REWIRED_ATTR, True)
+            thetas.append(theta)
+            count += theta.numel()
+    logger.info("rewired %d tensors in %d layers (%d parameters)", len(thetas), len(layers), count)
+    return thetas
+
+
+def unrewire(model: nn.Module) -> None:
+    r"""Remove the rewiring, leaving plain parameters :math:`w = s \odot \operatorname{ReLU}(\theta)`.
+
+    Pruned connections become exact zeros of an ordinary ``nn.Parameter``; use it before export
+    or to compare with an unpruned baseline.
+
+    Raises
+    ------
+    ValueError
+        If no layer is rewired, or if a rewired tensor has further parametrisations chained
+        after the :class:`Rewiring` (removing them would bake them into the weight too; remove
+        them first).
+    """
+    found = False
+    for name, module in model.named_modules():
+        for tensor_name in _rewired_names(module):
+            chain = getattr(module.parametrizations, tensor_name)
+            if len(chain) != 1:
+                raise ValueError(f"{tensor_name} of layer {_label(name)} has {len(chain) - 1} "
+                                 "other parametrisation(s) besides the rewiring; remove them first")
+            parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+            found = True
+    if not found:
+        raise ValueError("model has no rewired layers")
+
+
+@torch.no_grad()
+def weight_sparsity(model: nn.Module) -> dict[str, float]:
+    """Fraction of exactly-zero weights of every ``nn.Conv2d`` / ``nn.Linear`` in ``model``.
+
+    The effective weight is counted (:math:`s \\odot \\operatorname{ReLU}(\\theta)` for rewired
+    layers, so a pruned connection counts as zero), rewired or not.
+
+    Returns
+    -------
+    dict of str to float
+        One entry per layer, keyed by its qualified module name (``""`` for a model that is
+        itself a layer), plus ``"total"``: zeros over all those weights together. Biases are
+        not counted.
+
+    Raises
+    ------
+    ValueError
+        If the model has no ``nn.Conv2d`` / ``nn.Linear`` layer.
+    """
+    layers = _layers(model)
+    if not layers:
+        raise ValueError("model has no Conv2d or Linear layers")
+    result: dict[str, float] = {}
+    zeros = total = 0
+    for name, module in layers:
+        weight = module.weight
+        n_zero = int((weight == 0).sum())
+        result[name] = n_zero / weight.numel()
+        zeros += n_zero
+        total += weight.numel()
+    result["total"] = zeros / total
+    return result
+
+
+def _check_hyperparameters(group: dict) -> None:
+    """Raise ``ValueError`` naming the first bad hyperparameter of a (merged) param group."""
+    lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+    alpha, target_sparsity, betas = group["alpha"], group["target_sparsity"], group["betas"]
+    # written as "not (ok)" so that NaN is rejected too
+    if not lr >= 0:
+        raise ValueError(f"lr must be >= 0, not {lr}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, not {eps}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, not {weight_decay}")
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), not {tuple(betas)}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, not {alpha}")
+    if not 0.5 <= target_sparsity < 1:
+        raise ValueError(f"target_sparsity must be in [0.5, 1), not {target_sparsity}")
+
+
+class GradientRewiring(torch.optim.Optimizer):
+    r"""Adam with decoupled weight decay on :math:`\theta`, plus the gradient-rewiring prior.
+
+    For each parameter with gradient :math:`g_t` (for a rewired :math:`\theta` this is already
+    :math:`s \odot \partial L / \partial w`, supplied by :class:`Rewiring`'s backward), step
+    :math:`t` does
+
+    .. math::
+
+        d_t &= \operatorname{sign}(\theta_{t-1} - \mu), \qquad
+        \mu = \ln\bigl(2 (1 - p)\bigr) / \alpha \\
+        \theta' &= (1 - \eta \lambda)\, \theta_{t-1} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \theta_t &= \theta' - \frac{\eta}{1 - \beta_1^t} \left(
+            \frac{m_t}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon} + \alpha\, d_t \right)
+
+    with :math:`\eta` the learning rate, :math:`\lambda` the weight decay and :math:`p` the
+    target sparsity. Groups that are not rewired (e.g. LSQ step sizes, batch-norm affine
+    parameters) get the same update without the :math:`\alpha d_t` term, i.e. plain AdamW.
+
+    **Where the prior enters.** As in the reference implementation (``gradrewire.py`` of
+    Yanqi-Chen/Gradient-Rewiring), the prior term is *not* fed through the Adam moments: it is
+    added after the normalisation, scaled by the same step size :math:`\eta / (1 - \beta_1^t)`.
+    This keeps it a fixed-rate drift of :math:`\eta\alpha` per step (the bias-correction factor
+    only enlarges the first few dozen steps, worth about 30 extra steps in total at
+    :math:`\beta_1 = 0.9`), independent of the gradient scale. Fed through the moments instead,
+    it would dominate :math:`v_t` wherever :math:`|g| \ll \alpha` and be renormalised into
+    full-size :math:`\pm\eta` steps, which would make :math:`\alpha` meaningless as a rate.
+    The decoupled weight decay replaces the reference's L2 term on :math:`w` (AdamW style); it
+    shrinks :math:`\theta` toward 0 from either side.
+
+    **The size of alpha.** A normalised Adam step moves a parameter by up to :math:`\eta`, the
+    prior by :math:`\eta\alpha`, so :math:`\alpha` is the prior's strength relative to a
+    consistent loss gradient. A connection without a useful gradient reaches :math:`\theta = 0`
+    (is pruned) after roughly :math:`\theta_0 / (\eta \alpha)` steps. For
+    :math:`|\theta| \ll |\mu|` -- the usual case unless :math:`\alpha` is of order
+    :math:`1/|\theta|` -- the sign term is +1 everywhere and the prior is a constant drift toward
+    (and below) zero; the target sparsity only changes :math:`\mu`, and thus matters only for
+    large :math:`\alpha`. The sparsity actually reached is set by the balance between that drift
+    and the loss gradients, so check it with :func:`weight_sparsity` and tune :math:`\alpha`.
+
+    The default :math:`\alpha = 10^{-2}` was chosen so that, at :math:`\eta = 10^{-3}`, a
+    connection of typical initial magnitude (:math:`|w_0| \approx 0.05`) that the loss does not
+    support is pruned within about 5000 steps, i.e. a few epochs at the usual batch sizes,
+    while staying 1 % of a consistent gradient's step so that needed connections are not
+    suppressed. (The reference's default :math:`10^{-3}` is meant for its
+    :math:`\eta = 10^{-4}` and 512-2048 epochs.)
+
+    Parameters
+    ----------
+    params : iterable
+        Parameters or param groups. A group may set ``rewired`` explicitly; otherwise it is
+        rewired exactly when all its parameters come from :func:`rewire` (a group that mixes the
+        two without saying is an error). Every hyperparameter below can be overridden per group.
+    lr : float, default 1e-3
+        Learning rate :math:`\eta`.
+    alpha : float, default 1e-2
+        Strength :math:`\alpha > 0` of the Laplace prior.
+    target_sparsity : float, default 0.9
+        :math:`p \in [0.5, 1)`, sets the prior's centre :math:`\mu`.
+    betas : tuple of float, default (0.9, 0.999)
+        Adam's moment decay rates.
+    eps : float, default 1e-8
+        Adam's denominator guard.
+    weight_decay : float, default 0.0
+        Decoupled weight decay :math:`\lambda`.
+
+    Raises
+    ------
+    ValueError
+        For a hyperparameter out of range (the message names it and its value), or a group that
+        mixes rewired and ordinary parameters without an explicit ``rewired`` flag.
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, *, alpha: float = 1e-2,
+                 target_sparsity: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        defaults = dict(lr=lr, alpha=alpha, target_sparsity=target_sparsity, betas=tuple(betas),
+                        eps=eps, weight_decay=weight_decay, rewired=None)
+        _check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        # validate per-group overrides before the group is added, so a bad one leaves no trace
+        _check_hyperparameters({**self.defaults, **{k: v for k, v in param_group.items()
+                                                    if k != "params"}})
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        if group["rewired"] is None:
+            tagged = [getattr(p, REWIRED_ATTR, False) for p in group["params"]]
+            if any(tagged) and not all(tagged):
+                self.param_groups.pop()
+                raise ValueError("a param group mixes rewired thetas and ordinary parameters; "
+                                 "put them in separate groups or set 'rewired' explicitly")
+            group["rewired"] = all(tagged)
+        group["rewired"] = bool(group["rewired"])
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one optimisation step (see the class docstring for the update).
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, alpha, weight_decay, eps = (group["lr"], group["alpha"], group["weight_decay"],
+                                            group["eps"])
+            beta1, beta2 = group["betas"]
+            rewired = group["rewired"]
+            mu = math.log(2.0 * (1.0 - group["target_sparsity"])) / alpha
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError("GradientRewiring does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                step = state["step"]
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                # the prior's direction is taken at the pre-step theta, as in the reference
+                direction = torch.sign(p - mu) if rewired else None
+                if weight_decay != 0:
+                    p.mul_(1.0 - lr * weight_decay)
+                exp_avg.lerp_(grad, 1.0 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                step_size = lr / (1.0 - beta1 ** step)
+                denom = (exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2 ** step)).add_(eps)
+                p.addcdiv_(exp_avg, denom, value=-step_size)
+                if rewired:
+                    # after the normalisation, not through the moments (see class docstring)
+                    p.add_(direction, alpha=-alpha * step_size)
+        return loss
