@@ -209,7 +209,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
             optimiser.step()
             seen += len(yb)
             correct += int((logits.argmax(1) == yb).sum())
-            loss_sum += float(loss) * len(yb)
+            loss_sum += float(loss.detach()) * len(yb)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         scheduler.step()
         train_time = time.time() - t0

@@ -326,6 +326,22 @@ def test_weight_sparsity_counts_and_unrewire_keeps_weights():
         assert isinstance(model.get_parameter(key), nn.Parameter)
     assert torch.equal(model(x), out)
     assert weight_sparsity(model) == sparsity
+    # the plain weights are no longer treated as rewired
+    assert GradientRewiring(model.parameters()).param_groups[0]["rewired"] is False
+
+
+def test_unrewire_refuses_chained_parametrisations():
+    class Double(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    rewire(model)
+    parametrize.register_parametrization(model[1], "bias", Double())
+    with pytest.raises(ValueError, match=r"^bias of layer '1' has 1 other parametrisation\(s\) "
+                                         r"besides the rewiring; remove them first$"):
+        unrewire(model)
+    assert parametrize.is_parametrized(model[0], "weight")  # nothing was removed
 
 
 def test_include_bias_false_and_state_dict_round_trip():

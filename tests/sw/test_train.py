@@ -1,0 +1,93 @@
+"""Compression-aware training end to end on a small slice of real MNIST: LSQ gradients,
+export equal to the evaluated model, checkpoints and resume, logs and plots."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fireflys_sw.artifact import load_artifact  # noqa: E402
+from fireflys_sw.datasets import load_dataset  # noqa: E402
+from fireflys_sw.errors import FireflysError  # noqa: E402
+from fireflys_sw.golden import run_golden  # noqa: E402
+from fireflys_sw.models import build_model  # noqa: E402
+from fireflys_sw.train import TrainConfig, train  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+SMALL = "1x28x28-4c3p1-mp2-8c3p1-mp2-10fc"
+
+
+def test_lsq_scales_get_gradients_and_stay_per_channel():
+    torch.manual_seed(0)
+    model = build_model(SMALL)
+    x = torch.randint(0, 256, (8, 1, 28, 28)).float()
+    model.calibrate(x)
+    loss = torch.nn.functional.cross_entropy(model.logits(model(x)), torch.arange(8))
+    loss.backward()
+    conv, _, readout = model.synapses[0], model.synapses[1], model.readout
+    assert conv.scale.shape == (4,) and readout.scale.shape == (1,)
+    assert conv.scale.grad is not None and conv.scale.grad.abs().sum() > 0
+    # one scale per output channel, shared by the channel's weights, bias and threshold
+    q = conv.integer_weight().detach()
+    unit = conv.unit().detach()
+    w = conv.weight.detach()
+    inside = q.abs() < 7
+    recon = (q * conv.scale.abs().detach().reshape(-1, 1, 1, 1))
+    assert torch.all((recon - w).abs()[inside] <= conv.scale.abs().max() / 2 + 1e-6)
+    assert torch.allclose(unit, conv.scale.abs().detach() / 255)
+
+
+def test_bad_configs():
+    for kwargs, message in [({"target_sparsity": 0.3}, r"--sparsity must be in \[0.5, 1\)"),
+                            ({"weight_bits": 9}, r"--weight-bits must be in 2..8"),
+                            ({"model": "1x28x28-foo"}, r"unknown layer token 'foo'")]:
+        with pytest.raises(FireflysError, match=message):
+            train(TrainConfig(**kwargs))
+
+
+def test_unknown_dataset_and_unwritable_output(tmp_path):
+    with pytest.raises(FireflysError, match=r"imagenet"):
+        train(TrainConfig(dataset="imagenet", out=str(tmp_path)))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(FireflysError, match=r"output directory .* is not writable"):
+        train(TrainConfig(dataset="mnist5k", out=str(blocker / "sub")))
+
+
+def test_train_export_resume(tmp_path):
+    config = TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32,
+                         train_limit=256, test_limit=100, out=str(tmp_path), name="tiny",
+                         alpha=0.5)
+    report = train(config, progress=False)
+    artifact = load_artifact(report["artifact"])
+    # the reported accuracy is the golden model's on the exported artifact
+    data = load_dataset("mnist5k")
+    golden = run_golden(artifact, data.test_x[:100])
+    assert report["golden_test_accuracy"] == pytest.approx((golden.prediction ==
+                                                            data.test_y[:100]).mean())
+    assert artifact.metadata["test_accuracy"] == report["golden_test_accuracy"]
+    assert "fireflys train" in artifact.metadata["command"]
+    # the torch evaluation per epoch is bit-exact with the golden model too
+    assert report["history"][0]["test_accuracy"] == pytest.approx(report["golden_test_accuracy"])
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    entry = json.loads(lines[0])
+    assert {"loss", "train_accuracy", "test_accuracy", "weight_sparsity",
+            "spike_density"} <= set(entry)
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert (tmp_path / "sparsity.png").stat().st_size > 0
+    # resume: one more epoch from the checkpoint
+    resumed = train(TrainConfig(**{**config.__dict__, "epochs": 2, "resume": True}),
+                    progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
+
+
+def test_float_baseline(tmp_path):
+    report = train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32,
+                               train_limit=128, test_limit=50, out=str(tmp_path),
+                               dense_float=True), progress=False)
+    assert 0 <= report["float_test_accuracy"] <= 1
+    assert "artifact" not in report
