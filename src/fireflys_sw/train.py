@@ -199,7 +199,9 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
         t0 = time.time()
         bar = tqdm(_batches(train_x, train_y, config.batch_size, rng), disable=not progress,
                    total=math.ceil(len(train_x) / config.batch_size), file=sys.stderr,
-                   desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+                   desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                   # a log file gets a line every half minute, a terminal a live bar
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)
         for xb, yb in bar:
             score = model(xb)
             logits = model.logits(score)
