@@ -12,7 +12,8 @@ valid/ready backpressure; a transfer happens on ``valid & ready``):
 * **Window stream** (orchestrator -> sparsity detectors): the spikes of one output pixel's
   receptive field, cut into ``P_Ci``-bit chunks, in the FireFly-S loop order
   ``for group in Co/P_Co: for t in T: for chunk in K*K*ceil(Ci/P_Ci)``: ``WindowChunk``. A chunk
-  is ``(kh, kw, ci0..ci0+P_Ci-1)`` with ``chunk = (kh * K + kw) * n_ci_chunks + ci_chunk``;
+  is ``(kh, kw, ci0..ci0+P_Ci-1)`` with ``chunk = (kh * Kw + kw) * n_ci_chunks + ci_chunk``
+  (``Kw`` the window width: K for a conv, the map width for a fully connected layer);
   channels past ``Ci`` in the last chunk are 0. ``last_chunk`` marks the last chunk of a time
   step (the neuron update follows it), ``last_step`` the last time step of a group.
 """
