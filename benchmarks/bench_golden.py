@@ -8,7 +8,6 @@ import argparse
 import os
 import time
 
-import numpy as np
 
 from fireflys_sw.artifact import shipped_artifacts, load_artifact
 from fireflys_sw.golden import run_golden

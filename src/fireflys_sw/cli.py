@@ -58,7 +58,7 @@ def _add_info(sub) -> None:
 
 
 def _run_info(args) -> int:
-    from .artifact import PoolLayer, load_artifact, shipped_artifacts
+    from .artifact import PoolLayer, load_artifact
     from .golden import layer_widths
     a = load_artifact(args.artifact)
     rows = []
@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_demo, _add_eval, _add_info, _add_train, _add_init):
         add(sub)
+    try:  # the hardware flow's commands (compile, simulate, ...) live beside the gateware
+        from fireflys_hw.cli import add_subcommands
+    except ImportError:
+        pass
+    else:
+        add_subcommands(sub)
     return parser
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
-from .artifact import Artifact, InputEncoding, PoolLayer, load_artifact
+from .artifact import Artifact, PoolLayer, load_artifact
 from .datasets import load_dataset
 from .errors import FireflysError
 from .golden import run_golden

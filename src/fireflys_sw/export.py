@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from .artifact import Artifact, LayerKind, PoolLayer, SynapticLayer
 from .compress import remove_silent_channels

@@ -32,7 +32,7 @@ from spikingjelly.activation_based.neuron.base_node import SimpleBaseNode
 from torch import nn
 
 from .artifact import InputEncoding
-from .spec import ConvSpec, FCSpec, NeuronKind, PoolSpec, parse_spec
+from .spec import ConvSpec, NeuronKind, PoolSpec, parse_spec
 
 __all__ = [
     "round_ste", "floor_ste", "lsq_quantise", "QuantConv2d", "QuantLinear", "IntegerLIFNode",

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from .artifact import Artifact, InputEncoding, LayerKind, PoolLayer, SynapticLayer, signed_range
-from .spec import ConvSpec, FCSpec, NeuronKind, PoolSpec, parse_spec
+from .spec import ConvSpec, NeuronKind, PoolSpec, parse_spec
 
 __all__ = ["random_artifact", "random_images"]
 
