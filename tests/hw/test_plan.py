@@ -1,0 +1,402 @@
+"""Tests of the planner (fireflys_hw.plan) and the device profiles (fireflys_hw.devices)."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from fireflys_sw.artifact import LayerKind, SynapticLayer
+from fireflys_sw.errors import FireflysError
+from fireflys_sw.golden import encode_input, run_golden
+from fireflys_sw.synthetic import random_artifact, random_images
+from fireflys_hw.devices import DeviceError, DeviceProfile, device_profile
+from fireflys_hw.plan import (
+    DEFAULT_RESOURCE_MODEL, PLAN_VERSION, LayerStats, PlanError, StopReason,
+    check_plan, fifo_depth, format_plan, load_plan, measure_densities, plan_accelerator,
+    plan_from_dict, plan_to_dict, predicted_cycles, predicted_resources, save_plan,
+    stats_from_density, _store_layout, _weight_facts)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small network with a multi-bit first layer, a pool and an fc readout."""
+    return random_artifact("2x6x6-12c3p1-mp2-8c3p1-5fc", seed=3, weight_sparsity=0.7,
+                           spike_density=0.3, input_bits=3)
+
+
+@pytest.fixture(scope="module")
+def small_stats(small):
+    return measure_densities(small, random_images(small, 3, seed=2))
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Two conv layers on the same map, the second with 4x the output channels."""
+    return random_artifact("16x8x8-16c3p1-64c3p1-10fc", seed=0, weight_sparsity=0.9,
+                           spike_density=0.15, input_bits=1)
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, family, luts, ffs, brams, bits, dsps", [
+    ("xczu5ev", "xcup", 117_120, 234_240, 144, 36 * 1024, 1_248),
+    ("xc7a35t", "xc7", 20_800, 41_600, 50, 36 * 1024, 90),
+    ("xc7a100t", "xc7", 63_400, 126_800, 135, 36 * 1024, 240),
+    ("LFE5U-85F", "ecp5", 83_640, 83_640, 208, 18 * 1024, 156),
+])
+def test_device_profiles(name, family, luts, ffs, brams, bits, dsps):
+    dev = device_profile(name.upper())
+    assert (dev.name, dev.family, dev.luts, dev.ffs, dev.bram_blocks, dev.bram_bits_per_block,
+            dev.dsps) == (name, family, luts, ffs, brams, bits, dsps)
+    assert device_profile(dev) is dev
+
+
+def test_device_kv260_clock():
+    assert device_profile("xczu5ev").default_clock_hz == 333e6
+
+
+def test_device_unknown():
+    with pytest.raises(DeviceError, match=r"^unknown device 'kv260': known devices are "
+                                          r"xczu5ev, xc7a35t, xc7a100t, LFE5U-25F, LFE5U-45F, "
+                                          r"LFE5U-85F$"):
+        device_profile("kv260")
+    assert issubclass(DeviceError, FireflysError)
+
+
+def test_device_bad_family():
+    with pytest.raises(DeviceError, match=r"^family must be one of xcup, xc7, ecp5, not 'ice40'$"):
+        DeviceProfile("x", "ice40", 1, 1, 1, 1, 0, 1e6)
+
+
+# --- densities and cycles ---------------------------------------------------------------------
+
+def test_measure_densities(small, small_stats):
+    images = random_images(small, 3, seed=2)
+    golden = run_golden(small, images, record=True)
+    synaptic = [i for i, layer in enumerate(small.layers) if isinstance(layer, SynapticLayer)]
+    assert [s.index for s in small_stats] == synaptic
+    x = encode_input(small, images)
+    ones = sum(((x >> b) & 1).sum() for b in range(small.input_bits))
+    assert small_stats[0].spike_density == pytest.approx(ones / (x.size * small.input_bits))
+    for s in small_stats[1:]:
+        assert s.spike_density == pytest.approx(golden.spikes[s.index - 1].mean())
+    for s in small_stats:
+        layer = small.layers[s.index]
+        assert s.weight_density == np.count_nonzero(layer.weight) / layer.weight.size
+        assert s.pairs.shape == (3, small.T, layer.out_channels,
+                                 layer.out_shape[1] * layer.out_shape[2])
+        assert s.mean_pairs == pytest.approx(s.pairs.mean())
+    # direct encoding: the first layer's input, hence its pairs, is the same at every step
+    assert (small_stats[0].pairs == small_stats[0].pairs[:, :1]).all()
+
+
+def test_pairs_brute_force(small, small_stats):
+    # the second conv layer: pairs = sum of its input spikes under the non-zero weights
+    s = small_stats[1]
+    layer = small.layers[s.index]
+    x = run_golden(small, random_images(small, 3, seed=2), record=True).spikes[s.index - 1]
+    mask = layer.weight != 0
+    p = layer.padding
+    xp = np.pad(x, ((0, 0), (0, 0), (0, 0), (p, p), (p, p)))
+    n, t, co, (k, _) = 1, 2, 5, mask.shape[2:]
+    oh, ow = 1, 2
+    window = xp[n, t, :, oh:oh + k, ow:ow + k]
+    assert s.pairs[n, t, co, oh * layer.out_shape[2] + ow] == (window * mask[co]).sum()
+
+
+def test_cycles_equal_core_cycles(small, small_stats):
+    core = pytest.importorskip("fireflys_hw.core")
+    images = random_images(small, 3, seed=2)
+    golden = run_golden(small, images, record=True)
+    inputs = {0: encode_input(small, images)}
+    inputs.update({i + 1: golden.spikes[i] for i in range(len(small.layers) - 1)})
+    for s in small_stats:
+        layer = small.layers[s.index]
+        bits = small.input_bits if s.index == 0 else 1
+        wp = layer.in_shape[2] + 2 * layer.padding
+        hp = layer.in_shape[1] + 2 * layer.padding
+        kh = layer.kernel if layer.kind is LayerKind.CONV else layer.in_shape[1]
+        for p_co, p_ci in [(1, 1), (3, 2), (layer.out_channels, 8)]:
+            frames = np.asarray(inputs[s.index])
+            exact = np.mean([core.core_cycles(layer, frames[n], p_co, p_ci, bits)
+                             for n in range(len(images))])
+            fill = (kh - 1) * wp * small.T
+            expected = max(exact + fill, hp * wp * small.T)
+            assert predicted_cycles(layer, s, p_co, p_ci, small.T,
+                                    input_bits=bits) == pytest.approx(expected)
+
+
+def test_density_model_formula(small):
+    layer = small.layers[2]          # 12x3x3 -> 8x3x3, 3x3 kernel, padding 1
+    stats = LayerStats(2, 0.5, 0.25, mean_pairs=30.0)
+    # P_Co = 1: pairs dominate (30 > 9 * ceil(12 / 16) = 9)
+    assert predicted_cycles(layer, stats, 1, 16, 4) == 9 * 8 * 4 * 30.0 + 2 * 5 * 4
+    # the busiest of 4 lanes: mu + sqrt(2 ln 4 mu)
+    busiest = 30 + np.sqrt(2 * np.log(4) * 30)
+    assert predicted_cycles(layer, stats, 4, 16, 4) == pytest.approx(
+        9 * 2 * 4 * busiest + 2 * 5 * 4)
+    # sparse: the window beats (n_chunks = 9 * 12) set the pace
+    sparse = LayerStats(2, 0.01, 0.25, mean_pairs=0.5)
+    assert predicted_cycles(layer, sparse, 8, 1, 4) == 9 * 1 * 4 * 108 + 2 * 5 * 4
+
+
+def test_stats_from_density(small):
+    stats = stats_from_density(small, 0.2)
+    layer = small.layers[0]
+    s2 = np.count_nonzero(layer.weight) / layer.weight.size
+    assert stats[0].mean_pairs == pytest.approx(9 * 2 * 3 * 0.2 * s2)
+    with pytest.raises(PlanError, match=r"^spike densities: got 2 values for 3 synaptic "
+                                        r"layers$"):
+        stats_from_density(small, [0.1, 0.2])
+
+
+# --- resources ----------------------------------------------------------------------------------
+
+def test_store_layout_matches_pack_weights(small):
+    weights = pytest.importorskip("fireflys_hw.weights")
+    for i, bits in [(0, small.input_bits), (2, 1), (3, 1)]:
+        layer = small.layers[i]
+        nnz, weight_bits, _, _ = _weight_facts(layer, bits)
+        for p_co, p_ci in [(1, 1), (3, 4), (layer.out_channels, 2)]:
+            packed = weights.pack_weights(layer, p_co, p_ci, bits)
+            depth, address_bits, words = _store_layout(nnz, p_co, packed.n_chunks)
+            assert (depth, address_bits) == (packed.store_depth, packed.address_bits)
+            assert words == 1 << max(1, (packed.n_chunks - 1).bit_length())
+            assert weight_bits == packed.weight_bits
+
+
+def test_calibration_point():
+    # FireFly-S SCNN9 layer 6 per-module costs (LUT, FF), at P_Ci = 64, 12-bit membrane
+    m = DEFAULT_RESOURCE_MODEL
+    lane = m.module("lane", "xcup", p_ci=64, membrane_bits=12)
+    assert (lane.lut, lane.ff) == (296, 507)
+    orch = m.module("orchestrator", "xcup", p_ci=64, chunk_mux=0)
+    assert (orch.lut, orch.ff) == (243, 258)
+    pool = m.module("maxpool", "xcup", channels=128)
+    assert (pool.lut, pool.ff) == (387, 612)
+    pad = m.module("padding", "xcup")
+    assert (pad.lut, pad.ff) == (35, 20)
+
+
+@pytest.mark.parametrize("family, width, depth, blocks, luts", [
+    ("xcup", 36, 1024, 1.0, 0),       # RAMB36 1K x 36
+    ("xcup", 36, 512, 0.5, 0),        # RAMB18 512 x 36
+    ("xcup", 4, 4096, 0.5, 0),        # RAMB18 4K x 4
+    ("xcup", 72, 512, 1.0, 0),        # RAMB36 512 x 72
+    ("xcup", 8, 64, 0.0, 8),          # 512 bits: LUT ROM/RAM, 64 bits per LUT6
+    ("ecp5", 18, 1024, 1.0, 0),       # EBR 1K x 18
+    ("ecp5", 36, 1024, 2.0, 0),
+    ("ecp5", 4, 64, 0.0, 16),         # LUT4: 16 bits each
+])
+def test_memory_model(family, width, depth, blocks, luts):
+    res = DEFAULT_RESOURCE_MODEL.memory(width, depth, family)
+    assert (res.bram_blocks, res.lut) == (blocks, luts)
+    assert res.bram_bits + res.lutram_bits == width * depth
+
+
+def test_resources_grow_with_parallelism(pair):
+    layer = pair.layers[1]
+    base = predicted_resources(layer, 1, 4, T=4)
+    assert predicted_resources(layer, 8, 4, T=4).lut > base.lut
+    assert predicted_resources(layer, 1, 16, T=4).lut > base.lut
+    ecp5 = predicted_resources(layer, 8, 4, T=4, family="ecp5")
+    assert ecp5.lut > predicted_resources(layer, 8, 4, T=4).lut
+
+
+def test_fifo_depth():
+    assert fifo_depth(4, 28) == 128
+    assert fifo_depth(4, 1) == 8
+    assert fifo_depth(4, 1, readout=True) == 2
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+def test_four_times_the_work_gets_four_times_the_lanes(pair):
+    for budget in (5_000, 8_000):
+        plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=budget)
+        a, b = plan.layers[0], plan.layers[1]
+        assert (b.p_co * b.p_ci) / (a.p_co * a.p_ci) == pytest.approx(4, rel=0.3)
+        assert b.cycles == pytest.approx(a.cycles, rel=0.15)
+        assert plan.lut <= budget
+
+
+@pytest.mark.parametrize("budget", [5_000, 8_000, 20_000])
+def test_balanced(pair, budget):
+    densities = [0.02, 0.02, 0.1]
+    plan = plan_accelerator(pair, densities, lut_budget=budget)
+    stats = stats_from_density(pair, densities)
+    assert plan.bottleneck.cycles == plan.frame_cycles
+    # no core could be cheaper (fewer LUTs, no more BRAM) and still keep up with the interval
+    for lp, st in zip(plan.layers, stats):
+        layer = pair.layers[lp.index]
+        mine = predicted_resources(layer, lp.p_co, lp.p_ci, T=pair.T)
+        assert mine.lut == pytest.approx(lp.lut, abs=0.5)
+        p_ci_max = 1 << (lp.in_bits - 1).bit_length()
+        for p_co in range(1, layer.out_channels + 1):
+            for p_ci in (1 << b for b in range(p_ci_max.bit_length())):
+                res = predicted_resources(layer, p_co, p_ci, T=pair.T)
+                if res.lut < mine.lut and res.bram_blocks <= mine.bram_blocks:
+                    assert predicted_cycles(layer, st, p_co, p_ci, pair.T) > plan.frame_cycles
+
+
+@pytest.mark.parametrize("budget", [2_500, 4_000, 7_000, 12_000])
+def test_budgets_respected(pair, budget):
+    plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=budget, bram_budget=6)
+    assert plan.lut <= budget and plan.bram_blocks <= 6
+    assert plan.lut_budget == budget and plan.bram_budget == 6
+
+
+def test_more_budget_never_slower(pair):
+    fps = [plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=b).fps
+           for b in (2_500, 4_000, 7_000, 12_000, 30_000)]
+    assert fps == sorted(fps)
+
+
+def test_bram_budget_binds(pair):
+    free = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=30_000)
+    assert free.bram_blocks > 4
+    tight = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=30_000, bram_budget=4)
+    assert tight.bram_blocks <= 4 and tight.stop is StopReason.BUDGET
+    assert tight.fps < free.fps
+
+
+def test_target_fps_stops(pair):
+    full = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=30_000)
+    target = full.fps / 3
+    plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=30_000, target_fps=target)
+    assert plan.stop is StopReason.TARGET and plan.meets_target
+    assert plan.fps >= target
+    assert plan.lut < full.lut
+    assert plan.target_fps == target
+
+
+def test_overrides(pair):
+    plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=8_000, overrides={1: (4, 2)})
+    lp = plan.layer(1)
+    assert (lp.p_co, lp.p_ci, lp.fixed) == (4, 2, True)
+    assert not plan.layer(0).fixed
+    # the fixed layer is the bottleneck and cannot be raised
+    assert plan.bottleneck.index == 1 and plan.stop is StopReason.SATURATED
+    assert "* parallelism fixed by an override" in format_plan(plan)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({5: (1, 1)}, r"^overrides: layer 5 is not a synaptic layer \(synaptic layers: 0, 1, 2\)$"),
+    ({1: (65, 1)}, r"^overrides: layer 1 p_co must be in \[1, 64\], not 65$"),
+    ({1: (1, 32)}, r"^overrides: layer 1 p_ci must be in \[1, 16\], not 32$"),
+    ({1: 4}, r"^overrides: layer 1 needs \(p_co, p_ci\), not 4$"),
+])
+def test_override_errors(pair, overrides, message):
+    with pytest.raises(PlanError, match=message):
+        plan_accelerator(pair, 0.1, overrides=overrides)
+
+
+def test_override_on_a_pool(small):
+    with pytest.raises(PlanError, match=r"^overrides: layer 1 is not a synaptic layer "
+                                        r"\(synaptic layers: 0, 2, 3\)$"):
+        plan_accelerator(small, 0.1, overrides={1: (1, 1)})
+
+
+def test_does_not_fit_message(pair):
+    with pytest.raises(PlanError) as info:
+        plan_accelerator(pair, [0.02, 0.02, 0.1], device="xc7a35t", lut_budget=1_000)
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.fullmatch(
+        r"random-16x8x8-16c3p1-64c3p1-10fc-seed0 does not fit xc7a35t even at the least "
+        r"parallelism: LUT ([\d,]+) > 1,000 by ([\d,]+) \((\d+) % over\); layer 2 "
+        r"\(fc 64x8x8 > 10x1x1\) needs the most, ([\d,]+) LUT; smallest plan: "
+        r"([\d,]+) LUT, ([\d,]+) FF, ([\d.]+) BRAM", message), message
+    used = int(re.search(r"LUT ([\d,]+) >", message).group(1).replace(",", ""))
+    smallest = int(re.search(r"smallest plan: ([\d,]+) LUT", message).group(1).replace(",", ""))
+    assert used == smallest and used - 1_000 == int(
+        re.search(r"by ([\d,]+)", message).group(1).replace(",", ""))
+
+
+def test_does_not_fit_bram(pair):
+    with pytest.raises(PlanError, match=r"^.* does not fit xczu5ev even at the least "
+                                        r"parallelism: BRAM [\d.]+ > 0 by [\d.]+ \(inf % over\); "
+                                        r"layer \d .*$"):
+        plan_accelerator(pair, 0.1, bram_budget=0)
+
+
+def test_argument_errors(pair, small_stats):
+    with pytest.raises(PlanError, match=r"^target_fps must be positive, not 0$"):
+        plan_accelerator(pair, 0.1, target_fps=0)
+    with pytest.raises(PlanError, match=r"^densities are for layers \[0, 2, 3\], but the "
+                                        r"artifact's synaptic layers are \[0, 1, 2\]$"):
+        plan_accelerator(pair, small_stats)
+    with pytest.raises(DeviceError, match=r"^unknown device 'zu9'"):
+        plan_accelerator(pair, 0.1, device="zu9")
+
+
+def test_exact_plan_small(small, small_stats):
+    plan = plan_accelerator(small, small_stats, device="LFE5U-85F")
+    assert plan.clock_hz == device_profile("LFE5U-85F").default_clock_hz
+    assert [lp.index for lp in plan.layers] == [0, 2, 3]
+    first = plan.layers[0]
+    assert first.in_bits == 2 * small.input_bits and first.pool == 2
+    assert first.p_ci <= 8 and plan.layers[2].fifo_depth == 2
+    for lp in plan.layers:
+        assert lp.n_groups == -(-lp.out_shape[0] // lp.p_co)
+    check_plan(plan, small)
+
+
+# --- reports and files --------------------------------------------------------------------------
+
+def test_format_plan(pair):
+    plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=8_000)
+    text = format_plan(plan)
+    assert "model estimates" in text
+    assert "conv 16x8x8 > 64x8x8" in text
+    assert f"{plan.lut:,}" in text
+    assert re.search(rf"frame interval {plan.frame_cycles:,.0f} cycles \(bottleneck: layer "
+                     rf"{plan.bottleneck.index}, .*\) -> {plan.fps:,.0f} FPS at 333 MHz; "
+                     rf"stopped: budget", text)
+
+
+def test_json_round_trip(tmp_path, small, small_stats):
+    plan = plan_accelerator(small, small_stats, target_fps=1e3, overrides={3: (2, 4)})
+    path = save_plan(plan, tmp_path / "sub" / "plan.json")
+    again = load_plan(path)
+    assert again == plan
+    assert json.loads(path.read_text())["version"] == PLAN_VERSION
+    assert plan_from_dict(plan_to_dict(plan)) == plan
+
+
+def test_load_errors(tmp_path, small, small_stats):
+    plan = plan_accelerator(small, small_stats)
+    data = plan_to_dict(plan)
+    path = tmp_path / "p.json"
+
+    def fails(change, message):
+        broken = json.loads(json.dumps(data))
+        change(broken)
+        path.write_text(json.dumps(broken))
+        with pytest.raises(PlanError, match="^plan '" + re.escape(str(path)) + "': " + message):
+            load_plan(path)
+
+    fails(lambda d: d.update(version=PLAN_VERSION + 1),
+          rf"version is {PLAN_VERSION + 1}, newer than this fireflys reads \({PLAN_VERSION}\): "
+          r"upgrade fireflys$")
+    fails(lambda d: d.update(format="other"), r"format must be 'fireflys-plan'")
+    fails(lambda d: d["layers"][1].pop("p_ci"), r"layers\[1\]\.p_ci is missing$")
+    fails(lambda d: d["layers"][0].update(p_co=99), r"layers\[0\]\.p_co is 99, more than the "
+                                                    r"layer's 12 output channels$")
+    fails(lambda d: d["layers"][0].update(kind="pool"),
+          r"layers\[0\]\.kind is 'pool', not one of 'conv', 'maxpool', 'fc'$")
+    fails(lambda d: d.update(stop="tired"), r"stop is 'tired', not one of 'target', 'budget', "
+                                            r"'saturated'$")
+    path.write_text("{not json")
+    with pytest.raises(PlanError, match=r"not valid JSON"):
+        load_plan(path)
+    with pytest.raises(PlanError, match=r"cannot read"):
+        load_plan(tmp_path / "missing.json")
+
+
+def test_check_plan_mismatch(small, small_stats, pair):
+    plan = plan_accelerator(small, small_stats)
+    with pytest.raises(PlanError, match=r"^plan for '.*' has layers \[0, 2, 3\], artifact "
+                                        r"'.*' has synaptic layers \[0, 1, 2\]$"):
+        check_plan(plan, pair)
