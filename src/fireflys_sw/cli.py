@@ -123,6 +123,8 @@ def _add_train(sub) -> None:
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
     p.add_argument("--test-limit", type=int, help="use only the first N test images")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init-from", help="start from another run's checkpoint.pt (e.g. the float "
+                                       "baseline: compressed fine-tuning)")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads")
     p.set_defaults(run=_run_train)
 
@@ -138,7 +140,7 @@ def _run_train(args) -> int:
         target_sparsity=args.sparsity, alpha=args.alpha, weight_bits=args.weight_bits,
         neuron=args.neuron, dense_float=args.dense_float, seed=args.seed, out=args.out,
         name=args.name, train_limit=args.train_limit, test_limit=args.test_limit,
-        resume=args.resume)
+        resume=args.resume, init_from=args.init_from)
     report = train(config)
     if args.dense_float:
         print(f"float baseline test accuracy {report['float_test_accuracy']:.4f}")

@@ -61,6 +61,7 @@ class TrainConfig:
     out: str = "runs/train"
     name: str | None = None
     init_spike_density: float = 0.15
+    init_from: str | None = None
     train_limit: int | None = None
     test_limit: int | None = None
     resume: bool = False
@@ -161,7 +162,9 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
                         leak_shift=config.leak_shift, quantised=not config.dense_float,
                         weight_bits=config.weight_bits, input_bits=config.input_bits,
                         encoding=InputEncoding(data.encoding))
-    if not (config.resume and (out / "checkpoint.pt").exists()):
+    if config.init_from and not (config.resume and (out / "checkpoint.pt").exists()):
+        _initialise_from(model, Path(config.init_from))
+    elif not (config.resume and (out / "checkpoint.pt").exists()):
         sample = torch.from_numpy(train_x[rng.permutation(len(train_x))[:64]].astype(np.float32))
         density = model.calibrate(sample, spike_density=config.init_spike_density)
         log.info("initial spike density per layer after calibration: %s",
@@ -257,6 +260,42 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     return report
 
 
+def _initialise_from(model: SpikingNet, path: Path) -> None:
+    """Start from another run's weights (e.g. the float baseline's ``checkpoint.pt``): conv/fc
+    weights and biases are copied, LSQ step sizes re-initialised from them (the float model's
+    threshold 1 and input scale map onto the integer model's units)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    except Exception as error:  # torch.load raises many kinds for a file that is not its own
+        raise FireflysError(f"--init-from {str(path)!r}: not a fireflys training checkpoint "
+                            f"({type(error).__name__})") from error
+    # a rewired checkpoint stores theta and sign; recover the weights it computed
+    for key in [k for k in state if k.endswith(".original")]:
+        base = key[:-len(".original")]
+        sign_key = base.replace("parametrizations.", "parametrizations.") + ".0.sign"
+        prefix = key.split(".parametrizations.")[0]
+        name = key.split(".parametrizations.")[1].split(".")[0]
+        sign = state.get(f"{prefix}.parametrizations.{name}.0.sign")
+        if sign is not None:
+            state[f"{prefix}.{name}"] = sign * torch.relu(state[key])
+    wanted = {k: v for k, v in state.items() if k.endswith((".weight", ".bias"))
+              and "parametrizations" not in k}
+    missing = [k for k in model.state_dict() if k.endswith((".weight", ".bias"))
+               and k not in wanted]
+    if missing:
+        raise FireflysError(f"--init-from {str(path)!r}: the checkpoint has no {missing[0]}; "
+                            f"it was trained for another model spec")
+    try:
+        model.load_state_dict(wanted, strict=False)
+    except RuntimeError as error:
+        raise FireflysError(f"--init-from {str(path)!r}: shapes differ from this model "
+                            f"({str(error).splitlines()[1].strip()})") from error
+    for syn in model.synapses:
+        if hasattr(syn, "init_scale"):
+            syn.init_scale()
+    log.info("initialised from %s", path)
+
+
 def _cli_args(config: TrainConfig) -> list[str]:
     args = [f"--dataset {config.dataset}", f"--model {config.model}", f"-T {config.T}",
             f"--epochs {config.epochs}", f"--batch-size {config.batch_size}", f"--lr {config.lr}",
@@ -264,6 +303,8 @@ def _cli_args(config: TrainConfig) -> list[str]:
             f"--weight-bits {config.weight_bits}", f"--seed {config.seed}"]
     if config.train_limit:
         args.append(f"--train-limit {config.train_limit}")
+    if config.init_from:
+        args.append(f"--init-from {config.init_from}")
     return args
 
 

@@ -91,3 +91,16 @@ def test_float_baseline(tmp_path):
                                dense_float=True), progress=False)
     assert 0 <= report["float_test_accuracy"] <= 1
     assert "artifact" not in report
+    # compressed fine-tuning from the baseline starts from its weights
+    model = build_model(SMALL)
+    from fireflys_sw.train import _initialise_from
+    _initialise_from(model, tmp_path / "checkpoint.pt")
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    assert torch.equal(model.synapses[0].weight, state["layers.0.weight"])
+    tuned = train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32,
+                              train_limit=64, test_limit=20, out=str(tmp_path / "ft"),
+                              init_from=str(tmp_path / "checkpoint.pt")), progress=False)
+    assert "--init-from" in load_artifact(tuned["artifact"]).metadata["command"]
+    with pytest.raises(FireflysError, match=r"--init-from .*: not a fireflys training checkpoint"):
+        train(TrainConfig(dataset="mnist5k", model=SMALL, out=str(tmp_path / "x"),
+                          init_from=str(tmp_path / "curves.png")))
