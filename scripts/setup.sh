@@ -13,6 +13,18 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 
+# Fashion-MNIST (the default model's data set) comes from Debian's package where apt is ours
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+        echo "setup: installing Debian's dataset-fashion-mnist"
+        (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist > /dev/null) \
+            || echo "setup: could not install dataset-fashion-mnist; pass --data-dir to use your own copy"
+    else
+        echo "setup: note: Fashion-MNIST not found; 'sudo apt-get install dataset-fashion-mnist'" \
+             "or pass --data-dir with the IDX files"
+    fi
+fi
+
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 

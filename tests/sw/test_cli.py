@@ -8,6 +8,10 @@ import pytest
 
 from fireflys_sw.artifact import save_artifact
 from fireflys_sw.cli import main
+from fireflys_sw.datasets import FASHION_MNIST_DEBIAN_DIR
+
+needs_fashion = pytest.mark.skipif(not FASHION_MNIST_DEBIAN_DIR.is_dir(),
+                                   reason="Debian's dataset-fashion-mnist is not installed")
 from fireflys_sw.synthetic import random_artifact
 
 
@@ -16,6 +20,7 @@ def scnn5_artifact(tmp_path):
     return save_artifact(random_artifact("scnn5", seed=0), tmp_path / "scnn5.npz")
 
 
+@needs_fashion
 def test_eval_json(scnn5_artifact, capsys):
     assert main(["eval", str(scnn5_artifact), "--dataset", "fashion-mnist", "--limit", "200",
                  "--json"]) == 0
@@ -69,6 +74,7 @@ def test_errors_are_one_line(argv, message, scnn5_artifact, tmp_path, capsys):
     assert re.match(message, err), err
 
 
+@needs_fashion
 def test_dataset_model_mismatch(tmp_path, capsys):
     path = save_artifact(random_artifact("3x32x32-4c3p1-mp2-10fc", seed=0), tmp_path / "c.npz")
     assert main(["eval", str(path), "--dataset", "fashion-mnist"]) == 2
@@ -82,6 +88,7 @@ def test_console_script_help():
         assert command in out
 
 
+@needs_fashion
 @pytest.mark.torch
 def test_init_then_eval_a_random_scnn5(tmp_path, capsys):
     pytest.importorskip("torch")
