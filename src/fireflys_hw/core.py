@@ -370,7 +370,6 @@ def core_cycles(layer: SynapticLayer, spikes: np.ndarray, p_co: int, p_ci: int,
     (see the module docstring; add the fill ``(Kh - 1) * Wp * T`` for a frame that follows
     another, or ``span * T`` for the very first)."""
     pw = pack_weights(layer, p_co, p_ci, input_bits)
-    T = spikes.shape[0]
     beats = im2col_windows(spikes, layer, p_ci, p_co, input_bits)
     # bitmaps as ints per (lane, group, chunk)
     words = np.array([pw.bitmap_words(lane) for lane in range(p_co)], dtype=object)

@@ -17,7 +17,7 @@ __all__ = ["SparsityDetector", "effectual_event", "popcount", "detector_cycles",
 DETECTOR_LATENCY = 6
 
 
-def popcount(value) -> "Value":
+def popcount(value):
     """Number of set bits of ``value`` as a balanced adder tree (log depth, not a chain)."""
     terms = [value[i] for i in range(len(value))]
     if not terms:

@@ -271,8 +271,6 @@ def _initialise_from(model: SpikingNet, path: Path) -> None:
                             f"({type(error).__name__})") from error
     # a rewired checkpoint stores theta and sign; recover the weights it computed
     for key in [k for k in state if k.endswith(".original")]:
-        base = key[:-len(".original")]
-        sign_key = base.replace("parametrizations.", "parametrizations.") + ".0.sign"
         prefix = key.split(".parametrizations.")[0]
         name = key.split(".parametrizations.")[1].split(".")[0]
         sign = state.get(f"{prefix}.parametrizations.{name}.0.sign")

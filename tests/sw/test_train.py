@@ -3,7 +3,6 @@ export equal to the evaluated model, checkpoints and resume, logs and plots."""
 
 import json
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")

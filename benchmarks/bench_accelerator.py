@@ -1,0 +1,153 @@
+# amaranth: UnusedElaboratable=no
+"""Whole-accelerator figures: simulated cycles per frame and simulation speed.
+
+Usage: python benchmarks/bench_accelerator.py [--frames N] [--quick] [--json]
+
+For a random SCNN5 artifact (``random_artifact('scnn5', weight_sparsity=0.9,
+spike_density=0.15)``, T = 4, 8-bit direct input) and random images, prints
+
+* simulated cycles per frame at steady state (exact, Verilator, frames back to back, no
+  stalls), latency, per-layer busy cycles, and the planner's prediction, for:
+
+  - ``plan``: the planner's choice for the xczu5ev (KV260) at its default budget;
+  - ``plan-5k``: the planner's choice within 5,000 LUTs;
+  - ``plan, no skip``: the same parallelism as ``plan`` with the detectors' empty-chunk
+    skipping disabled (``SparsityDetector(skip_empty=False)``, the paper's behaviour: one B
+    cycle per chunk even when empty). ``SynapseArray`` has no switch for this, so the
+    benchmark patches the detector class while the Verilog is generated;
+  - ``plan, dense weights``: the same parallelism on ``random_artifact('scnn5',
+    weight_sparsity=0.0)`` (every weight non-zero, thresholds recalibrated to the same spike
+    density): what weight sparsity buys;
+
+  against FireFly-S's ~33,100 cycles/frame (10,047 FPS at 333 MHz, SCNN5 on MNIST; their
+  network differs in details, so this is an order-of-magnitude reference);
+* simulation speed in cycles/s: Amaranth pysim (a few hundred cycles of the same design) and
+  Verilator (the whole run), side by side, plus Verilog generation and Verilator build times.
+
+Verilator builds take ~2 min each on two cores (cached afterwards, ~/.cache/fireflys).
+``--quick`` runs only the ``plan`` variant.
+"""
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+
+
+from fireflys_hw import synapse
+from fireflys_hw.accelerator import input_beats, words_to_int
+from fireflys_hw.detector import SparsityDetector
+from fireflys_hw.flow import build_accelerator, make_plan, simulate_accelerator
+from fireflys_sw.synthetic import random_artifact, random_images
+
+FIREFLY_S_CYCLES = 33_100
+
+
+class _PaperDetector(SparsityDetector):
+    """The detector with empty-chunk skipping disabled (one B cycle per chunk)."""
+
+    def __init__(self, weights, lane, T, skip_empty=True):
+        super().__init__(weights, lane, T, skip_empty=False)
+
+
+@contextlib.contextmanager
+def no_skip():
+    saved = synapse.SparsityDetector
+    synapse.SparsityDetector = _PaperDetector
+    try:
+        yield
+    finally:
+        synapse.SparsityDetector = saved
+
+
+def pysim_speed(artifact, plan, images, cycles: int) -> float:
+    """Cycles/s of Amaranth's simulator on the whole accelerator, inputs as fast as taken."""
+    from amaranth.sim import Simulator
+    acc = build_accelerator(artifact, plan)
+    items = [words_to_int(b) for frame in input_beats(artifact, images[:1]) for b in frame]
+
+    async def producer(ctx):
+        ctx.set(acc.output.ready, 1)
+        for item in items:
+            ctx.set(acc.input.valid, 1)
+            ctx.set(acc.input.payload, item)
+            await ctx.tick().until(acc.input.ready)
+
+    sim = Simulator(acc)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer, background=True)
+    sim.run_until(1e-8)                       # elaboration and the first cycle, not timed
+    start = time.perf_counter()
+    sim.run_until((cycles + 1) * 1e-8)
+    return cycles / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--pysim-cycles", type=int, default=300)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    art = random_artifact("scnn5", weight_sparsity=0.9, spike_density=0.15, seed=0)
+    images = random_images(art, args.frames, seed=0)
+    plan = make_plan(art, images=images)
+    variants = [("plan", art, plan, False)]
+    if not args.quick:
+        small = make_plan(art, images=images, lut_budget=5_000)
+        dense = random_artifact("scnn5", weight_sparsity=0.0, spike_density=0.15, seed=0)
+        variants += [("plan-5k", art, small, False), ("plan, no skip", art, plan, True),
+                     ("plan, dense weights", dense, plan.parallelism(), False)]
+    rows = []
+    for name, artifact, p, paper in variants:
+        kw = {"parallelism": p} if isinstance(p, dict) else {"plan": p}
+        with no_skip() if paper else contextlib.nullcontext():
+            start = time.perf_counter()
+            r = simulate_accelerator(artifact, random_images(artifact, args.frames, seed=0),
+                                     backend="verilator", **kw)
+            wall = time.perf_counter() - start
+        rows.append({"variant": name, "parallelism": [(s.p_co, s.p_ci) for s in r.stages],
+                     "frames": r.frames, "mismatches": r.mismatches,
+                     "cycles_per_frame": r.cycles_per_frame, "fps_333mhz": r.fps,
+                     "predicted_cycles_per_frame": r.predicted_cycles_per_frame,
+                     "latency_cycles": r.latency_cycles, "utilisation": r.utilisation,
+                     "busy": [s.simulated_cycles for s in r.stages],
+                     "predicted": [s.predicted_cycles for s in r.stages],
+                     "lanes": sum(s.p_co for s in r.stages),
+                     "verilog_s": r.convert_seconds, "build_s": r.build_seconds,
+                     "verilator_cycles_per_s": r.sim_cycles_per_second, "wall_s": wall})
+        print(f"{name}: done in {wall:.0f} s", file=sys.stderr)
+    speed = pysim_speed(art, plan, images, args.pysim_cycles)
+    result = {"artifact": art.name, "firefly_s_cycles_per_frame": FIREFLY_S_CYCLES,
+              "variants": rows, "pysim_cycles_per_s": speed}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{art.name}, {args.frames} random frames, T = {art.T}; cycles are exact "
+          f"(Verilator, frames back to back, no stalls); predicted = planner model")
+    print(f"{'variant':22s} {'lanes':>5s} {'cycles/frame':>12s} {'predicted':>10s} "
+          f"{'vs FF-S':>8s} {'FPS@333':>8s} {'latency':>8s} {'util':>6s} {'ok':>3s}")
+    for r in rows:
+        print(f"{r['variant']:22s} {r['lanes']:5d} {r['cycles_per_frame']:12,.0f} "
+              f"{r['predicted_cycles_per_frame']:10,.0f} "
+              f"{r['cycles_per_frame'] / FIREFLY_S_CYCLES:7.2f}x {r['fps_333mhz']:8,.0f} "
+              f"{r['latency_cycles']:8,d} {r['utilisation']:6.3f} "
+              f"{'yes' if r['mismatches'] == 0 else 'NO':>3s}")
+    for r in rows:
+        print(f"  {r['variant']}: P = {r['parallelism']}")
+        print("    busy/frame  " + " ".join(f"{b:8,.0f}" for b in r["busy"]))
+        print("    predicted   " + " ".join(f"{b:8,.0f}" for b in r["predicted"]))
+    print(f"FireFly-S SCNN5: ~{FIREFLY_S_CYCLES:,} cycles/frame (10,047 FPS at 333 MHz)")
+    print("simulation speed (this machine):")
+    print(f"  pysim      {speed:12,.0f} cycles/s (whole SCNN5 accelerator)")
+    for r in rows:
+        build = f"build {r['build_s']:.0f} s" if r["build_s"] else "build cached"
+        print(f"  verilator  {r['verilator_cycles_per_s']:12,.0f} cycles/s ({r['variant']}; "
+              f"Verilog {r['verilog_s']:.1f} s, {build})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""The whole accelerator: one layer core per synaptic layer, chained by FIFOs (FireFly-S Sec. IV).
+
+Spatial and fully pipelined: every synaptic layer has its own :class:`~fireflys_hw.core.
+LayerCore` (a max-pool that follows a synaptic layer is fused into that core), cores are chained
+by :class:`amaranth.lib.fifo.SyncFIFOBuffered` and run concurrently on successive frames, so the
+slowest core sets the frame interval.
+
+Input beats (the host side)
+---------------------------
+The accelerator takes the first layer's input as a spike stream of ``C * input_bits`` bits
+(:func:`~fireflys_hw.streams.spike_stream`): **one beat per pixel per time step**, in raster
+order (row ``h``, column ``w``) and, for each pixel, ``t = 0 .. T-1``; bit ``c * input_bits +
+b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]`` (bit planes, see
+:mod:`fireflys_hw.streams`). A frame is ``H * W * T`` beats, frames follow each other with no
+gap or marker. :func:`input_beats` turns uint8 images (as :func:`fireflys_sw.golden.
+run_golden` takes them) into these beats with :func:`fireflys_sw.golden.encode_input`, and
+:func:`decode_readout` turns an output beat back into scores and class.
+
+Profiling counters
+------------------
+With ``profile=True`` (the default) the ``counters`` port carries free-running counters of
+``counter_bits`` bits (they wrap), in the order of :attr:`Accelerator.counter_names`:
+
+* ``cycles``: clock cycles since reset;
+* ``frames_in``: frames whose last input beat was taken; ``frames_out``: result beats sent;
+* per core ``k`` (``core{k}_...``):
+
+  - ``in``: cycles in which the core's input takes a beat;
+  - ``windows``: cycles in which its window stream (orchestrator -> detectors) transfers a
+    beat (the ``n_chunks`` floor of the cycle model);
+  - ``busy``: cycles in which the window stream is valid (the core has work) and the synapse
+    array has credit to take it (its results are being taken downstream), i.e. the window
+    beat transfers or the detectors are working on effectual pairs; over a steady-state
+    interval this is the core's own cycles per frame, and the core whose ``busy`` is closest
+    to the whole interval is the bottleneck;
+  - ``blocked``: cycles in which the window stream is valid but the synapse array is out of
+    credit: the core is held back by the downstream (next core, FIFO or host); the rest of
+    the interval, ``cycles - busy - blocked``, the core waits for input;
+  - ``pairs``: effectual (spike AND non-zero weight) pairs processed by all its lanes, so that
+    its utilisation is ``pairs / (p_co * cycles)``.
+
+Snapshots of the counters taken at each output transfer (the simulators do this) give every
+figure over any interval by differences. ``profile=False`` leaves the port out (synthesis).
+
+Verilog ports (``amaranth.back.verilog``, module ``top``): ``clk``, ``rst``, ``input__valid``,
+``input__ready``, ``input__payload`` (``C * input_bits`` bits), ``output__valid``,
+``output__ready``, ``output__payload`` (``classes * score_bits`` bits of two's complement
+scores, class 0 in the low bits, then the class index), ``counters`` (``len(counter_names) *
+counter_bits`` bits, counter 0 in the low bits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer
+from fireflys_sw.golden import encode_input
+
+from .core import LayerCore, readout_beat
+from .streams import spike_stream
+
+__all__ = ["Accelerator", "accelerator_stages", "input_beats", "beat_words", "decode_readout",
+           "default_fifo_depth", "CORE_COUNTERS"]
+
+#: The per-core counters, in port order (see the module docstring).
+CORE_COUNTERS = ("in", "windows", "busy", "blocked", "pairs")
+
+
+def accelerator_stages(artifact: Artifact) -> list[tuple[int, SynapticLayer, PoolLayer | None]]:
+    """The cores of ``artifact``: ``(index in artifact.layers, synaptic layer, fused pool or
+    None)`` per synaptic layer.
+
+    Raises ``ValueError`` for layer sequences the accelerator cannot map: a network not starting
+    with a synaptic layer, a pool not following a spiking synaptic layer, or a readout that
+    leaves more than one pixel.
+    """
+    if not isinstance(artifact, Artifact):
+        raise TypeError(f"artifact must be an Artifact, not {artifact!r}")
+    stages = []
+    for i, layer in enumerate(artifact.layers):
+        if isinstance(layer, SynapticLayer):
+            stages.append([i, layer, None])
+        elif isinstance(layer, PoolLayer):
+            if not stages or stages[-1][2] is not None or stages[-1][1].is_readout:
+                raise ValueError(f"layer {i} (max-pool) must follow a spiking conv or fc layer "
+                                 f"to be fused into its core")
+            stages[-1][2] = layer
+        else:
+            raise TypeError(f"layer {i} is not a SynapticLayer or PoolLayer: {layer!r}")
+    if not stages:
+        raise ValueError("artifact has no synaptic layer")
+    last = stages[-1][1]
+    if not last.is_readout or tuple(last.out_shape[1:]) != (1, 1):
+        raise ValueError(f"the last layer must be a readout leaving one pixel (an fc layer), "
+                         f"not {last.kind.value} with out_shape {list(last.out_shape)}")
+    return [tuple(s) for s in stages]
+
+
+def default_fifo_depth(T: int, out_width: int) -> int:
+    """FIFO entries between two cores: one row of the producer's output map (``T * width``
+    beats, the burst a max-pool releases at once), at least ``2 * T``, rounded up to a power of
+    two (the planner's :func:`fireflys_hw.plan.fifo_depth` for spiking layers)."""
+    return 1 << (max(2 * T, T * out_width) - 1).bit_length()
+
+
+class Accelerator(wiring.Component):
+    """An artifact's whole network in hardware: input beats in, one result beat per frame out.
+
+    Parameters
+    ----------
+    artifact : Artifact
+        The network (:func:`accelerator_stages` lists its cores).
+    parallelism : sequence of (p_co, p_ci), or mapping {layer index: (p_co, p_ci)}
+        Per synaptic layer, in order (or keyed by position in ``artifact.layers``, as
+        :meth:`fireflys_hw.plan.Plan.parallelism` returns it).
+    fifo_depths : sequence of int or None
+        Entries of the FIFO after each core but the last (``len(cores) - 1`` values); default
+        :func:`default_fifo_depth` of the producer's output map.
+    depth : int
+        Output FIFO entries per detector lane (:class:`~fireflys_hw.core.LayerCore`).
+    profile : bool
+        Add the ``counters`` port (module docstring).
+    counter_bits : int
+        Width of each counter.
+
+    Members
+    -------
+    input : ``In(spike_stream(C * input_bits))``
+        ``H * W * T`` beats per frame (module docstring, :func:`input_beats`).
+    output : ``Out(stream.Signature(readout_beat(classes, score_bits)))``
+        One beat per frame: ``scores`` (``sum_t I`` per class) and ``index`` (argmax, lowest
+        index on ties).
+    counters : ``Out(data.ArrayLayout(unsigned(counter_bits), len(counter_names)))``
+        With ``profile``: the profiling counters (module docstring).
+
+    Attributes
+    ----------
+    cores : list of LayerCore
+        One per synaptic layer.
+    layer_indices : list of int
+        Position of each core's synaptic layer in ``artifact.layers``.
+    fifo_depths : list of int
+    counter_names : list of str
+    """
+
+    def __init__(self, artifact: Artifact, parallelism, fifo_depths: Sequence[int] | None = None,
+                 *, depth: int = 16, profile: bool = True, counter_bits: int = 48):
+        stages = accelerator_stages(artifact)
+        self.artifact = artifact
+        self.layer_indices = [i for i, _, _ in stages]
+        pairs = _parallelism_list(parallelism, self.layer_indices)
+        T = artifact.T
+        n_links = len(stages) - 1
+        if fifo_depths is None:
+            fifo_depths = [default_fifo_depth(T, (pool or layer).out_shape[2])
+                           for _, layer, pool in stages[:-1]]
+        fifo_depths = list(fifo_depths)
+        if len(fifo_depths) != n_links:
+            raise ValueError(f"fifo_depths must have {n_links} values (one per link between "
+                             f"cores), not {len(fifo_depths)}")
+        for d in fifo_depths:
+            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
+                raise ValueError(f"fifo_depths must be integers of at least 2, not {d!r}")
+        self.fifo_depths = [int(d) for d in fifo_depths]
+        if isinstance(counter_bits, bool) or not isinstance(counter_bits, int) \
+                or counter_bits < 8:
+            raise ValueError(f"counter_bits must be an integer of at least 8, not "
+                             f"{counter_bits!r}")
+        self.counter_bits = counter_bits
+        self.profile = bool(profile)
+        self.cores = []
+        for k, ((i, layer, pool), (p_co, p_ci)) in enumerate(zip(stages, pairs)):
+            self.cores.append(LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T,
+                                        input_bits=artifact.input_bits if k == 0 else 1,
+                                        pool=pool, depth=depth))
+        self.parallelism = pairs
+        self.counter_names = ["cycles", "frames_in", "frames_out"] + [
+            f"core{k}_{name}" for k in range(len(self.cores)) for name in CORE_COUNTERS]
+        readout = self.cores[-1]
+        self.score_bits = readout.score_bits
+        sig = {
+            "input": In(spike_stream(self.cores[0].in_channels)),
+            "output": Out(stream.Signature(readout_beat(artifact.classes, self.score_bits))),
+        }
+        if self.profile:
+            sig["counters"] = Out(data.ArrayLayout(unsigned(counter_bits),
+                                                   len(self.counter_names)))
+        super().__init__(sig)
+
+    @property
+    def in_channels(self) -> int:
+        """Bits per input beat, ``C * input_bits``."""
+        return self.cores[0].in_channels
+
+    @property
+    def beats_per_frame(self) -> int:
+        _, h, w = self.artifact.input_shape
+        return h * w * self.artifact.T
+
+    @property
+    def classes(self) -> int:
+        return self.artifact.classes
+
+    def counter_index(self, name: str) -> int:
+        return self.counter_names.index(name)
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, core in enumerate(self.cores):
+            m.submodules[f"core{k}"] = core
+        wiring.connect(m, wiring.flipped(self.input), self.cores[0].input)
+        for k, d in enumerate(self.fifo_depths):
+            link = fifo.SyncFIFOBuffered(width=self.cores[k].layer.out_channels, depth=d)
+            m.submodules[f"fifo{k}"] = link
+            wiring.connect(m, self.cores[k].output, link.w_stream)
+            wiring.connect(m, link.r_stream, self.cores[k + 1].input)
+        wiring.connect(m, self.cores[-1].output, wiring.flipped(self.output))
+        if self.profile:
+            self._elaborate_counters(m)
+        return m
+
+    def _elaborate_counters(self, m: Module):
+        bits = self.counter_bits
+        counters = [Signal(bits, name=name) for name in self.counter_names]
+        m.d.comb += [self.counters[i].eq(c) for i, c in enumerate(counters)]
+        by_name = dict(zip(self.counter_names, counters))
+        m.d.sync += by_name["cycles"].eq(by_name["cycles"] + 1)
+
+        # frames in: the beat counter wraps at a frame
+        beats = self.beats_per_frame
+        beat = Signal(range(beats))
+        with m.If(self.input.valid & self.input.ready):
+            with m.If(beat == beats - 1):
+                m.d.sync += [beat.eq(0), by_name["frames_in"].eq(by_name["frames_in"] + 1)]
+            with m.Else():
+                m.d.sync += beat.eq(beat + 1)
+        with m.If(self.output.valid & self.output.ready):
+            m.d.sync += by_name["frames_out"].eq(by_name["frames_out"] + 1)
+
+        # the profiled signals live inside the cores; they are only read here
+        for k, core in enumerate(self.cores):
+            win = core.orchestrator.output
+            credit = self._credit(m, k, core)
+            flags = {
+                "in": core.input.valid & core.input.ready,
+                "windows": win.valid & win.ready,
+                "busy": win.valid & credit,
+                "blocked": win.valid & ~credit,
+            }
+            for name, flag in flags.items():
+                c = by_name[f"core{k}_{name}"]
+                with m.If(flag):
+                    m.d.sync += c.eq(c + 1)
+            lanes = core.synapses.lanes
+            pair_bits = [ev.valid & ev.payload.pair for ev in lanes.events]
+            c = by_name[f"core{k}_pairs"]
+            m.d.sync += c.eq(c + _sum(pair_bits))
+
+    @staticmethod
+    def _credit(m: Module, k: int, core: LayerCore):
+        """Whether the core's synapse array may take window beats as far as the downstream
+        goes: a copy of :class:`~fireflys_hw.synapse.SynapseArray`'s admission counter (results
+        taken in but not yet popped, at most ``depth``), so that a window beat waiting while
+        the credit is used up counts as held back by the downstream, and one waiting with
+        credit as the detectors being busy."""
+        syn = core.synapses
+        inflight = Signal(range(syn.depth + 1), name=f"core{k}_inflight")
+        beat = syn.input.payload
+        produces = beat.last_chunk & beat.last_step if syn.readout else beat.last_chunk
+        taken = syn.input.valid & syn.input.ready & produces
+        popped = syn.output.valid & syn.output.ready
+        with m.If(taken & ~popped):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(popped & ~taken):
+            m.d.sync += inflight.eq(inflight - 1)
+        return inflight < syn.depth
+
+
+def _sum(bits):
+    """A balanced adder tree over one-bit values."""
+    terms = list(bits)
+    while len(terms) > 1:
+        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    return terms[0]
+
+
+def _parallelism_list(parallelism, indices: list[int]) -> list[tuple[int, int]]:
+    if isinstance(parallelism, Mapping):
+        missing = [i for i in indices if i not in parallelism]
+        extra = sorted(set(parallelism) - set(indices))
+        if missing or extra:
+            raise ValueError(f"parallelism must have the synaptic layers {indices} as keys, "
+                             f"not {sorted(parallelism)}")
+        items = [parallelism[i] for i in indices]
+    else:
+        items = list(parallelism)
+        if len(items) != len(indices):
+            raise ValueError(f"parallelism must have {len(indices)} (p_co, p_ci) pairs (one per "
+                             f"synaptic layer), not {len(items)}")
+    pairs = []
+    for item in items:
+        try:
+            p_co, p_ci = item
+        except (TypeError, ValueError):
+            raise ValueError(f"parallelism entries must be (p_co, p_ci) pairs, not "
+                             f"{item!r}") from None
+        pairs.append((int(p_co), int(p_ci)))
+    return pairs
+
+
+# --- host side (numpy) --------------------------------------------------------------------------
+
+def input_beats(artifact: Artifact, images: np.ndarray) -> np.ndarray:
+    """The accelerator's input beats for ``images`` (uint8, ``(N, C, H, W)`` for direct
+    encoding or ``(N, T, C, H, W)`` for frames, as :func:`fireflys_sw.golden.run_golden`
+    takes them).
+
+    Returns
+    -------
+    ndarray of uint32, ``(N, H * W * T, n_words)``
+        Per frame and beat (raster order, then ``t``), the beat's ``C * input_bits`` bits as
+        little-endian 32-bit words (bit ``j`` of the beat is bit ``j % 32`` of word ``j //
+        32``); bit ``c * input_bits + b`` is bit ``b`` of ``x[t, c, h, w]``
+        (:func:`~fireflys_sw.golden.encode_input`).
+    """
+    x = np.asarray(encode_input(artifact, np.asarray(images)), np.int64)   # (N, T, C, H, W)
+    n, T, c, h, w = x.shape
+    ib = artifact.input_bits
+    planes = (x[:, :, :, None] >> np.arange(ib).reshape(1, 1, 1, ib, 1, 1)) & 1
+    planes = planes.reshape(n, T, c * ib, h, w).transpose(0, 3, 4, 1, 2)   # (N, H, W, T, C')
+    bits = planes.reshape(n, h * w * T, c * ib).astype(np.uint8)
+    return beat_words(bits)
+
+
+def beat_words(bits: np.ndarray) -> np.ndarray:
+    """``bits[..., j]`` (0/1) packed into little-endian uint32 words ``[..., j // 32]``."""
+    bits = np.asarray(bits, np.uint8)
+    width = bits.shape[-1]
+    n_words = max(1, -(-width // 32))
+    padded = np.zeros(bits.shape[:-1] + (n_words * 32,), np.uint8)
+    padded[..., :width] = bits
+    packed = np.packbits(padded, axis=-1, bitorder="little")         # bytes, little-endian
+    return np.ascontiguousarray(packed).view("<u4").astype(np.uint32)
+
+
+def words_to_int(words) -> int:
+    """Little-endian 32-bit words as one Python int."""
+    return sum(int(v) << (32 * i) for i, v in enumerate(words))
+
+
+def decode_readout(value: int, classes: int, score_bits: int) -> tuple[list[int], int]:
+    """An ``output`` payload (as an int) as ``(scores, index)``."""
+    mask = (1 << score_bits) - 1
+    scores = []
+    for c in range(classes):
+        v = (value >> (c * score_bits)) & mask
+        scores.append(v - (1 << score_bits) if v >> (score_bits - 1) else v)
+    index = value >> (classes * score_bits)
+    index &= (1 << (max(classes, 2) - 1).bit_length()) - 1
+    return scores, index
