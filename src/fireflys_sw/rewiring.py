@@ -363,6 +363,12 @@ class GradientRewiring(torch.optim.Optimizer):
         Adam's denominator guard.
     weight_decay : float, default 0.0
         Decoupled weight decay :math:`\lambda`.
+    cap_at_target : bool, default False
+        Hold each tensor at the target: skip the prior's push on a tensor whose sparsity
+        (fraction of :math:`\theta \le 0`) already reaches ``target_sparsity``, so the
+        constant pressure of the prior does not drive it past the target (with a strong
+        :math:`\alpha` or many steps it otherwise keeps pruning). The loss gradient still
+        rewires; the tensor then hovers at the target instead of overshooting it.
 
     Raises
     ------
@@ -373,9 +379,10 @@ class GradientRewiring(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable, lr: float = 1e-3, *, alpha: float = 0.1,
                  target_sparsity: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+                 eps: float = 1e-8, weight_decay: float = 0.0, cap_at_target: bool = False):
         defaults = dict(lr=lr, alpha=alpha, target_sparsity=target_sparsity, betas=tuple(betas),
-                        eps=eps, weight_decay=weight_decay, rewired=None)
+                        eps=eps, weight_decay=weight_decay, rewired=None,
+                        cap_at_target=bool(cap_at_target))
         _check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
@@ -429,6 +436,9 @@ class GradientRewiring(torch.optim.Optimizer):
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                 # the prior's direction is taken at the pre-step theta, as in the reference
                 direction = torch.sign(p - mu) if rewired else None
+                if rewired and group["cap_at_target"] and \
+                        float((p <= 0).float().mean()) >= group["target_sparsity"]:
+                    direction = None
                 if weight_decay != 0:
                     p.mul_(1.0 - lr * weight_decay)
                 exp_avg.lerp_(grad, 1.0 - beta1)
@@ -436,7 +446,7 @@ class GradientRewiring(torch.optim.Optimizer):
                 step_size = lr / (1.0 - beta1 ** step)
                 denom = (exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2 ** step)).add_(eps)
                 p.addcdiv_(exp_avg, denom, value=-step_size)
-                if rewired:
+                if direction is not None:
                     # after the normalisation, not through the moments (see class docstring)
                     p.add_(direction, alpha=-alpha * step_size)
         return loss

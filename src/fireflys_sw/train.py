@@ -51,6 +51,7 @@ class TrainConfig:
     lr: float = 1e-3
     target_sparsity: float = 0.9
     alpha: float = 0.1
+    cap_sparsity: bool = False
     weight_decay: float = 0.0
     weight_bits: int = 4
     input_bits: int = 8
@@ -179,6 +180,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
         optimiser = GradientRewiring(
             [{"params": thetas, "rewired": True}, {"params": others, "rewired": False}],
             lr=config.lr, alpha=config.alpha, target_sparsity=config.target_sparsity,
+            cap_at_target=config.cap_sparsity,
             weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
     history: list[dict] = []
@@ -299,6 +301,8 @@ def _cli_args(config: TrainConfig) -> list[str]:
             f"--epochs {config.epochs}", f"--batch-size {config.batch_size}", f"--lr {config.lr}",
             f"--sparsity {config.target_sparsity}", f"--alpha {config.alpha}",
             f"--weight-bits {config.weight_bits}", f"--seed {config.seed}"]
+    if config.cap_sparsity:
+        args.append("--cap-sparsity")
     if config.train_limit:
         args.append(f"--train-limit {config.train_limit}")
     if config.init_from:

@@ -92,6 +92,28 @@ def test_more_alpha_prunes_more():
     assert strong > weak + 0.3
 
 
+def test_cap_at_target_holds_sparsity_where_the_prior_would_overshoot():
+    """A strong prior keeps pruning past the target; with ``cap_at_target`` every tensor stops
+    near the target while still learning."""
+    def run(cap):
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+        opt = GradientRewiring(rewire(model), lr=1e-2, alpha=1.0, target_sparsity=0.6,
+                               cap_at_target=cap)
+        x, y = torch.randn(256, 16), torch.randn(256, 4)
+        for _ in range(300):
+            loss = nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return weight_sparsity(model)
+
+    free, capped = run(False), run(True)
+    assert free["total"] > 0.75                   # overshoots a 0.6 target
+    for name, value in capped.items():
+        assert 0.55 <= value <= 0.68, (name, capped)
+
+
 # ---------------------------------------------------------------- ungated gradient, regrowth
 
 
