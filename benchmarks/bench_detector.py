@@ -12,7 +12,8 @@ For one random conv layer (16x8x8 input, 16 output channels, 3x3, padding 1, LIF
   which tests/hw/test_detector.py and test_synapse.py check against simulation cycle for
   cycle): the window-stream beats (the input bound, one per cycle), the paper's ``sum over
   chunks max(1, pairs)`` of the slowest lane (``skip_empty=False``), ours with empty-chunk
-  skipping, and the whole array (lanes joined at the input);
+  skipping, and the whole array, with the lanes joined at the input (``window_depth=0``) and
+  decoupled by their FIFOs of window beats (the default);
 * simulation speed of the array in Amaranth's pysim (cycles/s on this machine, wall clock) on
   the first ``--sim-beats`` beats of the frame, whose simulated cycle count is checked against
   the model.
@@ -112,6 +113,7 @@ def main():
                      .count("1"), bool(b["last_chunk"])) for b in beats]
             paper.append(detector_cycles(work, False)[-1] + 1)
             ours.append(detector_cycles(work, True)[-1] + 1)
+        joined = array_cycles(pw, beats, window_depth=0)[-1] + 1
         frame = array_cycles(pw, beats)[-1] + 1
         pairs = sum(bin(b["spikes"] & words[lane][b["group"] * pw.n_chunks + b["chunk"]])
                     .count("1") for lane in range(p_co) for b in beats) / p_co
@@ -119,7 +121,7 @@ def main():
               f"{pairs:.0f} effectual pairs per lane (mean)")
         print(f"  cycles/frame (exact, cycle model): slowest lane alone: paper "
               f"(max(1, pairs) per chunk) {max(paper)}, with empty-chunk skipping "
-              f"{max(ours)}; SynapseArray (lanes joined) {frame}")
+              f"{max(ours)}; SynapseArray: lanes joined {joined}, with lane FIFOs {frame}")
         part = beats[:args.sim_beats]
         while part and not (part[-1]["last_chunk"] and part[-1]["last_step"]):
             part = part[:-1]          # whole groups only

@@ -8,13 +8,20 @@ slowest core sets the frame interval.
 Input beats (the host side)
 ---------------------------
 The accelerator takes the first layer's input as a spike stream of ``C * input_bits`` bits
-(:func:`~fireflys_hw.streams.spike_stream`): **one beat per pixel per time step**, in raster
-order (row ``h``, column ``w``) and, for each pixel, ``t = 0 .. T-1``; bit ``c * input_bits +
-b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]`` (bit planes, see
-:mod:`fireflys_hw.streams`). A frame is ``H * W * T`` beats, frames follow each other with no
-gap or marker. :func:`input_beats` turns uint8 images (as :func:`fireflys_sw.golden.
-run_golden` takes them) into these beats with :func:`fireflys_sw.golden.encode_input`, and
-:func:`decode_readout` turns an output beat back into scores and class.
+(:func:`~fireflys_hw.streams.spike_stream`), in raster order (row ``h``, column ``w``); bit
+``c * input_bits + b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]`` (bit
+planes, see :mod:`fireflys_hw.streams`):
+
+* **direct encoding** (``artifact.input_encoding`` ``DIRECT``, the image repeated at every
+  step): **one beat per pixel**, ``H * W`` beats per frame; the first core computes the
+  current once and applies it at every step (:func:`static_input`);
+* **frames** (``FRAMES``, a different input at every step): **one beat per pixel per time
+  step**, ``t = 0 .. T-1`` for each pixel, ``H * W * T`` beats per frame.
+
+Frames follow each other with no gap or marker (:attr:`Accelerator.beats_per_frame`).
+:func:`input_beats` turns uint8 images (as :func:`fireflys_sw.golden.run_golden` takes them)
+into these beats with :func:`fireflys_sw.golden.encode_input`, and :func:`decode_readout`
+turns an output beat back into scores and class.
 
 Profiling counters
 ------------------
@@ -26,18 +33,21 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
 * per core ``k`` (``core{k}_...``):
 
   - ``in``: cycles in which the core's input takes a beat;
-  - ``windows``: cycles in which its window stream (orchestrator -> detectors) transfers a
-    beat (the ``n_chunks`` floor of the cycle model);
+  - ``windows``: cycles in which its window stream (orchestrator -> synapse array) transfers
+    a beat (the ``n_chunks`` floor of the cycle model; ``Ho * Wo * G * n_chunks`` per frame
+    for a direct-encoded first layer, which streams each window once, else ``* T``);
   - ``busy``: cycles in which the window stream is valid (the core has work) and the synapse
-    array has credit to take it (its results are being taken downstream), i.e. the window
-    beat transfers or the detectors are working on effectual pairs; over a steady-state
+    array has credit to take it (:attr:`~fireflys_hw.synapse.SynapseArray.credit`: its
+    results are being taken downstream), i.e. the window beat transfers or a lane's FIFO of
+    window beats is full while its detector works on effectual pairs; over a steady-state
     interval this is the core's own cycles per frame, and the core whose ``busy`` is closest
     to the whole interval is the bottleneck;
   - ``blocked``: cycles in which the window stream is valid but the synapse array is out of
     credit: the core is held back by the downstream (next core, FIFO or host); the rest of
     the interval, ``cycles - busy - blocked``, the core waits for input;
-  - ``pairs``: effectual (spike AND non-zero weight) pairs processed by all its lanes, so that
-    its utilisation is ``pairs / (p_co * cycles)``.
+  - ``pairs``: effectual (spike AND non-zero weight) pairs processed by all its lanes (for a
+    direct-encoded first layer: once per (pixel, group), not per step), so that its
+    utilisation is ``pairs / (p_co * cycles)``.
 
 Snapshots of the counters taken at each output transfer (the simulators do this) give every
 figure over any interval by differences. ``profile=False`` leaves the port out (synthesis).
@@ -54,18 +64,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer
+from fireflys_sw.artifact import Artifact, InputEncoding, PoolLayer, SynapticLayer
 from fireflys_sw.golden import encode_input
 
 from .core import LayerCore, readout_beat
+from .detector import popcount
 from .streams import spike_stream
+from .synapse import DEFAULT_WINDOW_DEPTH
 
 __all__ = ["Accelerator", "accelerator_stages", "input_beats", "beat_words", "decode_readout",
-           "default_fifo_depth", "CORE_COUNTERS"]
+           "default_fifo_depth", "static_input", "CORE_COUNTERS"]
 
 #: The per-core counters, in port order (see the module docstring).
 CORE_COUNTERS = ("in", "windows", "busy", "blocked", "pairs")
@@ -101,6 +113,13 @@ def accelerator_stages(artifact: Artifact) -> list[tuple[int, SynapticLayer, Poo
     return [tuple(s) for s in stages]
 
 
+def static_input(artifact: Artifact) -> bool:
+    """Whether the first layer's input is the same at every time step (direct encoding), so
+    that its core takes one beat per pixel and computes the current once
+    (:class:`~fireflys_hw.core.LayerCore`'s ``static_input``)."""
+    return artifact.input_encoding is InputEncoding.DIRECT
+
+
 def default_fifo_depth(T: int, out_width: int) -> int:
     """FIFO entries between two cores: one row of the producer's output map (``T * width``
     beats, the burst a max-pool releases at once), at least ``2 * T``, rounded up to a power of
@@ -123,6 +142,8 @@ class Accelerator(wiring.Component):
         :func:`default_fifo_depth` of the producer's output map.
     depth : int
         Output FIFO entries per detector lane (:class:`~fireflys_hw.core.LayerCore`).
+    window_depth : int
+        Window beats per detector lane FIFO (:class:`~fireflys_hw.synapse.SynapseArray`).
     profile : bool
         Add the ``counters`` port (module docstring).
     counter_bits : int
@@ -131,7 +152,8 @@ class Accelerator(wiring.Component):
     Members
     -------
     input : ``In(spike_stream(C * input_bits))``
-        ``H * W * T`` beats per frame (module docstring, :func:`input_beats`).
+        ``H * W`` beats per frame for direct encoding, ``H * W * T`` for frames (module
+        docstring, :func:`input_beats`).
     output : ``Out(stream.Signature(readout_beat(classes, score_bits)))``
         One beat per frame: ``scores`` (``sum_t I`` per class) and ``index`` (argmax, lowest
         index on ties).
@@ -149,7 +171,8 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, artifact: Artifact, parallelism, fifo_depths: Sequence[int] | None = None,
-                 *, depth: int = 16, profile: bool = True, counter_bits: int = 48):
+                 *, depth: int = 16, window_depth: int = DEFAULT_WINDOW_DEPTH,
+                 profile: bool = True, counter_bits: int = 48):
         stages = accelerator_stages(artifact)
         self.artifact = artifact
         self.layer_indices = [i for i, _, _ in stages]
@@ -177,7 +200,8 @@ class Accelerator(wiring.Component):
         for k, ((i, layer, pool), (p_co, p_ci)) in enumerate(zip(stages, pairs)):
             self.cores.append(LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T,
                                         input_bits=artifact.input_bits if k == 0 else 1,
-                                        pool=pool, depth=depth))
+                                        pool=pool, depth=depth, window_depth=window_depth,
+                                        static_input=k == 0 and static_input(artifact)))
         self.parallelism = pairs
         self.counter_names = ["cycles", "frames_in", "frames_out"] + [
             f"core{k}_{name}" for k in range(len(self.cores)) for name in CORE_COUNTERS]
@@ -199,8 +223,8 @@ class Accelerator(wiring.Component):
 
     @property
     def beats_per_frame(self) -> int:
-        _, h, w = self.artifact.input_shape
-        return h * w * self.artifact.T
+        """Input beats per frame: ``H * W`` (direct encoding) or ``H * W * T`` (frames)."""
+        return self.cores[0].beats_per_frame
 
     @property
     def classes(self) -> int:
@@ -245,7 +269,9 @@ class Accelerator(wiring.Component):
         # the profiled signals live inside the cores; they are only read here
         for k, core in enumerate(self.cores):
             win = core.orchestrator.output
-            credit = self._credit(m, k, core)
+            # the synapse array's own admission flag: a window beat waiting while it is low
+            # is held back by the downstream, one waiting while it is high by the detectors
+            credit = core.synapses.credit
             flags = {
                 "in": core.input.valid & core.input.ready,
                 "windows": win.valid & win.ready,
@@ -259,37 +285,7 @@ class Accelerator(wiring.Component):
             lanes = core.synapses.lanes
             pair_bits = [ev.valid & ev.payload.pair for ev in lanes.events]
             c = by_name[f"core{k}_pairs"]
-            m.d.sync += c.eq(c + _sum(pair_bits))
-
-    @staticmethod
-    def _credit(m: Module, k: int, core: LayerCore):
-        """Whether the core's synapse array may take window beats as far as the downstream
-        goes: a copy of :class:`~fireflys_hw.synapse.SynapseArray`'s admission counter (results
-        taken in but not yet popped, at most ``depth``), so that a window beat waiting while
-        the credit is used up counts as held back by the downstream, and one waiting with
-        credit as the detectors being busy."""
-        syn = core.synapses
-        inflight = Signal(range(syn.depth + 1), name=f"core{k}_inflight")
-        beat = syn.input.payload
-        produces = beat.last_chunk & beat.last_step if syn.readout else beat.last_chunk
-        taken = syn.input.valid & syn.input.ready & produces
-        popped = syn.output.valid & syn.output.ready
-        with m.If(taken & ~popped):
-            m.d.sync += inflight.eq(inflight + 1)
-        with m.Elif(popped & ~taken):
-            m.d.sync += inflight.eq(inflight - 1)
-        return inflight < syn.depth
-
-
-def _sum(bits):
-    """A balanced adder tree over one-bit values."""
-    terms = list(bits)
-    while len(terms) > 1:
-        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        if len(terms) % 2:
-            nxt.append(terms[-1])
-        terms = nxt
-    return terms[0]
+            m.d.sync += c.eq(c + popcount(Cat(*pair_bits)))
 
 
 def _parallelism_list(parallelism, indices: list[int]) -> list[tuple[int, int]]:
@@ -325,13 +321,16 @@ def input_beats(artifact: Artifact, images: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of uint32, ``(N, H * W * T, n_words)``
+    ndarray of uint32, ``(N, H * W * steps, n_words)``
         Per frame and beat (raster order, then ``t``), the beat's ``C * input_bits`` bits as
         little-endian 32-bit words (bit ``j`` of the beat is bit ``j % 32`` of word ``j //
         32``); bit ``c * input_bits + b`` is bit ``b`` of ``x[t, c, h, w]``
-        (:func:`~fireflys_sw.golden.encode_input`).
+        (:func:`~fireflys_sw.golden.encode_input`). ``steps`` is 1 for direct encoding (the
+        input is the same at every step: one beat per pixel), ``T`` for frames.
     """
     x = np.asarray(encode_input(artifact, np.asarray(images)), np.int64)   # (N, T, C, H, W)
+    if static_input(artifact):
+        x = x[:, :1]
     n, T, c, h, w = x.shape
     ib = artifact.input_bits
     planes = (x[:, :, :, None] >> np.arange(ib).reshape(1, 1, 1, ib, 1, 1)) & 1

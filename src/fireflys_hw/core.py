@@ -4,34 +4,49 @@ Cycle cost of one frame (what :func:`core_cycles` and :func:`core_cycles_estimat
 ---------------------------------------------------------------------------------------------
 Symbols: ``Ho x Wo`` output pixels, ``G = ceil(Co / P_Co)`` groups, ``T`` time steps, ``Kh x Kw``
 window (the kernel; the whole input map for fc), ``Ci'`` binary input channels (``Ci *
-input_bits``), ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)``, ``Hp x Wp`` the padded input map.
+input_bits``), ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)``, ``Hp x Wp`` the padded input map;
+``S`` the time steps the core streams: ``T``, or 1 for a static input (a direct-encoded first
+layer, whose input, and so whose current, is the same at every step: ``static_input``).
 
-Every stage streams; the slowest sets the pace. Per (output pixel, group, time step) the
+Every stage streams; the slowest sets the pace. Per (output pixel, group, streamed step) the
 orchestrator sends ``n_chunks`` window beats, one per cycle (empty ones too), and every
 detector lane needs ``max(1, pairs)`` cycles for the step's ``pairs = popcount(spikes &
-bitmap)`` effectual pairs (empty chunks are skipped in the look-ahead); the lanes take each
-beat together. So a step costs about ``max(n_chunks, max over lanes of pairs)`` cycles, and::
+bitmap)`` effectual pairs (empty chunks are dropped in its look-ahead). Each lane takes its
+beats from its own FIFO of ``window_depth`` window beats (:class:`~fireflys_hw.synapse.
+SynapseArray`), so the lanes drift apart by up to that many beats instead of waiting for each
+other at every chunk, and a lane busy in one step catches up in a lighter one. A block of
+``B`` consecutive steps costs about ``max(B * n_chunks, busiest lane's pairs in the block)``,
+with ``B = 2`` when a lane FIFO holds a whole step (``window_depth >= n_chunks``), else 1
+(:func:`fireflys_hw.plan.lane_block`), and::
 
-    cycles/frame ~= sum over (pixel, group, t) of max(n_chunks, max_lane pairs)   # compute
-                    + (Kh - 1) * Wp * T                                           # window fill
+    cycles/frame ~= sum over blocks of B consecutive (pixel, group, streamed step) of
+                        max(B * n_chunks, max over lanes of the block's pairs)
+                    + (Kh - 1) * Wp * S                                           # window fill
 
-for frames back to back. The fill is the part of a frame's first window that the
-orchestrator's holding area could not prefetch during the previous frame (``span = (Kh-1) *
-Wp + Kw`` pixels, ``Kw`` prefetched); the very first frame of a run waits for the whole
-``span * T`` beats and the pipeline latency (about 10 cycles) instead. The input side needs ``Hp * Wp * T`` cycles per frame and is never the bottleneck while
-``Ho * Wo * G * n_chunks >= Hp * Wp``. In terms of densities (``s1`` input spikes, ``s2``
-non-zero weights), for the planner::
+for frames back to back. A static input streams one step (``S = 1``) and its lanes emit ``T``
+beats per (pixel, group), one per cycle, so its compute term is at least ``Ho * Wo * G * T``.
+The fill is the part of a frame's first window that the orchestrator's holding area could not
+prefetch during the previous frame (``span = (Kh-1) * Wp + Kw`` pixels, ``Kw`` prefetched);
+the very first frame of a run waits for the whole ``span * S`` beats and the pipeline latency
+(about 10 cycles) instead. The input side needs ``Hp * Wp * S`` cycles per frame and is never
+the bottleneck while ``Ho * Wo * G * n_chunks >= Hp * Wp``. In terms of densities (``s1``
+input spikes, ``s2`` non-zero weights), for the planner::
 
-    cycles/frame ~= Ho * Wo * G * T * max(n_chunks, Kh * Kw * Ci' * s1 * s2 * imbalance)
-                    + (Kh - 1) * Wp * T
+    cycles/frame ~= Ho * Wo * G * S * max(n_chunks, Kh * Kw * Ci' * s1 * s2 * imbalance)
+                    + (Kh - 1) * Wp * S
 
 with ``imbalance >= 1`` the ratio of the busiest lane's pairs to the mean (1.0 for
 ``P_Co = 1``). The max-pool and the collector run at one beat per cycle and are never the
 bottleneck. Note the floor ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)`` per step: at realistic
 spike densities it, not the effectual pairs, often sets the pace, so ``P_Ci >= Ci'`` is where
-``P_Co`` pays off. ``benchmarks/bench_core.py`` compares the formula with simulation (the
-simulated frames came out 1-7 % above it: the lanes only look two beats ahead, so one lane's
-busy chunk can hold the others back).
+``P_Co`` pays off.
+
+The formula is a model, not the exact recurrence (:func:`fireflys_hw.synapse.array_cycles` is
+that): on a random SCNN5 the simulated cores came out within 3 % of it; with the lanes joined
+at the input (``window_depth = 0``, ``B = 1``) up to 8 % above it (18 % before the detectors
+dropped empty chunks while waiting, see :class:`~fireflys_hw.detector.SparsityDetector`). A
+lane that is busy on consecutive chunks is slower than the formula (its look-ahead holds two
+non-empty chunks). ``benchmarks/bench_core.py`` compares the formula with simulation.
 """
 
 import numpy as np
@@ -45,9 +60,10 @@ from .maxpool import MaxPool
 from .neuron import Argmax, lane_score_beat, lane_spike_beat
 from .orchestrator import DataflowOrchestrator
 from .padding import Padding, check_positive
+from .plan import lane_block
 from .reference import im2col_windows
 from .streams import spike_stream
-from .synapse import SynapseArray
+from .synapse import DEFAULT_WINDOW_DEPTH, SynapseArray
 from .weights import pack_weights, window_kernel
 
 __all__ = ["LayerCore", "OutputCollector", "ReadoutCollector", "readout_beat", "core_cycles",
@@ -266,11 +282,20 @@ class LayerCore(wiring.Component):
         The max-pool that follows the layer, if any (not after the readout).
     depth : int
         Output FIFO entries per detector lane (:class:`~fireflys_hw.synapse.SynapseArray`).
+    static_input : bool
+        The input is the same at every time step (a direct-encoded first layer): the core
+        takes one beat per pixel, the orchestrator streams each window once per group, and the
+        neuron lanes apply that one current at ``t = 0 .. T-1``
+        (:class:`~fireflys_hw.neuron.NeuronLanes`); the output is the same as without it.
+    window_depth : int
+        Window beats per detector lane FIFO (:class:`~fireflys_hw.synapse.SynapseArray`; 0:
+        the lanes take each beat together).
 
     Members
     -------
     input : ``In(spike_stream(Ci * input_bits))``
-        ``H * W * T`` beats per frame (``layer.in_shape``).
+        ``H * W * steps`` beats per frame (``layer.in_shape``), ``steps = T``, or 1 with
+        ``static_input`` (one beat per pixel).
     output : ``Out(spike_stream(Co))``
         ``Ho' * Wo' * T`` beats per frame (after the pool if there is one); for the readout
         ``Out(stream.Signature(readout_beat(Co, score_bits)))``, one beat per frame.
@@ -284,7 +309,8 @@ class LayerCore(wiring.Component):
     """
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, p_ci: int, T: int,
-                 input_bits: int = 1, pool: PoolLayer | None = None, depth: int = 16):
+                 input_bits: int = 1, pool: PoolLayer | None = None, depth: int = 16,
+                 static_input: bool = False, window_depth: int = DEFAULT_WINDOW_DEPTH):
         if not isinstance(layer, SynapticLayer):
             raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
         check_positive("input_bits", input_bits)
@@ -307,14 +333,18 @@ class LayerCore(wiring.Component):
         self.p_ci = p_ci
         self.T = T
         self.input_bits = input_bits
+        self.static_input = bool(static_input)
         ci, h, w = layer.in_shape
         co, oh, ow = layer.out_shape
         pad = layer.padding if layer.padding else 0
         self.in_channels = ci * input_bits
-        self.padding = Padding(self.in_channels, h, w, T, pad)
-        self.synapses = SynapseArray(layer, p_co, p_ci, T, input_bits, depth)
+        self.synapses = SynapseArray(layer, p_co, p_ci, T, input_bits, depth,
+                                     static_input=self.static_input,
+                                     window_depth=window_depth)
+        steps = self.synapses.steps
+        self.padding = Padding(self.in_channels, h, w, steps, pad)
         self.orchestrator = DataflowOrchestrator(
-            self.in_channels, h + 2 * pad, w + 2 * pad, T, window_kernel(layer), p_ci,
+            self.in_channels, h + 2 * pad, w + 2 * pad, steps, window_kernel(layer), p_ci,
             self.synapses.n_groups)
         if layer.is_readout:
             self.score_bits = self.synapses.lanes.widths.score_bits
@@ -336,6 +366,17 @@ class LayerCore(wiring.Component):
     @property
     def n_chunks(self) -> int:
         return self.orchestrator.n_chunks
+
+    @property
+    def steps(self) -> int:
+        """Input beats per pixel: ``T``, or 1 with ``static_input``."""
+        return self.synapses.steps
+
+    @property
+    def beats_per_frame(self) -> int:
+        """Input beats per frame, ``H * W * steps``."""
+        _, h, w = self.layer.in_shape
+        return h * w * self.steps
 
     @property
     def buffer_bits(self) -> dict:
@@ -364,34 +405,47 @@ class LayerCore(wiring.Component):
 
 
 def core_cycles(layer: SynapticLayer, spikes: np.ndarray, p_co: int, p_ci: int,
-                input_bits: int = 1) -> int:
+                input_bits: int = 1, static_input: bool = False,
+                window_depth: int = DEFAULT_WINDOW_DEPTH) -> int:
     """Modelled compute cycles of one frame ``spikes[t, c, h, w]`` through a
-    :class:`LayerCore`: ``sum over (pixel, group, t) of max(n_chunks, max_lane pairs)``
-    (see the module docstring; add the fill ``(Kh - 1) * Wp * T`` for a frame that follows
-    another, or ``span * T`` for the very first)."""
+    :class:`LayerCore`: ``sum over blocks of B consecutive (pixel, group, streamed step) of
+    max(B * n_chunks, max over lanes of the block's pairs)``, at least ``Ho * Wo * G * T`` for
+    a ``static_input`` (which streams ``t = 0`` only; see the module docstring; add the fill
+    ``(Kh - 1) * Wp * S`` for a frame that follows another, or ``span * S`` for the very
+    first)."""
     pw = pack_weights(layer, p_co, p_ci, input_bits)
-    beats = im2col_windows(spikes, layer, p_ci, p_co, input_bits)
+    beats = im2col_windows(spikes, layer, p_ci, p_co, input_bits, static_input)
     # bitmaps as ints per (lane, group, chunk)
     words = np.array([pw.bitmap_words(lane) for lane in range(p_co)], dtype=object)
+    block = lane_block(window_depth, pw.n_chunks)
     total = 0
     pairs = [0] * p_co
+    steps = 0
     for beat in beats:
         index = beat["group"] * pw.n_chunks + beat["chunk"]
         x = beat["spikes"]
         for lane in range(p_co):
             pairs[lane] += bin(x & words[lane, index]).count("1")
         if beat["last_chunk"]:
-            total += max(pw.n_chunks, max(pairs))
-            pairs = [0] * p_co
+            steps += 1
+            if steps == block:
+                total += max(steps * pw.n_chunks, max(pairs))
+                pairs, steps = [0] * p_co, 0
+    if steps:
+        total += max(steps * pw.n_chunks, max(pairs))
+    if static_input:
+        _, oh, ow = layer.out_shape
+        total = max(total, oh * ow * pw.n_groups * len(spikes))
     return total
 
 
 def core_cycles_estimate(layer: SynapticLayer, p_co: int, p_ci: int, T: int,
                          spike_density: float, input_bits: int = 1,
-                         imbalance: float = 1.0) -> float:
+                         imbalance: float = 1.0, static_input: bool = False) -> float:
     """The planner's estimate of the cycles per frame of a :class:`LayerCore` from densities
-    (module docstring): ``Ho * Wo * G * T * max(n_chunks, Kh*Kw*Ci' * s1 * s2 * imbalance)``
-    plus the window fill ``(Kh - 1) * Wp * T``."""
+    (module docstring): ``Ho * Wo * G * S * max(n_chunks, Kh*Kw*Ci' * s1 * s2 * imbalance)``
+    (at least ``Ho * Wo * G * T``) plus the window fill ``(Kh - 1) * Wp * S``, ``S = 1`` for a
+    ``static_input``, else ``T``."""
     co, oh, ow = layer.out_shape
     ci = layer.in_channels * input_bits
     kh, kw = window_kernel(layer)
@@ -400,4 +454,8 @@ def core_cycles_estimate(layer: SynapticLayer, p_co: int, p_ci: int, T: int,
     s2 = float(np.count_nonzero(layer.weight)) / layer.weight.size
     pairs = kh * kw * ci * spike_density * s2 * imbalance
     wp = layer.in_shape[2] + 2 * layer.padding
-    return oh * ow * groups * T * max(n_chunks, pairs) + (kh - 1) * wp * T
+    steps = 1 if static_input else T
+    compute = oh * ow * groups * steps * max(n_chunks, pairs)
+    if static_input:
+        compute = max(compute, oh * ow * groups * T)
+    return compute + (kh - 1) * wp * steps

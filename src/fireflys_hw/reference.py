@@ -71,15 +71,16 @@ def _binary_input(spikes: np.ndarray, layer: SynapticLayer, input_bits: int | No
 
 
 def im2col_windows(spikes: np.ndarray, layer: SynapticLayer, p_ci: int, p_co: int,
-                   input_bits: int | None = None) -> list[dict]:
+                   input_bits: int | None = None, static_input: bool = False) -> list[dict]:
     """The window-stream beats of one frame ``spikes[t, c, h, w]`` entering ``layer``.
 
     The map is zero-padded by ``layer.padding`` (conv) and scanned with the layer's window
     (:func:`~fireflys_hw.weights.window_kernel`: the kernel, or the whole map for fc), each
     window replayed ``ceil(Co / p_co)`` times. With ``input_bits`` (first layer), ``spikes``
-    holds integers and is expanded into bit planes first.
+    holds integers and is expanded into bit planes first. With ``static_input`` (the input is
+    the same at every step, a direct-encoded first layer) only ``t = 0`` is streamed.
     """
-    x = _binary_input(spikes, layer, input_bits)
+    x = _binary_input(spikes[:1] if static_input else spikes, layer, input_bits)
     n_groups = -(-layer.out_channels // p_co)
     return window_beats(x, window_kernel(layer), p_ci, n_groups)
 

@@ -6,16 +6,19 @@ valid/ready backpressure; a transfer happens on ``valid & ready``):
 * **Spike stream** (between cores, and into the first core): one beat is one pixel at one time
   step, all channels: ``SpikeBeat(channels)``. Beats come in raster order (row ``h``, then
   column ``w``) and, for each pixel, time steps ``t = 0..T-1``. A frame is ``H * W * T`` beats.
-  The first layer's multi-bit input is carried as bit planes: channel ``c`` bit ``b`` is binary
-  input channel ``c * input_bits + b`` whose weights are scaled by ``2**b`` (so the same binary
-  sparse machinery serves it, radix style).
+  A static input (a direct-encoded first layer: the same image at every step) has one beat per
+  pixel instead, ``H * W`` per frame (:class:`~fireflys_hw.core.LayerCore`'s
+  ``static_input``). The first layer's multi-bit input is carried as bit planes: channel ``c``
+  bit ``b`` is binary input channel ``c * input_bits + b`` whose weights are scaled by
+  ``2**b`` (so the same binary sparse machinery serves it, radix style).
 * **Window stream** (orchestrator -> sparsity detectors): the spikes of one output pixel's
   receptive field, cut into ``P_Ci``-bit chunks, in the FireFly-S loop order
   ``for group in Co/P_Co: for t in T: for chunk in K*K*ceil(Ci/P_Ci)``: ``WindowChunk``. A chunk
   is ``(kh, kw, ci0..ci0+P_Ci-1)`` with ``chunk = (kh * Kw + kw) * n_ci_chunks + ci_chunk``
   (``Kw`` the window width: K for a conv, the map width for a fully connected layer);
   channels past ``Ci`` in the last chunk are 0. ``last_chunk`` marks the last chunk of a time
-  step (the neuron update follows it), ``last_step`` the last time step of a group.
+  step (the neuron update follows it), ``last_step`` the last time step of a group. For a
+  static input the stream carries one step per group (``t = 0``, ``last_step`` always set).
 """
 
 from amaranth.lib import data, stream

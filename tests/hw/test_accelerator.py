@@ -10,12 +10,12 @@ from amaranth.hdl import Fragment
 
 from fireflys_hw.accelerator import (Accelerator, accelerator_stages, beat_words,
                                      decode_readout, input_beats, words_to_int)
-from fireflys_hw.flow import simulate_accelerator
+from fireflys_hw.flow import _run_pysim, simulate_accelerator
 from fireflys_hw.plan import measure_densities
 from fireflys_hw.reference import bit_planes
 from fireflys_hw.verilator import verilator_unavailable
 from fireflys_sw.artifact import InputEncoding
-from fireflys_sw.golden import encode_input
+from fireflys_sw.golden import encode_input, run_golden
 from fireflys_sw.spec import NeuronKind
 from fireflys_sw.synthetic import random_artifact, random_images
 
@@ -54,6 +54,34 @@ def test_accelerator_golden(seed, spec, parallelism, T, neuron, sparsity, input_
     check(a, parallelism, seed=seed)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_accelerator_random_networks(seed):
+    """Random small networks (direct-encoded: the first core computes its current once; the
+    lanes decoupled by FIFOs of window beats, or joined) equal the golden model bit for bit
+    under random input gaps and output stalls."""
+    rng = np.random.default_rng(seed)
+    spec = ["1x6x6-3c3p1-mp2-4c3p1-5fc", "2x5x5-4c3p0-3fc", "1x4x4-2c3p1-3c3p1-mp2-4fc",
+            "3x4x4-5c1p0-mp2-6fc"][seed]
+    a = small(spec, seed=seed, T=int(rng.choice([1, 2, 3])), input_bits=int(rng.integers(1, 4)),
+              sparsity=float(rng.uniform(0.3, 0.9)), neuron=NeuronKind(rng.choice(["lif", "if"])))
+    stages = accelerator_stages(a)
+    par = [(int(rng.integers(1, layer.out_channels + 1)), int(rng.choice([1, 2, 4, 8])))
+           for _, layer, _ in stages]
+    window_depth = [16, 0, 2, 16][seed]
+    acc = Accelerator(a, par, window_depth=window_depth)
+    assert acc.cores[0].static_input
+    images = random_images(a, 3, seed=seed)
+    beats = input_beats(a, images)
+    trace = _run_pysim(acc, beats, len(images), stall_in=0.2, stall_out=0.3, seed=seed,
+                       max_idle=50_000)
+    golden = run_golden(a, images)
+    for f, value in enumerate(trace.out_payloads):
+        scores, index = decode_readout(value, a.classes, acc.score_bits)
+        assert scores == [int(v) for v in golden.scores[f]], f"seed {seed}: frame {f}"
+        assert index == int(golden.prediction[f]), f"seed {seed}: frame {f}"
+    assert len(trace.out_payloads) == len(images)
+
+
 def test_accelerator_frames_encoding():
     """Event frames (a different input at every step) instead of a repeated image."""
     a = small("2x4x4-3c3p1-mp2-4fc", seed=5, T=2, input_bits=2,
@@ -62,18 +90,21 @@ def test_accelerator_frames_encoding():
 
 
 def test_accelerator_counters_exact():
-    """The profiling counters: window beats per frame are exactly ``Ho*Wo*G*T*n_chunks``, the
-    pairs exactly the golden model's effectual pairs, frames and beats counted right."""
+    """The profiling counters: window beats per frame are exactly ``Ho*Wo*G*S*n_chunks`` (``S
+    = 1`` for the direct-encoded first layer, which streams each window once), the pairs
+    exactly the golden model's effectual pairs (counted once for the first layer), frames and
+    beats counted right."""
     a = small("1x6x6-4c3p1-mp2-5fc", seed=3, T=2, input_bits=2)
     par = [(3, 1), (2, 4)]
     report, images = check(a, par, seed=3, stall_in=0.0, stall_out=0.0)
     stats = measure_densities(a, images)
     layers = [a.layers[0], a.layers[2]]
-    for stage, layer, st, (p_co, p_ci), ci in zip(report.stages, layers, stats, par, (2, 4)):
+    for stage, layer, st, (p_co, p_ci), ci, steps in zip(report.stages, layers, stats, par,
+                                                         (2, 4), (1, a.T)):
         co, ho, wo = layer.out_shape
         n_chunks = 9 * -(-ci // p_ci)      # conv 3x3; the fc's window is the 3x3 pooled map
-        assert stage.window_cycles == ho * wo * -(-co // p_co) * a.T * n_chunks
-        assert stage.pairs == pytest.approx(st.pairs.sum() / len(images))
+        assert stage.window_cycles == ho * wo * -(-co // p_co) * steps * n_chunks
+        assert stage.pairs == pytest.approx(st.pairs.sum() / len(images) * steps / a.T)
         assert stage.simulated_cycles >= stage.window_cycles
     # frames back to back with no stalls: the interval is the slowest core's busy cycles plus
     # its window fill, within the 15 % the core tests allow for the model
@@ -150,18 +181,24 @@ def test_accelerator_golden_sweep(seed):
 
 # --- host side and parameters -------------------------------------------------------------------
 
-def test_input_beats():
-    a = small("3x2x3-2c3p1-4fc", seed=0, T=2, input_bits=3)
+@pytest.mark.parametrize("encoding", [InputEncoding.DIRECT, InputEncoding.FRAMES])
+def test_input_beats(encoding):
+    """Raster order, then t; direct encoding: one beat per pixel (the same at every t)."""
+    a = small("3x2x3-2c3p1-4fc", seed=0, T=2, input_bits=3, encoding=encoding)
     images = random_images(a, 2, seed=1)
     beats = input_beats(a, images)
-    assert beats.shape == (2, 2 * 3 * 2, 1) and beats.dtype == np.uint32
+    steps = 1 if encoding is InputEncoding.DIRECT else 2
+    assert beats.shape == (2, 2 * 3 * steps, 1) and beats.dtype == np.uint32
+    acc = Accelerator(a, [(1, 1), (1, 1)])
+    Fragment.get(acc, None)                # elaborated, as an accelerator always is in use
+    assert acc.beats_per_frame == 2 * 3 * steps
     x = np.asarray(encode_input(a, images))
     planes = bit_planes(x, 3)                       # (N, T, C*3, H, W)
     for n in range(2):
         k = 0
         for h in range(2):
             for w in range(3):
-                for t in range(2):
+                for t in range(steps):
                     want = sum(int(b) << j for j, b in enumerate(planes[n, t, :, h, w]))
                     assert words_to_int(beats[n, k]) == want
                     k += 1
@@ -198,7 +235,9 @@ def test_accelerator_params():
     assert acc.fifo_depths == [8]          # pooled 3x3 map, T = 2: max(2T, T*W) = 6 -> 8
     assert acc.counter_names[:3] == ["cycles", "frames_in", "frames_out"]
     assert len(acc.counter_names) == 3 + 2 * 5
-    assert acc.beats_per_frame == 36 * 2 and acc.in_channels == 2
+    # direct encoding: one beat per pixel, the first core computes its current once
+    assert acc.beats_per_frame == 36 and acc.in_channels == 2
+    assert acc.cores[0].static_input and not acc.cores[1].static_input
 
 
 def test_accelerator_stages_errors():

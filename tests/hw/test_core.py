@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """LayerCore and its output collector against the golden model, under random stalls."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from amaranth.hdl import Fragment
 
 from fireflys_hw.core import LayerCore, OutputCollector, core_cycles
+from fireflys_hw.plan import LayerStats, _pairs_of, predicted_cycles
 from fireflys_hw.reference import bit_planes
 from fireflys_sw.artifact import LayerKind, PoolLayer
 from fireflys_sw.golden import layer_forward, max_pool
@@ -63,7 +65,9 @@ def golden_beats(layer, pool, x, input_bits):
 
 def run_core(core, frames, seed, stall_prob=0.3):
     rng = random.Random(seed)
-    items = [{"spikes": b} for x in frames for b in frame_beats(x, core.input_bits)]
+    # a static input (direct encoding) takes one beat per pixel: the frame's t = 0
+    items = [{"spikes": b} for x in frames
+             for b in frame_beats(x[:1] if core.static_input else x, core.input_bits)]
     want = [b for x in frames
             for b in golden_beats(core.layer, core.pool_layer, x, core.input_bits)]
     got = []
@@ -81,16 +85,21 @@ def run_core(core, frames, seed, stall_prob=0.3):
 
 
 def check_core(seed, layer, *, p_co, p_ci, T, input_bits=1, pool_kernel=None, n_frames=2,
-               stall_prob=0.3):
+               stall_prob=0.3, static_input=False, window_depth=16):
     rng = np.random.default_rng(seed)
     pool = None
     if pool_kernel:
         co, h, w = layer.out_shape
         pool = PoolLayer(layer.out_shape, (co, h // pool_kernel, w // pool_kernel), pool_kernel)
-    core = LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T, input_bits=input_bits, pool=pool)
+    core = LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T, input_bits=input_bits, pool=pool,
+                     static_input=static_input, window_depth=window_depth)
     core.pool_layer = pool
-    frames = [random_spikes(rng, layer, T, input_bits=input_bits if input_bits > 1 else None)
-              for _ in range(n_frames)]
+    if static_input:
+        # direct encoding: the same (multi-bit) input at every step
+        frames = [random_spikes(rng, layer, T, input_bits=input_bits) for _ in range(n_frames)]
+    else:
+        frames = [random_spikes(rng, layer, T, input_bits=input_bits if input_bits > 1
+                                else None) for _ in range(n_frames)]
     got, want = run_core(core, frames, seed, stall_prob)
     assert len(got) == len(want), f"seed {seed}"
     for i, (g, e) in enumerate(zip(got, want)):
@@ -116,6 +125,35 @@ def test_core_first_layer_bit_planes():
     layer = random_layer(rng, kind=LayerKind.CONV, ci=1, co=3, k=3, hw=(4, 4),
                          neuron=NeuronKind.LIF, padding=1)
     check_core(20, layer, p_co=3, p_ci=4, T=2, input_bits=3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_core_static_input(seed):
+    """A direct-encoded first layer (one beat per pixel, the current computed once and applied
+    at every step) equals the golden model, under random stalls, for random small layers
+    (conv or fc, LIF / IF / readout, multi-bit input, ragged P_Co, lane FIFOs or none)."""
+    check_static_core(60 + seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(200, 240))
+def test_core_static_input_sweep(seed):
+    check_static_core(seed)
+
+
+def check_static_core(seed):
+    rng = np.random.default_rng(seed)
+    kind = LayerKind.FC if seed % 6 >= 4 else LayerKind.CONV
+    neuron = NeuronKind(["lif", "if", "none"][seed % 3])
+    layer = random_layer(rng, kind=kind, ci=int(rng.integers(1, 4)), co=int(rng.integers(2, 7)),
+                         hw=None if kind is LayerKind.FC else (4, 4), neuron=neuron)
+    co = layer.out_channels
+    pool = 2 if (kind is LayerKind.CONV and not layer.is_readout
+                 and min(layer.out_shape[1:]) >= 2 and seed % 2 == 0) else None
+    check_core(seed, layer, p_co=int(rng.integers(1, co + 1)),
+               p_ci=int(rng.choice([2, 4, 8])), T=int(rng.choice([1, 2, 3, 4])),
+               input_bits=int(rng.choice([1, 2, 3])), pool_kernel=pool, static_input=True,
+               window_depth=int(rng.choice([0, 2, 16])))
 
 
 @pytest.mark.parametrize("seed,co,p_co,hw,ci,T", [
@@ -198,3 +236,63 @@ def test_core_cycles_formula():
     fill = (3 - 1) * (4 + 2) * T
     model = core_cycles(layer, frames[1], p_co, p_ci) + fill
     assert abs((ends[1] - ends[0]) / model - 1) < 0.15, (ends, model)
+
+
+def skewed_layer(rng, ci=16, co=8, hw=(4, 4)):
+    """A 3x3 conv whose output channels are each busy at a different kernel position (channel
+    ``c`` has all its input channels at position ``c``, two elsewhere): in every step each
+    lane has its own heavy chunk, where the others are light."""
+    layer = random_layer(rng, kind=LayerKind.CONV, ci=ci, co=co, k=3, hw=hw,
+                         neuron=NeuronKind.LIF, padding=1, sparsity=0.0)
+    mask = np.zeros(layer.weight.shape, bool)
+    for c in range(co):
+        mask[c, :2] = True
+        mask[c, :, c % 9 // 3, c % 3] = True
+    weight = np.where(mask, np.where(layer.weight == 0, 1, layer.weight), 0)
+    return dataclasses.replace(layer, weight=weight)
+
+
+def steady_frame_cycles(core, frames):
+    """Cycles between the last output beats of the frames (back to back, no stalls)."""
+    items = [{"spikes": b} for x in frames for b in to_beats(x)]
+    co, oh, ow = core.layer.out_shape
+    per_frame = oh * ow * core.T
+    ends = []
+
+    async def producer(ctx):
+        await put(ctx, core.input, items, 0.0)
+
+    async def consumer(ctx):
+        ctx.set(core.output.ready, 1)
+        n = cycle = 0
+        while len(ends) < len(frames):
+            _, _, valid = await ctx.tick().sample(core.output.valid)
+            cycle += 1
+            n += valid
+            if valid and n % per_frame == 0:
+                ends.append(cycle)
+
+    run_sim(core, producer, consumer)
+    return [b - a for a, b in zip(ends, ends[1:])]
+
+
+def test_core_cycles_skewed_lanes():
+    """With each lane busy on different chunks, lanes joined at the input pay every lane's
+    excess in turn; the lane FIFOs let them drift apart, which brings the simulated frame
+    within 10 % of the planner's predicted_cycles (``max(n_chunks, busiest lane)`` per step)."""
+    rng = np.random.default_rng(70)
+    layer = skewed_layer(rng)
+    T, p_co, p_ci = 2, 8, 16
+    frames = [random_spikes(rng, layer, T, density=0.5) for _ in range(3)]
+    pairs = _pairs_of(layer, np.stack(frames[1:]), 1)
+    stats = LayerStats(0, 0.5, float(np.count_nonzero(layer.weight)) / layer.weight.size,
+                       float(pairs.mean()), frames=2, pairs=pairs)
+    sim, predicted = {}, {}
+    for window_depth in (0, 16):
+        core = LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T, window_depth=window_depth)
+        sim[window_depth] = np.mean(steady_frame_cycles(core, frames))
+        predicted[window_depth] = predicted_cycles(layer, stats, p_co, p_ci, T,
+                                                   window_depth=window_depth)
+    assert abs(sim[16] / predicted[16] - 1) < 0.10, (sim, predicted)
+    # the skew does bite when the lanes take each beat together
+    assert sim[0] > 1.15 * predicted[0] and sim[0] > 1.15 * sim[16], (sim, predicted)

@@ -181,6 +181,39 @@ def test_dense_rate():
     assert cycles == list(range(DETECTOR_LATENCY, DETECTOR_LATENCY + len(cycles)))
 
 
+@pytest.mark.parametrize("pattern", [
+    (0, 0, 0, 0, 0, 0, 8, 8, 0),     # busy late in the step: the empty last chunk's end mark
+                                     # goes to the chunk in B (absorb), A1 moves on
+    (8, 8, 0, 0, 0, 0, 0, 0, 0),     # busy early: the empties drop while B works
+    (3, 3, 0, 0, 3, 3, 0, 0, 0),     # empties dropped in A0 while A1 waits for B
+    (4, 0, 4, 4, 0, 0, 0, 0, 0),
+    (2, 2, 0, 0, 0, 0, 0, 0, 0),
+])
+def test_look_ahead(pattern):
+    """One 3x3 window of 8 channels, ``pattern[i]`` effectual pairs in chunk ``i``, six steps
+    back to back: the cycles are the model's, and within a few cycles of the bound ``max(sum
+    over steps of pairs, beats)`` however the pairs sit in the step (the look-ahead drops empty
+    chunks while B works, in A1 and in A0, and hands an empty last chunk's end mark on)."""
+    rng = np.random.default_rng(3)
+    layer = random_layer(rng, kind=LayerKind.CONV, ci=8, co=1, k=3, hw=(3, 3), padding=0,
+                         sparsity=0.0)
+    layer = dataclasses.replace(layer, weight=np.where(layer.weight == 0, 1, layer.weight))
+    T = 6
+    x = np.zeros((T, 8, 3, 3), int)
+    for i, n in enumerate(pattern):
+        x[:, :n, i // 3, i % 3] = 1
+    pw = pack_weights(layer, 1, 8)
+    beats = im2col_windows(x, layer, 8, 1)
+    work = beat_work(pw, 0, beats)
+    assert [n for n, _ in work] == list(pattern) * T
+    model = detector_cycles(work)
+    got = collect_events(SparsityDetector(pw, 0, T), beats, len(model), 0.0, 0)
+    assert [e[4] for e in got] == model
+    assert per_step(got) == per_step(expected_events(pw, 0, beats))
+    bound = max(T * max(1, sum(pattern)), len(beats) - 1)
+    assert model[-1] + 1 - DETECTOR_LATENCY <= bound + T
+
+
 def test_errors():
     rng = np.random.default_rng(0)
     pw = pack_weights(random_layer(rng, co=3), 3, 4)

@@ -35,7 +35,8 @@ def test_compile_writes_files(tiny, tmp_path):
     assert [(lp.p_co, lp.p_ci) for lp in plan.layers] == [(2, 2), (3, 2)]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report == result.report
-    assert report["ports"]["input_bits"] == 2 and report["ports"]["beats_per_frame"] == 32
+    # direct encoding: one beat per pixel (the first core computes its current once)
+    assert report["ports"]["input_bits"] == 2 and report["ports"]["beats_per_frame"] == 16
     assert [layer["p_co"] for layer in report["layers"]] == [2, 3]
     assert "frame interval" in (tmp_path / "out" / "report.txt").read_text()
 

@@ -35,8 +35,12 @@ def drive_events(lanes_dut, steps, rng):
     return [make(lane) for lane in range(lanes_dut.p_co)]
 
 
+@pytest.mark.parametrize("static", [False, True])
 @pytest.mark.parametrize("seed", range(8))
-def test_lanes(seed):
+def test_lanes(seed, static):
+    """Per (group, t) slot weights -> currents -> the golden neuron dynamics (or the readout's
+    ``sum_t I``). ``static``: one step per group in the events (a direct-encoded first layer),
+    whose current the lanes apply at every step."""
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, co=int(rng.integers(1, 9)))
     co = layer.out_channels
@@ -57,9 +61,15 @@ def test_lanes(seed):
     w[:, 0] = 8 * 4
     w[:, 1] = -8 * 4
     layer = dataclasses.replace(layer, weight=w.reshape(layer.weight.shape))
-    dut = NeuronLanes(layer, p_co, T, wbits, 1, depth=n_groups * T)
-    steps = [[((g, t, int(t == T - 1)), [int(v) for v in weights[lane][g][t]])
-              for g in range(n_groups) for t in range(T)] for lane in range(p_co)]
+    dut = NeuronLanes(layer, p_co, T, wbits, 1, depth=n_groups * T, static_input=static)
+    if static:
+        # the same weights (current) at every step, sent once with t = 0
+        weights = [[[weights[lane][g][0]] * T for g in range(n_groups)] for lane in range(p_co)]
+        steps = [[((g, 0, 1), [int(v) for v in weights[lane][g][0]]) for g in range(n_groups)]
+                 for lane in range(p_co)]
+    else:
+        steps = [[((g, t, int(t == T - 1)), [int(v) for v in weights[lane][g][t]])
+                  for g in range(n_groups) for t in range(T)] for lane in range(p_co)]
     current = np.zeros((n_groups, T, p_co), np.int64)
     bias = np.zeros(n_groups * p_co, np.int64)
     bias[:co] = layer.bias

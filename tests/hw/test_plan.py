@@ -1,21 +1,23 @@
 """Tests of the planner (fireflys_hw.plan) and the device profiles (fireflys_hw.devices)."""
 
+import dataclasses
 import json
 import re
 
 import numpy as np
 import pytest
 
-from fireflys_sw.artifact import LayerKind, SynapticLayer
+from fireflys_sw.artifact import InputEncoding, LayerKind, SynapticLayer
 from fireflys_sw.errors import FireflysError
-from fireflys_sw.golden import encode_input, run_golden
+from fireflys_sw.golden import encode_input, layer_widths, run_golden
 from fireflys_sw.synthetic import random_artifact, random_images
 from fireflys_hw.devices import DeviceError, DeviceProfile, device_profile
 from fireflys_hw.plan import (
     DEFAULT_RESOURCE_MODEL, PLAN_VERSION, LayerStats, PlanError, StopReason,
     check_plan, fifo_depth, format_plan, load_plan, measure_densities, plan_accelerator,
-    plan_from_dict, plan_to_dict, predicted_cycles, predicted_resources, save_plan,
-    stats_from_density, _store_layout, _weight_facts)
+    WINDOW_DEPTH, lane_block, plan_from_dict, plan_to_dict, predicted_cycles,
+    predicted_resources, save_plan, stats_from_density, window_beat_bits, _store_layout,
+    _weight_facts)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +34,11 @@ def small_stats(small):
 
 @pytest.fixture(scope="module")
 def pair():
-    """Two conv layers on the same map, the second with 4x the output channels."""
+    """Two conv layers on the same map, the second with 4x the output channels (event frames:
+    with a direct-encoded input the first layer would compute its current once, a fourth of
+    the work at T = 4)."""
     return random_artifact("16x8x8-16c3p1-64c3p1-10fc", seed=0, weight_sparsity=0.9,
-                           spike_density=0.15, input_bits=1)
+                           spike_density=0.15, input_bits=1, encoding=InputEncoding.FRAMES)
 
 
 # --- devices ------------------------------------------------------------------------------------
@@ -119,12 +123,18 @@ def test_cycles_equal_core_cycles(small, small_stats):
         kh = layer.kernel if layer.kind is LayerKind.CONV else layer.in_shape[1]
         for p_co, p_ci in [(1, 1), (3, 2), (layer.out_channels, 8)]:
             frames = np.asarray(inputs[s.index])
-            exact = np.mean([core.core_cycles(layer, frames[n], p_co, p_ci, bits)
-                             for n in range(len(images))])
-            fill = (kh - 1) * wp * small.T
-            expected = max(exact + fill, hp * wp * small.T)
-            assert predicted_cycles(layer, s, p_co, p_ci, small.T,
-                                    input_bits=bits) == pytest.approx(expected)
+            # the first layer is direct-encoded: with and without computing it once
+            for static in (False, True) if s.index == 0 else (False,):
+                for window_depth in (0, 16):
+                    exact = np.mean([core.core_cycles(layer, frames[n], p_co, p_ci, bits,
+                                                      static, window_depth)
+                                     for n in range(len(images))])
+                    steps = 1 if static else small.T
+                    fill = (kh - 1) * wp * steps
+                    expected = max(exact + fill, hp * wp * steps)
+                    assert predicted_cycles(layer, s, p_co, p_ci, small.T, input_bits=bits,
+                                            static_input=static, window_depth=window_depth
+                                            ) == pytest.approx(expected)
 
 
 def test_density_model_formula(small):
@@ -132,10 +142,19 @@ def test_density_model_formula(small):
     stats = LayerStats(2, 0.5, 0.25, mean_pairs=30.0)
     # P_Co = 1: pairs dominate (30 > 9 * ceil(12 / 16) = 9)
     assert predicted_cycles(layer, stats, 1, 16, 4) == 9 * 8 * 4 * 30.0 + 2 * 5 * 4
-    # the busiest of 4 lanes: mu + sqrt(2 ln 4 mu)
-    busiest = 30 + np.sqrt(2 * np.log(4) * 30)
+    # the busiest of 4 lanes over blocks of 2 steps (a lane FIFO holds the 9 beats of a
+    # step): mu + sqrt(2 ln 4 mu / 2) per step; lanes joined: blocks of one step
+    busiest = 30 + np.sqrt(2 * np.log(4) * 30 / 2)
     assert predicted_cycles(layer, stats, 4, 16, 4) == pytest.approx(
         9 * 2 * 4 * busiest + 2 * 5 * 4)
+    busiest = 30 + np.sqrt(2 * np.log(4) * 30)
+    assert predicted_cycles(layer, stats, 4, 16, 4, window_depth=0) == pytest.approx(
+        9 * 2 * 4 * busiest + 2 * 5 * 4)
+    # static input: one streamed step, at least T beats out per (pixel, group)
+    assert predicted_cycles(layer, stats, 1, 16, 4, static_input=True) == \
+        9 * 8 * 30.0 + 2 * 5
+    assert predicted_cycles(layer, LayerStats(2, 0.01, 0.25, mean_pairs=0.5), 8, 16, 16,
+                            static_input=True) == 9 * 1 * 16 + 2 * 5
     # sparse: the window beats (n_chunks = 9 * 12) set the pace
     sparse = LayerStats(2, 0.01, 0.25, mean_pairs=0.5)
     assert predicted_cycles(layer, sparse, 8, 1, 4) == 9 * 1 * 4 * 108 + 2 * 5 * 4
@@ -213,12 +232,65 @@ def test_fifo_depth():
 # --- planning -----------------------------------------------------------------------------------
 
 def test_four_times_the_work_gets_four_times_the_lanes(pair):
-    for budget in (5_000, 8_000):
+    for budget in (6_000, 9_000):
         plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=budget)
         a, b = plan.layers[0], plan.layers[1]
         assert (b.p_co * b.p_ci) / (a.p_co * a.p_ci) == pytest.approx(4, rel=0.3)
         assert b.cycles == pytest.approx(a.cycles, rel=0.15)
         assert plan.lut <= budget
+
+
+def test_direct_first_layer_rebalances(pair):
+    """A direct-encoded first layer computes its current once (a fourth of the work at T = 4,
+    one input beat per pixel): the planner gives it fewer lanes and the next layer as many or
+    more, and the plan is faster, or as fast for fewer LUTs."""
+    direct = dataclasses.replace(pair, input_encoding=InputEncoding.DIRECT)
+    densities = [0.02, 0.02, 0.1]
+    layer = pair.layers[0]
+    stats = stats_from_density(pair, densities)[0]
+    # the same parallelism: a T-th of the compute, the fill and the input side
+    frames_cycles = predicted_cycles(layer, stats, 4, 16, pair.T)
+    once = predicted_cycles(layer, stats, 4, 16, pair.T, static_input=True)
+    assert once == pytest.approx(frames_cycles / pair.T)
+    for budget in (6_000, 9_000):
+        a = plan_accelerator(pair, densities, lut_budget=budget)
+        b = plan_accelerator(direct, densities, lut_budget=budget)
+        # faster, or as fast for fewer LUTs
+        assert b.frame_cycles < a.frame_cycles or (b.frame_cycles == a.frame_cycles
+                                                   and b.lut < a.lut)
+        assert b.layers[0].p_co < a.layers[0].p_co and b.layers[0].lut < a.layers[0].lut
+        assert b.layers[1].p_co >= a.layers[1].p_co
+    # with a tight budget the LUTs saved on layer 0 go to layer 1, which was the bottleneck
+    a = plan_accelerator(pair, densities, lut_budget=6_000)
+    b = plan_accelerator(direct, densities, lut_budget=6_000)
+    assert b.layers[1].p_co > a.layers[1].p_co and b.frame_cycles < a.frame_cycles
+
+
+def test_static_input_resources(pair):
+    """Computing the current once shrinks the orchestrator's buffer T-fold (one word per
+    pixel), and the lanes' output FIFOs carry currents instead of spikes."""
+    layer = pair.layers[0]
+    frames = predicted_resources(layer, 4, 16, T=pair.T)
+    once = predicted_resources(layer, 4, 16, T=pair.T, static_input=True)
+    span = 2 * 10 + 3
+    assert frames.bram_bits + frames.lutram_bits - (once.bram_bits + once.lutram_bits) == \
+        16 * (span + 3) * (pair.T - 1) - 4 * 16 * (layer_widths(layer, 1, pair.T)
+                                                   .current_bits - 1)
+
+
+def test_window_fifo_model_matches_gateware(small):
+    """The planner's lane FIFO depth and window-beat width are the gateware's."""
+    synapse = pytest.importorskip("fireflys_hw.synapse")
+    from amaranth.hdl import Fragment
+    assert WINDOW_DEPTH == synapse.DEFAULT_WINDOW_DEPTH
+    for i, bits in [(0, small.input_bits), (2, 1), (3, 1)]:
+        layer = small.layers[i]
+        for p_co, p_ci, T, static in [(1, 1, 1, False), (3, 4, 3, False), (2, 8, 4, True)]:
+            array = synapse.SynapseArray(layer, p_co, p_ci, T, bits, static_input=static)
+            Fragment.get(array, None)      # elaborated, as an array always is in use
+            assert window_beat_bits(p_ci, array.n_chunks, array.steps, array.n_groups) == \
+                array.window_bits
+    assert lane_block(16, 9) == 2 and lane_block(16, 17) == 1 and lane_block(0, 1) == 1
 
 
 @pytest.mark.parametrize("budget", [5_000, 8_000, 20_000])
