@@ -43,6 +43,7 @@ import numpy as np
 
 from fireflys_sw.artifact import Artifact, InputEncoding, LayerKind, PoolLayer, SynapticLayer
 from fireflys_sw.errors import FireflysError
+from fireflys_sw.fields import FieldReader
 from fireflys_sw.golden import (encode_input, layer_widths, run_golden, signed_bits,
                                 synaptic_currents)
 
@@ -1152,25 +1153,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
 
 
-class _Reader:
-    def __init__(self, where: str):
-        self.where = where
+class _Reader(FieldReader):
+    """Fields of a plan file."""
 
-    def fail(self, name: str, problem: str) -> PlanError:
-        return PlanError(f"{self.where}: {name} {problem}")
-
-    def get(self, obj, key: str, name: str):
-        if not isinstance(obj, dict) or key not in obj:
-            raise self.fail(name, "is missing")
-        return obj[key]
-
-    def int(self, obj, key: str, name: str, lo: int = 0) -> int:
-        value = self.get(obj, key, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, f"must be an integer, not {value!r}")
-        if value < lo:
-            raise self.fail(name, f"is {value}, less than {lo}")
-        return value
+    error = PlanError
 
     def float(self, obj, key: str, name: str, lo: float = 0.0, optional: bool = False):
         value = self.get(obj, key, name)
@@ -1182,28 +1168,6 @@ class _Reader:
         if value < lo:
             raise self.fail(name, f"is {value}, less than {lo}")
         return float(value)
-
-    def str(self, obj, key: str, name: str) -> str:
-        value = self.get(obj, key, name)
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, not {value!r}")
-        return value
-
-    def enum(self, obj, key: str, name: str, kind):
-        value = self.get(obj, key, name)
-        try:
-            return kind(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in kind)
-            raise self.fail(name, f"is {value!r}, not one of {allowed}") from None
-
-    def shape(self, obj, key: str, name: str) -> tuple[int, int, int]:
-        value = self.get(obj, key, name)
-        if (not isinstance(value, list) or len(value) != 3
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                           for v in value)):
-            raise self.fail(name, f"must be three positive integers [C, H, W], not {value!r}")
-        return tuple(value)
 
 
 def plan_from_dict(data: Any, where: str = "plan") -> Plan:

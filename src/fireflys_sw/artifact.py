@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArtifactError
+from .fields import FieldReader
 from .spec import NeuronKind
 
 __all__ = [
@@ -250,49 +251,11 @@ def resolve_artifact(name_or_path: str | os.PathLike) -> Path:
     return path
 
 
-class _Reader:
-    """Pulls typed fields out of the JSON header, naming the field in every error."""
+class _Reader(FieldReader):
+    """Fields of the JSON header."""
 
-    def __init__(self, where: str):
-        self.where = where
-
-    def fail(self, name: str, problem: str) -> ArtifactError:
-        return ArtifactError(f"{self.where}: {name} {problem}")
-
-    def get(self, obj: dict, key: str, name: str) -> Any:
-        if not isinstance(obj, dict) or key not in obj:
-            raise self.fail(name, "is missing")
-        return obj[key]
-
-    def int(self, obj: dict, key: str, name: str, lo: int, hi: int) -> int:
-        value = self.get(obj, key, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, f"must be an integer, not {value!r}")
-        if not lo <= value <= hi:
-            raise self.fail(name, f"is {value}, outside [{lo}, {hi}]")
-        return value
-
-    def str(self, obj: dict, key: str, name: str) -> str:
-        value = self.get(obj, key, name)
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, not {value!r}")
-        return value
-
-    def enum(self, obj: dict, key: str, name: str, kind: type[enum.Enum]) -> Any:
-        value = self.get(obj, key, name)
-        try:
-            return kind(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in kind)
-            raise self.fail(name, f"is {value!r}, not one of {allowed}") from None
-
-    def shape(self, obj: dict, key: str, name: str) -> tuple[int, int, int]:
-        value = self.get(obj, key, name)
-        if (not isinstance(value, list) or len(value) != 3
-                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 16
-                           for v in value)):
-            raise self.fail(name, f"must be three positive integers [C, H, W], not {value!r}")
-        return tuple(value)
+    error = ArtifactError
+    shape_max = 1 << 16
 
 
 def load_artifact(name_or_path: str | os.PathLike) -> Artifact:

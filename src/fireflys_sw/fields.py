@@ -1,0 +1,64 @@
+"""Typed fields out of parsed JSON, naming the field in every error (artifact headers, plans)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from .errors import FireflysError
+
+__all__ = ["FieldReader"]
+
+
+class FieldReader:
+    """Pulls typed fields out of JSON data; each error is one line ``"<where>: <name> <problem>"``
+    of the subclass's :attr:`error` type."""
+
+    #: The exception type raised (a :class:`FireflysError`).
+    error: type[FireflysError] = FireflysError
+    #: Upper bound of each dimension read by :meth:`shape` (``None``: none).
+    shape_max: int | None = None
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, name: str, problem: str) -> FireflysError:
+        return self.error(f"{self.where}: {name} {problem}")
+
+    def get(self, obj: dict, key: str, name: str) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise self.fail(name, "is missing")
+        return obj[key]
+
+    def int(self, obj: dict, key: str, name: str, lo: int = 0, hi: int | None = None) -> int:
+        value = self.get(obj, key, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"must be an integer, not {value!r}")
+        if hi is None and value < lo:
+            raise self.fail(name, f"is {value}, less than {lo}")
+        if hi is not None and not lo <= value <= hi:
+            raise self.fail(name, f"is {value}, outside [{lo}, {hi}]")
+        return value
+
+    def str(self, obj: dict, key: str, name: str) -> str:
+        value = self.get(obj, key, name)
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string, not {value!r}")
+        return value
+
+    def enum(self, obj: dict, key: str, name: str, kind: type[Enum]) -> Any:
+        value = self.get(obj, key, name)
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in kind)
+            raise self.fail(name, f"is {value!r}, not one of {allowed}") from None
+
+    def shape(self, obj: dict, key: str, name: str) -> tuple[int, int, int]:
+        value = self.get(obj, key, name)
+        top = self.shape_max
+        if (not isinstance(value, list) or len(value) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                           and (top is None or v <= top) for v in value)):
+            raise self.fail(name, f"must be three positive integers [C, H, W], not {value!r}")
+        return tuple(value)
