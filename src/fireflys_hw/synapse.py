@@ -97,6 +97,9 @@ class SynapseArray(wiring.Component):
     credit : Signal
         High while fewer than ``depth`` results are in flight (the admission rule above); the
         accelerator's profiling counters read it.
+    working : Signal
+        High while some lane's FIFO of window beats holds a beat (its detector has work; low
+        without lane FIFOs); the profiling counters read it.
     """
 
     def __init__(self, layer: SynapticLayer, p_co: int, p_ci: int, T: int,
@@ -125,6 +128,7 @@ class SynapseArray(wiring.Component):
         self.lanes = NeuronLanes(layer, p_co, T, self.weights.weight_bits,
                                  (1 << input_bits) - 1, depth, self.static_input)
         self.credit = Signal()
+        self.working = Signal()
         super().__init__({
             "input": In(window_stream(p_ci, self.n_chunks, self.steps, self.n_groups)),
             "output": Out(stream.Signature(self.lanes.beat_layout)),
@@ -189,6 +193,7 @@ class SynapseArray(wiring.Component):
                     q.r_en.eq(det.input.ready),
                 ]
             m.d.comb += room.eq(_all(q.w_rdy for q in queues))
+            m.d.comb += self.working.eq(_any(q.r_rdy for q in queues))
         else:
             m.d.comb += room.eq(_all(det.input.ready for det in detectors))
             for det in detectors:
@@ -278,6 +283,13 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
             results += 1
         cycle += 1
     return outputs
+
+
+def _any(signals):
+    result = None
+    for s in signals:
+        result = s if result is None else result | s
+    return result
 
 
 def _all(signals):

