@@ -356,7 +356,7 @@ class SimulationReport:
                          f"predicted {self.predicted_cycles_per_frame:,.0f}")
         lines.append(f"  latency {self.latency_cycles:,} cycles; utilisation "
                      + (f"{self.utilisation:.3f}" if self.utilisation is not None else "n/a"))
-        lines.append("  layer                        P_Co P_Ci  predicted  simulated  model  "
+        lines.append("  layer                            P_Co P_Ci  predicted  simulated  model  "
                      "blocked   util")
         for s in self.stages:
             mark = " <" if s.index == self.slowest_stage else ""
@@ -368,7 +368,7 @@ class SimulationReport:
             blocked = f"{s.blocked_cycles:8,.0f}" if s.blocked_cycles is not None else \
                 f"{'n/a':>8}"
             util = f"{s.utilisation:6.3f}" if s.utilisation is not None else "   n/a"
-            lines.append(f"  {s.index:2d} {s.layer:26s} {s.p_co:4d} {s.p_ci:4d} "
+            lines.append(f"  {s.index:2d} {s.layer:30s} {s.p_co:4d} {s.p_ci:4d} "
                          f"{s.predicted_cycles:10,.0f} {sim} {blocked} {util}{mark}")
         lines.append("  (predicted: the planner's cycle recurrence on these images, an estimate; "
                      "simulated: each core's busy cycles per frame, exact)")

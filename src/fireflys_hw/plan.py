@@ -1231,13 +1231,15 @@ def _fmt_blocks(blocks: float) -> str:
 def format_plan(plan: Plan) -> str:
     """A table of the plan (one row per layer core), totals, bottleneck and predicted FPS.
 
-    Every figure is a model estimate (:func:`predicted_cycles`, :func:`predicted_resources`)."""
+    Every figure is a model estimate (:func:`recurrence_cycles` or :func:`predicted_cycles`,
+    :func:`predicted_resources`)."""
     interval = plan.frame_cycles
     head = (f"{'layer':>5}  {'kind / shape':<30} {'P_Co':>4} {'P_Ci':>4} {'G':>4} "
             f"{'cycles/frame':>12} {'share':>6} {'LUT':>7} {'FF':>7} {'BRAM':>5} {'FIFO':>5}")
     lines = [f"plan for {plan.artifact} on {plan.device} at {plan.clock_hz / 1e6:g} MHz, "
-             f"T = {plan.T} (model estimates: cycles from the detector/orchestrator formula, "
-             f"resources from the linear model)", head, "-" * len(head)]
+             f"T = {plan.T} (model estimates: cycles from the synapse arrays' cycle recurrence on "
+             f"the measured frames, resources from the synthesis-calibrated model)", head,
+             "-" * len(head)]
     for lp in plan.layers:
         mark = "*" if lp.fixed else " "
         lines.append(

@@ -346,7 +346,8 @@ def _n(value: float) -> str:
 def format_synth_report(report: SynthReport) -> str:
     """The report as a table: per core, synthesis estimates beside the planner's model."""
     bram = "EBR" if report.family == "ecp5" else "BRAM"
-    head = (f"{'layer':>5}  {'kind / shape':<30} {'P_Co':>4} {'P_Ci':>4} | {'LUT':>7} {'FF':>7} "
+    lut = "LUT" if report.family == "ecp5" else "LUT+RAM"
+    head = (f"{'layer':>5}  {'kind / shape':<30} {'P_Co':>4} {'P_Ci':>4} | {lut:>7} {'FF':>7} "
             f"{'CARRY':>6} {bram:>5} {'LUTRAM':>6} {'DSP':>4} | {'model LUT':>9} "
             f"{'FF':>7} {'BRAM':>5}")
     cached = f", {report.seconds:.0f} s" + (" (from the cache)" if report.cached else "")
@@ -358,7 +359,9 @@ def format_synth_report(report: SynthReport) -> str:
     def row(label, shape, p_co, p_ci, s, model):
         mod = (f"{_n(model['lut']):>9} {_n(model['ff']):>7} {_n(model['bram']):>5}"
                if model else f"{'':>9} {'':>7} {'':>5}")
-        return (f"{label:>5}  {shape:<30} {p_co:>4} {p_ci:>4} | {_n(s['lut']):>7} "
+        # Xilinx: logic LUTs plus the LUTs that LUT RAM occupies, as the model counts them
+        lut = s['lut'] + s.get('lutram_luts', 0)
+        return (f"{label:>5}  {shape:<30} {p_co:>4} {p_ci:>4} | {_n(lut):>7} "
                 f"{_n(s['ff']):>7} {_n(s['carry']):>6} {_n(s['bram']):>5} {_n(s['lutram']):>6} "
                 f"{_n(s['dsp']):>4} | {mod}")
 
@@ -370,9 +373,9 @@ def format_synth_report(report: SynthReport) -> str:
     lines.append(row("total", "", "", "", report.total, report.model))
     if "lutram_luts" in report.total:
         t = report.total
-        lines.append(f"LUTs as memory ({_n(t['lutram'])} LUTRAM cells): "
-                     f"{_n(t['lutram_luts'])}; logic + memory LUTs (what Vivado's 'CLB LUTs' "
-                     f"counts): {_n(t['lut'] + t['lutram_luts'])}")
+        lines.append(f"LUT+RAM: logic LUTs ({_n(t['lut'])} in all) plus the LUTs that LUT RAM "
+                     f"takes ({_n(t['lutram'])} cells, {_n(t['lutram_luts'])} LUTs), what "
+                     f"Vivado's 'CLB LUTs' counts and the model estimates")
     if report.family == "ecp5":
         lines.append("ECP5: LUT counts LUT4s (a CCU2C carry cell holds two more); BRAM counts "
                      "18 Kb EBRs; the model's LUTs are LUT4-equivalents")

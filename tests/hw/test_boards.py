@@ -65,7 +65,8 @@ def test_model_does_not_fit_fixed_parallelism(capsys, scnn5, tmp_path):
 
 
 def test_model_does_not_fit_planned(tmp_path):
-    scnn9 = random_artifact("scnn9", seed=0, T=4, weight_sparsity=0.9, spike_density=0.15)
+    # at 70 % weight sparsity its block RAM alone exceeds the xc7a35t's 50 blocks
+    scnn9 = random_artifact("scnn9", seed=0, T=4, weight_sparsity=0.7, spike_density=0.15)
     with pytest.raises(BoardError, match=r"^arty-a7-35: .* does not fit xc7a35t even at the "
                                          r"least parallelism: (LUT|FF|BRAM) [\d.,]+ > [\d.,]+ "
                                          r"by [\d.,]+"):
