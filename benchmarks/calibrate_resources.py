@@ -73,7 +73,7 @@ def synthesise(design):
     name, parallelism = DESIGNS[design]
     artifact = load(name)
     plan = make_plan(artifact, parallelism=parse_parallelism(parallelism),
-                     images=random_images(artifact, 2, seed=0))
+                     images=random_images(artifact, 2, seed=0), recurrence=False)
     report = synthesise_accelerator(artifact, plan, family="xcup")
     return design, report.as_dict(), report.cached, report.seconds
 
@@ -113,7 +113,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from scipy.optimize import nnls
 
-    from fireflys_hw.plan import RESOURCE_COEFFICIENTS, plan_from_dict
+    from fireflys_hw.plan import RESOURCE_COEFFICIENTS
 
     designs = args.designs.split(",")
     start = time.perf_counter()
@@ -131,7 +131,7 @@ def main(argv=None):
         name, parallelism = DESIGNS[design]
         artifact = load(name)
         plan = make_plan(artifact, parallelism=parse_parallelism(parallelism),
-                         images=random_images(artifact, 2, seed=0))
+                         images=random_images(artifact, 2, seed=0), recurrence=False)
         for core, (memories, features) in zip(report["cores"], core_terms(artifact, plan)):
             s = core["synth"]
             rows.append((f"{design} L{core['index']} {core['p_co']}x{core['p_ci']}", memories,
@@ -179,7 +179,6 @@ def main(argv=None):
                        "fit": {k: {"terms": [f"{m}.{t}" for m, t in v["terms"]],
                                    "old": v["old"].tolist(), "new": v["new"].tolist()}
                                for k, v in fit.items()}}, fh, indent=1)
-    del plan_from_dict
 
 
 if __name__ == "__main__":

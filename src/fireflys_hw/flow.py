@@ -110,14 +110,15 @@ def _parallelism_overrides(artifact: Artifact, parallelism) -> dict[int, tuple[i
 def make_plan(artifact: Artifact | str, *, plan: Plan | str | os.PathLike | None = None,
               parallelism=None, images=None, device: str = "xczu5ev",
               lut_budget: int | None = None, target_fps: float | None = None,
-              clock_hz: float | None = None) -> Plan:
+              clock_hz: float | None = None, recurrence: bool = True) -> Plan:
     """The plan to build: ``plan`` as given (a :class:`~fireflys_hw.plan.Plan` or a plan file,
     checked against the artifact), else :func:`~fireflys_hw.plan.plan_accelerator` on the spike
     densities measured on ``images`` (default: 16 synthetic images), with ``parallelism`` (per
     synaptic layer ``(p_co, p_ci)``, or ``{layer index: (p_co, p_ci)}``) fixed if given.
 
     With every layer's parallelism given and no ``lut_budget``, the budgets are not enforced
-    (the plan then only carries the predictions).
+    (the plan then only carries the predictions). ``recurrence=False`` keeps the formula's
+    cycles (no cycle recurrence, :func:`~fireflys_hw.plan.plan_accelerator`).
     """
     from .plan import load_plan
     artifact = _artifact(artifact)
@@ -136,7 +137,8 @@ def make_plan(artifact: Artifact | str, *, plan: Plan | str | os.PathLike | None
                             lut_budget=huge if unbounded else lut_budget,
                             ff_budget=huge if unbounded else None,
                             bram_budget=float(huge) if unbounded else None,
-                            target_fps=target_fps, clock_hz=clock_hz, overrides=overrides)
+                            target_fps=target_fps, clock_hz=clock_hz, overrides=overrides,
+                            recurrence=recurrence)
 
 
 def build_accelerator(artifact: Artifact, plan: Plan, *, profile: bool = True):
