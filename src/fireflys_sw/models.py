@@ -79,9 +79,12 @@ class _QuantSynapse:
 
     @torch.no_grad()
     def init_scale(self) -> None:
-        """LSQ initialisation ``2 * mean|w| / sqrt(qp)`` per scale."""
-        w = self.weight.detach().reshape(self.scale.numel(), -1)
-        self.scale.copy_((2 * w.abs().mean(dim=1) / math.sqrt(self.qp)).clamp_min(1e-4))
+        """LSQ initialisation ``2 * mean|w| / sqrt(qp)`` per scale, the mean over the non-zero
+        weights: on a pruned layer (most weights exactly 0) the mean over all of them would
+        shrink the step so far that every surviving weight clips at the integer limit."""
+        w = self.weight.detach().reshape(self.scale.numel(), -1).abs()
+        alive = (w != 0).sum(dim=1).clamp_min(1)
+        self.scale.copy_((2 * (w.sum(dim=1) / alive) / math.sqrt(self.qp)).clamp_min(1e-4))
 
     def unit(self) -> torch.Tensor:
         """The float value of one integer unit of current, per output channel ``(Co,)``."""

@@ -264,8 +264,9 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
 
 def _initialise_from(model: SpikingNet, path: Path) -> None:
     """Start from another run's weights (e.g. the float baseline's ``checkpoint.pt``): conv/fc
-    weights and biases are copied, LSQ step sizes re-initialised from them (the float model's
-    threshold 1 and input scale map onto the integer model's units)."""
+    weights and biases are copied; LSQ step sizes come from the checkpoint when it has them (a
+    compressed run: its thresholds are in those units), else are initialised from the weights
+    (the float model's threshold 1 and input scale map onto the integer model's units)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)["model"]
     except Exception as error:  # torch.load raises many kinds for a file that is not its own
@@ -278,7 +279,7 @@ def _initialise_from(model: SpikingNet, path: Path) -> None:
         sign = state.get(f"{prefix}.parametrizations.{name}.0.sign")
         if sign is not None:
             state[f"{prefix}.{name}"] = sign * torch.relu(state[key])
-    wanted = {k: v for k, v in state.items() if k.endswith((".weight", ".bias"))
+    wanted = {k: v for k, v in state.items() if k.endswith((".weight", ".bias", ".scale"))
               and "parametrizations" not in k}
     missing = [k for k in model.state_dict() if k.endswith((".weight", ".bias"))
                and k not in wanted]
@@ -290,8 +291,9 @@ def _initialise_from(model: SpikingNet, path: Path) -> None:
     except RuntimeError as error:
         raise FireflysError(f"--init-from {str(path)!r}: shapes differ from this model "
                             f"({str(error).splitlines()[1].strip()})") from error
+    names = {id(module): name for name, module in model.named_modules()}
     for syn in model.synapses:
-        if hasattr(syn, "init_scale"):
+        if hasattr(syn, "init_scale") and f"{names[id(syn)]}.scale" not in wanted:
             syn.init_scale()
     log.info("initialised from %s", path)
 

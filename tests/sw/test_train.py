@@ -100,6 +100,31 @@ def test_float_baseline(tmp_path):
                               train_limit=64, test_limit=20, out=str(tmp_path / "ft"),
                               init_from=str(tmp_path / "checkpoint.pt")), progress=False)
     assert "--init-from" in load_artifact(tuned["artifact"]).metadata["command"]
+    # from a compressed run: its LSQ step sizes (the units of its thresholds) are kept
+    again = build_model(SMALL)
+    _initialise_from(again, tmp_path / "ft" / "checkpoint.pt")
+    state = torch.load(tmp_path / "ft" / "checkpoint.pt", weights_only=False)["model"]
+    assert torch.equal(again.synapses[0].scale, state["layers.0.scale"])
     with pytest.raises(FireflysError, match=r"--init-from .*: not a fireflys training checkpoint"):
         train(TrainConfig(dataset="mnist5k", model=SMALL, out=str(tmp_path / "x"),
                           init_from=str(tmp_path / "curves.png")))
+
+
+def test_lsq_init_ignores_pruned_weights():
+    """The step size of a pruned layer comes from its surviving weights: with 90 % zeros the
+    mean over all weights would make the step ten times too small and clip them all."""
+    model = build_model(SMALL)
+    syn = model.synapses[0]
+    with torch.no_grad():
+        dense = syn.weight.clone()
+        syn.init_scale()
+        before = syn.scale.clone()
+        keep = torch.rand_like(dense) < 0.1
+        syn.weight.copy_(torch.where(keep, dense, torch.zeros_like(dense)))
+        syn.init_scale()
+        w = dense.reshape(len(before), -1).abs()
+        k = keep.reshape(len(before), -1)
+        expected = 2 * (w * k).sum(1) / k.sum(1).clamp_min(1) / syn.qp ** 0.5
+    assert torch.allclose(syn.scale, expected.clamp_min(1e-4))
+    # same order as the dense layer's, not ten times smaller
+    assert (syn.scale / before).median() > 0.5
