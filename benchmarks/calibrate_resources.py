@@ -65,7 +65,7 @@ def load(name):
 
 
 def synthesise(design):
-    """Synthesise one design (a worker process); return its report as a dict."""
+    """Synthesise one design (a worker process); return its report as a dict, and its plan."""
     from fireflys_hw.cli import parse_parallelism
     from fireflys_hw.flow import make_plan
     from fireflys_hw.synth import synthesise_accelerator
@@ -75,7 +75,7 @@ def synthesise(design):
     plan = make_plan(artifact, parallelism=parse_parallelism(parallelism),
                      images=random_images(artifact, 2, seed=0), recurrence=False)
     report = synthesise_accelerator(artifact, plan, family="xcup")
-    return design, report.as_dict(), report.cached, report.seconds
+    return design, report.as_dict(), report.cached, report.seconds, plan
 
 
 def core_terms(artifact, plan):
@@ -123,15 +123,9 @@ def main(argv=None):
         results = list(pool.map(synthesise, designs))
     print(f"  .. {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
-    from fireflys_hw.cli import parse_parallelism
-    from fireflys_hw.flow import make_plan
-    from fireflys_sw.synthetic import random_images
     rows = []                       # (label, memories, features, synth lut, synth ff)
-    for design, report, cached, seconds in results:
-        name, parallelism = DESIGNS[design]
-        artifact = load(name)
-        plan = make_plan(artifact, parallelism=parse_parallelism(parallelism),
-                         images=random_images(artifact, 2, seed=0), recurrence=False)
+    for design, report, cached, seconds, plan in results:
+        artifact = load(DESIGNS[design][0])
         for core, (memories, features) in zip(report["cores"], core_terms(artifact, plan)):
             s = core["synth"]
             rows.append((f"{design} L{core['index']} {core['p_co']}x{core['p_ci']}", memories,

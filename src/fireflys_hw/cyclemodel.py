@@ -113,17 +113,18 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.
     popped = np.zeros(nf, np.int64)
     last_out = np.full(nf, -1, np.int64)
     skip = bool(skip_empty)
+    nothing = np.zeros(shape, bool)           # what empty-chunk skipping does when it is off
     cycle = 0
     while (results < n_steps).any():
         # the detectors' combinational plan (DetectorModel._plan)
         b_last = b_v & (b_left <= 1)
         b_take = ~b_v | b_last
-        a1_empty = (a1_v & (a1_p == 0)) if skip else np.zeros(shape, bool)
+        a1_empty = (a1_v & (a1_p == 0)) if skip else nothing
         absorb = a1_empty & a1_l & b_v & b_pair & ~b_l
         discard = a1_empty & (~a1_l | absorb)
         a1_free = ~a1_v | discard | b_take
         a0_drop = (a0_v & (a0_p == 0) & ~a1_free & (~a0_l | ((a1_p > 0) & ~a1_l))) if skip \
-            else np.zeros(shape, bool)
+            else nothing
         ready = ~a0_v | a1_free | a0_drop
         # credit: results in flight (taken, not yet popped) below depth; pops are distinct
         # cycles, so at most one more has happened since the last cycle

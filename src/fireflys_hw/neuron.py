@@ -252,7 +252,7 @@ class NeuronLanes(wiring.Component):
 
         # --- join: a beat leaves when every lane has its result ----------------------------
         all_ready = Signal()
-        m.d.comb += all_ready.eq(_all(q.r_rdy for q in fifos))
+        m.d.comb += all_ready.eq(Cat(q.r_rdy for q in fifos).all())
         out = self.output.payload
         tag_out = data.View(tag, fifos[0].r_data[out_bits:])
         m.d.comb += [
@@ -302,13 +302,6 @@ class NeuronLanes(wiring.Component):
             m.d.comb += h.eq(v_old + current)
         m.d.comb += spike.eq(h >= threshold)
         return v, h, spike
-
-
-def _all(signals):
-    result = None
-    for s in signals:
-        result = s if result is None else result & s
-    return result
 
 
 class Argmax(wiring.Component):

@@ -50,12 +50,14 @@ from fireflys_sw.golden import (encode_input, layer_widths, run_golden, signed_b
                                 synaptic_currents)
 
 from .devices import DeviceProfile, device_profile
+from .reference import bit_planes
+from .weights import expanded_weight
 
 __all__ = [
     "PLAN_FORMAT", "PLAN_VERSION", "PlanError", "LayerStats", "measure_densities",
-    "stats_from_density", "predicted_cycles", "recurrence_cycles", "Resources", "FamilyModel", "ResourceModel",
-    "DEFAULT_RESOURCE_MODEL", "RESOURCE_COEFFICIENTS", "predicted_resources", "fifo_depth",
-    "window_beat_bits", "LANE_FIFO_DEPTH", "WINDOW_DEPTH", "lane_block",
+    "stats_from_density", "predicted_cycles", "recurrence_cycles", "Resources", "FamilyModel",
+    "ResourceModel", "DEFAULT_RESOURCE_MODEL", "RESOURCE_COEFFICIENTS", "predicted_resources",
+    "fifo_depth", "window_beat_bits", "LANE_FIFO_DEPTH", "WINDOW_DEPTH", "lane_block",
     "StopReason", "LayerPlan", "Plan", "plan_accelerator", "format_plan", "plan_to_dict",
     "plan_from_dict", "save_plan", "load_plan", "check_plan",
 ]
@@ -182,16 +184,6 @@ def _popcount(x: np.ndarray, bits: int) -> np.ndarray:
     return sum((x >> b) & 1 for b in range(bits))
 
 
-def _bit_planes(x: np.ndarray, bits: int) -> np.ndarray:
-    """``x[..., c, h, w]`` as binary channels ``c * bits + b`` (the gateware's order,
-    :func:`fireflys_hw.reference.bit_planes`)."""
-    if bits <= 1:
-        return x
-    x = np.asarray(x).astype(np.int64)
-    planes = (x[..., :, None, :, :] >> np.arange(bits).reshape(-1, 1, 1)) & 1
-    return planes.reshape(x.shape[:-3] + (x.shape[-3] * bits,) + x.shape[-2:])
-
-
 def _pairs_of(layer: SynapticLayer, x: np.ndarray, input_bits: int) -> np.ndarray:
     """Effectual pairs ``(N, T', Co, Ho * Wo)`` for input ``x[n, t, c, h, w]``: the
     convolution of the input's set bits with the layer's non-zero-weight mask. ``T' = 1``
@@ -238,7 +230,8 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
                     else int(np.asarray(xs).sum(dtype=np.int64))
                 ones[i] += plane_ones * (x.shape[1] // xs.shape[1])
                 bits[i] += x.size * input_bits
-                inputs[i].append(_bit_planes(np.asarray(xs), input_bits).astype(np.uint8))
+                planes = bit_planes(xs, input_bits) if input_bits > 1 else np.asarray(xs)
+                inputs[i].append(planes.astype(np.uint8))
                 p = _pairs_of(layer, x, input_bits)
                 if p.shape[1] != artifact.T:
                     p = np.ascontiguousarray(np.broadcast_to(
@@ -364,13 +357,9 @@ def recurrence_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: 
     from .cyclemodel import batch_array_cycles, lane_pairs
     if stats.inputs is None:
         raise ValueError("recurrence_cycles needs the measured inputs (measure_densities)")
-    kh, kw = _window(layer)
-    co = layer.out_channels
-    mask = np.asarray(layer.weight).reshape(co, layer.in_channels, kh, kw) != 0
-    if input_bits > 1:
-        mask = np.repeat(mask, input_bits, axis=1)
-    pad = layer.padding if layer.kind is LayerKind.CONV else 0
-    pairs, last_chunk, last_step = lane_pairs(stats.inputs, mask, p_co, p_ci, pad)
+    kh, _ = _window(layer)
+    mask = expanded_weight(layer, input_bits) != 0
+    pairs, last_chunk, last_step = lane_pairs(stats.inputs, mask, p_co, p_ci, layer.padding)
     cycles = batch_array_cycles(pairs, last_chunk, last_step, readout=layer.is_readout,
                                 window_depth=window_depth, depth=depth,
                                 static_T=T if static_input else None)
@@ -487,7 +476,7 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
-                    "ff": {"const": 0.0, "p_ci": 0.0, "ci": 0.0}},
+                     "ff": {"const": 0.0, "p_ci": 0.0, "ci": 0.0}},
     # one detector lane with its neuron lane and output FIFO (FireFly-S counts them together)
     "lane": {"lut": {"const": 0.0, "p_ci": 0.0, "p_ci_log2": 1.13, "membrane_bits": 5.54,
                      "address_bits": 4.87, "group_bits": 0.0},
@@ -496,9 +485,8 @@ RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     # reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
     "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},
     "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 0.0},
-                         "ff": {"const": 20.0, "score_bits_total": 1.35}},
-    "maxpool": {"lut": {"const": 3.0, "channels": 11.61},
-               "ff": {"const": 4.0, "channels": 5.37}},
+                          "ff": {"const": 20.0, "score_bits_total": 1.35}},
+    "maxpool": {"lut": {"const": 3.0, "channels": 11.61}, "ff": {"const": 4.0, "channels": 5.37}},
     "fifo": {"lut": {"const": 20.0}, "ff": {"const": 30.0}},
     "window_fifo": {"lut": {"const": 12.0, "window_bits": 2.0 / 3.0}, "ff": {"const": 13.0}},
 }
@@ -915,13 +903,13 @@ class _Stage:
     """One layer core while planning: its candidates' cycles and resources, cached."""
 
     def __init__(self, ctx: _LayerContext, stats: LayerStats, family: str,
-                 model: ResourceModel):
+                 model: ResourceModel, recurrence: bool = True):
         self.ctx, self.stats, self.family, self.model = ctx, stats, family, model
+        self.recurrence = recurrence
         self.co = ctx.layer.out_channels
         self.p_ci_max = _p_ci_max(ctx.ci)
         self._cycles: dict[tuple[int, int], float] = {}
         self._res: dict[tuple[int, int], Resources] = {}
-        self.recurrence = True
 
     def cycles(self, p: tuple[int, int]) -> float:
         if p not in self._cycles:
@@ -1057,10 +1045,8 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         raise PlanError(f"densities are for layers {[s.index for s in stats]}, but the "
                         f"artifact's synaptic layers are {[i for i, _ in synaptic]}")
 
-    stages = [_Stage(ctx, st, dev.family, resource_model)
+    stages = [_Stage(ctx, st, dev.family, resource_model, recurrence)
               for ctx, st in zip(_stage_contexts(artifact), stats)]
-    for stage in stages:
-        stage.recurrence = recurrence
 
     def share(res: Resources) -> float:
         # a configuration's share of the budgets, to find each layer's cheapest start

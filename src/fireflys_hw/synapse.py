@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -192,10 +192,10 @@ class SynapseArray(wiring.Component):
                     det.input.valid.eq(q.r_rdy),
                     q.r_en.eq(det.input.ready),
                 ]
-            m.d.comb += room.eq(_all(q.w_rdy for q in queues))
-            m.d.comb += self.working.eq(_any(q.r_rdy for q in queues))
+            m.d.comb += room.eq(Cat(q.w_rdy for q in queues).all())
+            m.d.comb += self.working.eq(Cat(q.r_rdy for q in queues).any())
         else:
-            m.d.comb += room.eq(_all(det.input.ready for det in detectors))
+            m.d.comb += room.eq(Cat(det.input.ready for det in detectors).all())
             for det in detectors:
                 m.d.comb += [
                     det.input.payload.eq(self.input.payload),
@@ -283,17 +283,3 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
             results += 1
         cycle += 1
     return outputs
-
-
-def _any(signals):
-    result = None
-    for s in signals:
-        result = s if result is None else result | s
-    return result
-
-
-def _all(signals):
-    result = None
-    for s in signals:
-        result = s if result is None else result & s
-    return result
