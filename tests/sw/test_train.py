@@ -128,3 +128,19 @@ def test_lsq_init_ignores_pruned_weights():
     assert torch.allclose(syn.scale, expected.clamp_min(1e-4))
     # same order as the dense layer's, not ten times smaller
     assert (syn.scale / before).median() > 0.5
+
+
+def test_init_from_another_spec_is_one_line(tmp_path):
+    """A checkpoint of another model gets one line naming what does not match."""
+    from fireflys_sw.train import _initialise_from
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": build_model(SMALL).state_dict()}, path)
+    wider = build_model("1x28x28-6c3p1-mp2-8c3p1-mp2-10fc")      # same layers, other widths
+    with pytest.raises(FireflysError, match=r"^--init-from .*checkpoint\.pt': shapes differ "
+                                            r"from this model \(.*\)$"):
+        _initialise_from(wider, path)
+    deeper = build_model("1x28x28-4c3p1-mp2-8c3p1-mp2-8c3p1-10fc")   # a layer more
+    with pytest.raises(FireflysError, match=r"^--init-from .*: the checkpoint has no "
+                                            r"layers\.\d+\.weight; it was trained for another "
+                                            r"model spec$"):
+        _initialise_from(deeper, path)
