@@ -57,10 +57,11 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
+from .maxpool import MaxPool
 from .padding import Padding, check_positive
 from .streams import spike_stream
 
-__all__ = ["DirectConv", "StepSerialiser", "pixel_steps_beat", "pixel_steps_stream", "csd",
+__all__ = ["DirectConv", "StepSerialiser", "DirectCore", "pixel_steps_beat", "pixel_steps_stream", "csd",
            "direct_conv_terms", "direct_conv_cycles", "direct_conv_frame_cycles"]
 
 
@@ -199,6 +200,10 @@ class DirectConv(wiring.Component):
             "input": In(spike_stream(self.in_channels)),
             "output": Out(pixel_steps_stream(layer.out_channels, T)),
         })
+        #: a complete window waits for (more of) its groups; a group is admitted this cycle
+        #: (for profiling; driven inside :meth:`elaborate`)
+        self.window_valid = Signal()
+        self.admitting = Signal()
 
     @property
     def n_groups(self) -> int:
@@ -243,10 +248,10 @@ class DirectConv(wiring.Component):
         r = Signal(range(hp))
         c = Signal(range(wp))
         window = Signal(K * K * B)      # column kw at bits [kw * K * B, (kw + 1) * K * B)
-        pending = Signal()              # the window waits for (more of) its groups
+        pending = self.window_valid     # the window waits for (more of) its groups
         g = Signal(range(max(G, 2)))
         count = Signal(range(self.fifo_depth + 1))   # pixels admitted (last group) not yet out
-        admit = Signal()
+        admit = self.admitting
         last_group = Signal()
         take = Signal()
         m.d.comb += [
@@ -418,9 +423,6 @@ class DirectConv(wiring.Component):
             m.d.sync += count.eq(count + 1)
         with m.Elif(~admit_pixel & pop):
             m.d.sync += count.eq(count - 1)
-        # profiling: a window waits (pending) and is admitted or held back by the output
-        self.window_valid = pending
-        self.admitting = admit
         return m
 
     @staticmethod
@@ -481,6 +483,107 @@ class StepSerialiser(wiring.Component):
         ]
         with m.If(self.output.valid & self.output.ready):
             m.d.sync += t.eq(Mux(last, 0, t + 1))
+        return m
+
+
+class DirectCore(wiring.Component):
+    """A layer core for a direct-encoded first conv layer, with the ports of
+    :class:`~fireflys_hw.core.LayerCore` (``static_input``): :class:`DirectConv` ->
+    :class:`StepSerialiser` -> :class:`~fireflys_hw.maxpool.MaxPool` (if a pool follows).
+
+    It takes the accelerator's direct-encoded input (one beat per pixel, bit planes) and gives
+    the per-step spike stream that the next core takes today. Once the cores between take the
+    T-vectorised beat, the serialiser goes and ``conv.output`` connects straight through.
+
+    Parameters
+    ----------
+    layer : SynapticLayer
+        A spiking conv layer.
+    p_co : int
+        Lanes (:class:`DirectConv`).
+    T : int
+    input_bits : int
+    pool : PoolLayer or None
+        The max-pool that follows the layer, if any.
+    tree_levels : int
+        Adder levels between registers (:class:`DirectConv`).
+
+    Members
+    -------
+    input : ``In(spike_stream(Ci * input_bits))``
+        ``H * W`` beats per frame.
+    output : ``Out(spike_stream(Co))``
+        ``Ho' * Wo' * T`` beats per frame (after the pool if there is one).
+    """
+
+    #: The core takes one beat per pixel (the same input at every step).
+    static_input = True
+
+    def __init__(self, layer: SynapticLayer, *, p_co: int, T: int, input_bits: int,
+                 pool=None, tree_levels: int = 2):
+        self.conv = DirectConv(layer, p_co=p_co, T=T, input_bits=input_bits,
+                               tree_levels=tree_levels)
+        self.layer = layer
+        self.p_co = p_co
+        self.T = T
+        self.input_bits = input_bits
+        co, oh, ow = layer.out_shape
+        self.serialiser = StepSerialiser(co, T)
+        self.pool = None if pool is None else MaxPool(co, oh, ow, T, pool.kernel)
+        super().__init__({
+            "input": In(spike_stream(self.conv.in_channels)),
+            "output": Out(spike_stream(co)),
+        })
+
+    @property
+    def in_channels(self) -> int:
+        return self.conv.in_channels
+
+    @property
+    def n_groups(self) -> int:
+        return self.conv.n_groups
+
+    @property
+    def steps(self) -> int:
+        return 1
+
+    @property
+    def beats_per_frame(self) -> int:
+        return self.conv.beats_per_frame
+
+    @property
+    def buffer_bits(self) -> dict:
+        bits = dict(self.conv.buffer_bits)
+        bits["pool"] = 0 if self.pool is None else self.pool.buffer_bits
+        return bits
+
+    def profile_flags(self) -> dict:
+        """The accelerator's per-core profiling flags (``in``, ``windows``, ``busy``,
+        ``blocked``) as signals of this core, valid after elaboration: ``windows`` counts
+        (pixel, group) admissions into the lanes; ``busy`` cycles in which the core makes
+        progress (a padded pixel taken, a group admitted, or a spike beat sent by the
+        serialiser); ``blocked`` cycles without progress in which a window or a beat waits
+        for room downstream."""
+        conv, ser = self.conv, self.serialiser
+        take = conv.padding.output.valid & conv.padding.output.ready
+        sent = ser.output.valid & ser.output.ready
+        busy = take | conv.admitting | sent
+        waiting = (conv.window_valid & ~conv.admitting) | (ser.output.valid & ~ser.output.ready)
+        return {"in": self.input.valid & self.input.ready, "windows": conv.admitting,
+                "busy": busy, "blocked": waiting & ~busy}
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.conv = self.conv
+        m.submodules.serialiser = self.serialiser
+        wiring.connect(m, wiring.flipped(self.input), self.conv.input)
+        wiring.connect(m, self.conv.output, self.serialiser.input)
+        if self.pool is None:
+            wiring.connect(m, self.serialiser.output, wiring.flipped(self.output))
+        else:
+            m.submodules.pool = self.pool
+            wiring.connect(m, self.serialiser.output, self.pool.input)
+            wiring.connect(m, self.pool.output, wiring.flipped(self.output))
         return m
 
 

@@ -226,3 +226,38 @@ def test_direct_conv_random_layers(seed):
     case = dict(ci=ci, co=co, k=k, hw=hw, pad=pad, p_co=p_co, input_bits=ib,
                 neuron=neuron.value, T=T, tree_levels=levels)
     assert [b["spikes"] for b in got] == want, f"seed {1000 + seed}: {case}"
+
+
+@pytest.mark.parametrize("pool", [None, 2])
+def test_direct_core_with_pool(pool):
+    """DirectCore (DirectConv -> StepSerialiser -> MaxPool): the per-step spike stream of a
+    LayerCore, against the golden model."""
+    from fireflys_sw.artifact import PoolLayer
+    from fireflys_sw.golden import max_pool
+    from fireflys_hw.direct_conv import DirectCore
+
+    seed = 400 + (pool or 0)
+    rng = np.random.default_rng(seed)
+    ci, co, k, hw, T, ib = 1, 5, 3, (4, 6), 3, 8
+    x = rng.integers(0, 256, (2, ci) + hw)
+    layer = conv_layer(rng, ci, co, k, hw, NeuronKind.LIF, 1, input_bits=ib, x=x)
+    _, spikes = expected_beats(layer, x, T, ib)
+    pool_layer = None
+    if pool:
+        out = layer.out_shape
+        pool_layer = PoolLayer(tuple(out), (out[0], out[1] // pool, out[2] // pool), pool)
+        spikes = max_pool(spikes, pool)
+    want = [int(sum(int(spikes[f, t, ch, i, j]) << ch for ch in range(co)))
+            for f in range(spikes.shape[0]) for i in range(spikes.shape[3])
+            for j in range(spikes.shape[4]) for t in range(T)]
+    dut = DirectCore(layer, p_co=2, T=T, input_bits=ib, pool=pool_layer)
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, pixel_beats(x, ib), stall_prob=0.3, rng=seed)
+
+    async def consumer(ctx):
+        got.extend(await get(ctx, dut.output, len(want), stall_prob=0.3, rng=seed + 1))
+
+    run_sim(dut, producer, consumer, max_cycles=20_000)
+    assert [b["spikes"] for b in got] == want, f"seed {seed}"
