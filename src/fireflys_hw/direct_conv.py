@@ -46,8 +46,6 @@ pixel that completes a window), frames back to back; the first result leaves
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
@@ -57,12 +55,14 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
+from .direct_model import (csd, direct_conv_cycles, direct_conv_fifo_depth,
+                           direct_conv_frame_cycles, direct_conv_latency, direct_conv_terms)
 from .maxpool import MaxPool
 from .padding import Padding, check_positive
 from .streams import spike_stream
 
-__all__ = ["DirectConv", "StepSerialiser", "DirectCore", "pixel_steps_beat", "pixel_steps_stream", "csd",
-           "direct_conv_terms", "direct_conv_cycles", "direct_conv_frame_cycles"]
+__all__ = ["DirectConv", "StepSerialiser", "DirectCore", "pixel_steps_beat", "pixel_steps_stream",
+           "csd", "direct_conv_terms", "direct_conv_cycles", "direct_conv_frame_cycles"]
 
 
 def pixel_steps_beat(channels: int, T: int) -> data.StructLayout:
@@ -74,47 +74,6 @@ def pixel_steps_beat(channels: int, T: int) -> data.StructLayout:
 
 def pixel_steps_stream(channels: int, T: int) -> stream.Signature:
     return stream.Signature(pixel_steps_beat(channels, T))
-
-
-def csd(value: int) -> list[tuple[int, int]]:
-    """``value`` in canonical signed digits: ``[(shift, +1 or -1), ...]`` with
-    ``value == sum(d << s)`` and no two adjacent non-zero digits (the fewest terms)."""
-    digits = []
-    shift = 0
-    v = int(value)
-    while v:
-        if v & 1:
-            d = 2 - (v & 3)          # +1 if v = 1 (mod 4), -1 if v = 3 (mod 4)
-            digits.append((shift, d))
-            v -= d
-        v >>= 1
-        shift += 1
-    return digits
-
-
-def direct_conv_terms(layer: SynapticLayer, p_co: int) -> list[list[tuple[int, int, int, int]]]:
-    """The shift-add terms of every lane: per lane ``[(position, shift, sign, group_mask), ...]``
-    where ``position = (kw * K + kh) * Ci + ci`` is the window position (the input value
-    ``x[ci, kh, kw]``), the term is ``sign * (x << shift)``, and ``group_mask`` bit ``g`` says
-    whether group ``g`` (channel ``g * p_co + lane``) uses it."""
-    co, ci, k, _ = layer.weight.shape
-    groups = -(-co // p_co)
-    lanes = []
-    for lane in range(p_co):
-        terms: dict[tuple[int, int, int], int] = {}
-        for g in range(groups):
-            c = g * p_co + lane
-            if c >= co:
-                continue
-            for kh in range(k):
-                for kw in range(k):
-                    for i in range(ci):
-                        pos = (kw * k + kh) * ci + i
-                        for shift, sign in csd(int(layer.weight[c, i, kh, kw])):
-                            key = (pos, shift, sign)
-                            terms[key] = terms.get(key, 0) | (1 << g)
-        lanes.append([key + (mask,) for key, mask in sorted(terms.items())])
-    return lanes
 
 
 def _check_layer(layer, p_co: int, T: int, input_bits: int) -> None:
@@ -187,14 +146,11 @@ class DirectConv(wiring.Component):
         self.padding = Padding(self.in_channels, h, w, 1, self.pad)
         self.terms = direct_conv_terms(layer, p_co)
         self.widths = layer_widths(layer, (1 << input_bits) - 1, T)
-        # positive and negative terms are summed in two trees; the larger sets the levels
-        sizes = [sum(1 for term in t if term[2] == sign) for t in self.terms for sign in (1, -1)]
-        levels = max(math.ceil(math.log2(n)) if n > 1 else 0 for n in sizes)
-        self.tree_stages = max(1, math.ceil(levels / tree_levels))
-        # tree stages, the current I, then one stage per time step
-        self.latency = self.tree_stages + 1 + T
+        self.latency = direct_conv_latency(layer, p_co, T, input_bits, tree_levels)
+        #: adder-tree register stages (the rest of the latency: the current, T neuron steps)
+        self.tree_stages = self.latency - 1 - T
         if fifo_depth is None:
-            fifo_depth = -(-self.latency // self.n_groups) + 2
+            fifo_depth = direct_conv_fifo_depth(self.latency, self.n_groups)
         self.fifo_depth = check_positive("fifo_depth", fifo_depth, 2)
         super().__init__({
             "input": In(spike_stream(self.in_channels)),
@@ -343,6 +299,8 @@ class DirectConv(wiring.Component):
             valid, grp, last = self._register(m, f"t{stage}", valid, grp, last)
             if not reducible():
                 break
+        if stage != self.tree_stages:        # the model (direct_model.tree_shape) must agree
+            raise RuntimeError(f"adder tree has {stage} stages, the model {self.tree_stages}")
 
         # --- current I = P - N + B ------------------------------------------------------
         cur_shape = signed(self.widths.current_bits)
@@ -585,85 +543,3 @@ class DirectCore(wiring.Component):
             wiring.connect(m, self.serialiser.output, self.pool.input)
             wiring.connect(m, self.pool.output, wiring.flipped(self.output))
         return m
-
-
-def direct_conv_frame_cycles(layer: SynapticLayer, p_co: int, T: int | None = None,
-                             serialised: bool = False) -> int:
-    """Steady-state cycles per frame of a :class:`DirectConv` with frames back to back:
-    ``Hp * Wp + Ho * Wo * (G - 1)``; behind a :class:`StepSerialiser` (``serialised``, ``T``
-    needed) at least ``Ho * Wo * T``."""
-    _, h, w = layer.in_shape
-    pad = layer.padding or 0
-    co, oh, ow = layer.out_shape
-    groups = -(-co // p_co)
-    cycles = (h + 2 * pad) * (w + 2 * pad) + oh * ow * (groups - 1)
-    if serialised:
-        cycles = max(cycles, oh * ow * T)
-    return cycles
-
-
-def direct_conv_cycles(layer: SynapticLayer, p_co: int, T: int, frames: int, *,
-                       latency: int, fifo_depth: int, serialised: bool = False) -> int:
-    """Exact cycles from reset until the last output beat of ``frames`` frames has been taken,
-    with the input always valid and the output (or the :class:`StepSerialiser`'s output)
-    always ready: a cycle-by-cycle model of :class:`DirectConv`'s control (padded pixel
-    counter, window hold for ``G`` groups, credit of ``fifo_depth`` pixels, ``latency``
-    pipeline stages, the buffered FIFO's two-cycle write-to-read latency), which the tests
-    check against simulation cycle for cycle."""
-    _, h, w = layer.in_shape
-    pad = layer.padding or 0
-    k = layer.kernel
-    co, oh, ow = layer.out_shape
-    hp, wp = h + 2 * pad, w + 2 * pad
-    G = -(-co // p_co)
-    total_pixels = hp * wp * frames
-    out_total = oh * ow * frames
-    taken = 0                       # padded pixels taken
-    pending = False
-    g = 0
-    count = 0
-    pipe = [False] * latency        # pixel-completing pushes in flight, by stage
-    fifo_times: list[int] = []      # cycles at which pushed beats become readable
-    fifo_ready_q: list[int] = []
-    out_done = 0
-    t_ser = 0
-    cycle = 0
-    while out_done < out_total:
-        # combinational decisions of this cycle from the registers
-        admit = pending and count < fifo_depth
-        last = g == G - 1
-        ready = (not pending) or (admit and last)
-        take = ready and taken < total_pixels
-        # output side: the FIFO's head, if readable now
-        pop = False
-        if fifo_ready_q and fifo_ready_q[0] <= cycle:
-            if serialised and T > 1:
-                if t_ser == T - 1:
-                    pop = True
-                    t_ser = 0
-                else:
-                    t_ser += 1
-            else:
-                pop = True
-        # the push of this cycle (the pipeline's last stage)
-        push = pipe[-1]
-        # clock edge
-        if pop:
-            fifo_ready_q.pop(0)
-            out_done += 1
-        if push:
-            fifo_ready_q.append(cycle + 2)
-        pipe = [admit and last] + pipe[:-1]
-        admit_pixel = admit and last
-        count += int(admit_pixel) - int(pop)
-        if take:
-            pos = taken % (hp * wp)
-            r, c = divmod(pos, wp)
-            pending = r >= k - 1 and c >= k - 1
-            taken += 1
-        elif admit and last:
-            pending = False
-        if admit:
-            g = 0 if last else g + 1
-        cycle += 1
-    return cycle

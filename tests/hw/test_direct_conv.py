@@ -8,8 +8,8 @@ import pytest
 from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_forward, synaptic_currents
 from fireflys_sw.spec import NeuronKind
-from fireflys_hw.direct_conv import (DirectConv, StepSerialiser, csd, direct_conv_cycles,
-                                     direct_conv_frame_cycles)
+from fireflys_hw.direct_conv import DirectConv, StepSerialiser
+from fireflys_hw.direct_model import csd, direct_conv_cycles, direct_conv_frame_cycles
 
 from streams_helpers import get, put, run_sim
 
