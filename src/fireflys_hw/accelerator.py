@@ -76,6 +76,8 @@ from fireflys_sw.golden import encode_input
 
 from .core import LayerCore, readout_beat
 from .detector import popcount
+from .direct_conv import DirectCore
+from .direct_model import direct_conv_fits
 from .streams import spike_stream
 from .synapse import DEFAULT_WINDOW_DEPTH
 
@@ -147,6 +149,10 @@ class Accelerator(wiring.Component):
         Output FIFO entries per detector lane (:class:`~fireflys_hw.core.LayerCore`).
     window_depth : int
         Window beats per detector lane FIFO (:class:`~fireflys_hw.synapse.SynapseArray`).
+    dense_first : bool
+        Core 0 is a :class:`~fireflys_hw.direct_conv.DirectCore` (the dense datapath of a
+        direct-encoded first conv layer; its ``p_ci`` is not used) instead of a
+        :class:`~fireflys_hw.core.LayerCore`.
     profile : bool
         Add the ``counters`` port (module docstring).
     counter_bits : int
@@ -175,7 +181,7 @@ class Accelerator(wiring.Component):
 
     def __init__(self, artifact: Artifact, parallelism, fifo_depths: Sequence[int] | None = None,
                  *, depth: int = 16, window_depth: int = DEFAULT_WINDOW_DEPTH,
-                 profile: bool = True, counter_bits: int = 48):
+                 dense_first: bool = False, profile: bool = True, counter_bits: int = 48):
         stages = accelerator_stages(artifact)
         self.artifact = artifact
         self.layer_indices = [i for i, _, _ in stages]
@@ -199,8 +205,16 @@ class Accelerator(wiring.Component):
                              f"{counter_bits!r}")
         self.counter_bits = counter_bits
         self.profile = bool(profile)
+        self.dense_first = bool(dense_first)
+        if self.dense_first and not (static_input(artifact) and direct_conv_fits(stages[0][1])):
+            raise ValueError("dense_first needs a direct-encoded first layer that is a spiking "
+                             "conv layer")
         self.cores = []
         for k, ((i, layer, pool), (p_co, p_ci)) in enumerate(zip(stages, pairs)):
+            if k == 0 and self.dense_first:
+                self.cores.append(DirectCore(layer, p_co=p_co, T=T,
+                                             input_bits=artifact.input_bits, pool=pool))
+                continue
             self.cores.append(LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T,
                                         input_bits=artifact.input_bits if k == 0 else 1,
                                         pool=pool, depth=depth, window_depth=window_depth,
@@ -271,6 +285,13 @@ class Accelerator(wiring.Component):
 
         # the profiled signals live inside the cores; they are only read here
         for k, core in enumerate(self.cores):
+            if isinstance(core, DirectCore):
+                # no detector lanes: its pairs counter stays 0
+                for name, flag in core.profile_flags().items():
+                    c = by_name[f"core{k}_{name}"]
+                    with m.If(flag):
+                        m.d.sync += c.eq(c + 1)
+                continue
             win = core.orchestrator.output
             # the synapse array's own admission flag: a window beat waiting while it is low
             # is held back by the downstream, one waiting while it is high by the detectors;

@@ -261,3 +261,41 @@ def test_direct_core_with_pool(pool):
 
     run_sim(dut, producer, consumer, max_cycles=20_000)
     assert [b["spikes"] for b in got] == want, f"seed {seed}"
+
+
+# --- through the accelerator ---------------------------------------------------------------------
+
+def run_accelerator(acc, artifact, images, *, seed=0, stall_in=0.2, stall_out=0.3):
+    """Frames through ``acc`` in pysim; returns the decoded (scores, index) per frame."""
+    from fireflys_hw.accelerator import decode_readout, input_beats
+    from fireflys_hw.flow import _run_pysim
+
+    beats = input_beats(artifact, images)
+    trace = _run_pysim(acc, beats, len(images), stall_in=stall_in, stall_out=stall_out,
+                       seed=seed, max_idle=200_000)
+    return [decode_readout(v, artifact.classes, acc.score_bits) for v in trace.out_payloads]
+
+
+@pytest.mark.parametrize("seed,spec,parallelism,T,neuron,input_bits", [
+    (0, "1x6x6-4c3p1-mp2-5c3p1-5fc", [(2, 0), (3, 4), (5, 8)], 2, NeuronKind.LIF, 3),
+    (1, "2x5x5-3c3p1-4c3p0-3fc", [(3, 0), (4, 2), (3, 4)], 3, NeuronKind.IF, 8),
+])
+def test_accelerator_dense_first(seed, spec, parallelism, T, neuron, input_bits):
+    """The accelerator with core 0 a DirectCore: bit-exact with the golden model, stalls on
+    both ends."""
+    from fireflys_hw.accelerator import Accelerator
+    from fireflys_sw.golden import run_golden
+    from fireflys_sw.synthetic import random_artifact, random_images
+
+    a = random_artifact(spec, seed=seed, T=T, input_bits=input_bits, weight_sparsity=0.6,
+                        neuron=neuron, spike_density=0.25)
+    images = random_images(a, 3, seed=seed)
+    acc = Accelerator(a, [(p, max(q, 1)) for p, q in parallelism], dense_first=True)
+    got = run_accelerator(acc, a, images, seed=seed)
+    golden = run_golden(a, images)
+    for f, (scores, index) in enumerate(got):
+        assert scores == [int(v) for v in golden.scores[f]], f"seed {seed} frame {f}"
+        assert index == int(golden.prediction[f]), f"seed {seed} frame {f}"
+    # the first layer must spike somewhere, or the test shows little
+    density = run_golden(a, images).spike_density()[0]
+    assert 0 < density < 1, f"seed {seed}: first layer spike density {density}"
