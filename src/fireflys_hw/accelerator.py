@@ -52,6 +52,12 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
     direct-encoded first layer: once per (pixel, group), not per step), so that its
     utilisation is ``pairs / (p_co * cycles)``.
 
+A dense first core (:class:`~fireflys_hw.direct_conv.DirectCore`, ``dense_first``) has no
+window stream or detector lanes; its flags are :meth:`~fireflys_hw.direct_conv.DirectCore.
+profile_flags`: ``windows`` counts (pixel, group) admissions into its lanes, ``busy`` cycles in
+which it makes progress (a padded pixel taken, a group admitted, a spike beat sent), ``blocked``
+cycles without progress in which a window or a beat waits for the downstream; ``pairs`` stays 0.
+
 Snapshots of the counters taken at each output transfer (the simulators do this) give every
 figure over any interval by differences. ``profile=False`` leaves the port out (synthesis).
 
