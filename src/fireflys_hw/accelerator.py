@@ -54,9 +54,9 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
 
 A dense first core (:class:`~fireflys_hw.direct_conv.DirectCore`, ``dense_first``) has no
 window stream or detector lanes; its flags are :meth:`~fireflys_hw.direct_conv.DirectCore.
-profile_flags`: ``windows`` counts (pixel, group) admissions into its lanes, ``busy`` cycles in
-which it makes progress (a padded pixel taken, a group admitted, a spike beat sent), ``blocked``
-cycles without progress in which a window or a beat waits for the downstream; ``pairs`` stays 0.
+profile_flags`: ``busy`` counts the cycles in which its convolution progresses, ``windows`` the
+spike beats it sends (its own cycles per frame are the larger of the two), ``blocked`` the
+cycles in which a complete window waits for room downstream; ``pairs`` stays 0.
 
 Snapshots of the counters taken at each output transfer (the simulators do this) give every
 figure over any interval by differences. ``profile=False`` leaves the port out (synthesis).

@@ -516,19 +516,24 @@ class DirectCore(wiring.Component):
         return bits
 
     def profile_flags(self) -> dict:
-        """The accelerator's per-core profiling flags (``in``, ``windows``, ``busy``,
-        ``blocked``) as signals of this core, valid after elaboration: ``windows`` counts
-        (pixel, group) admissions into the lanes; ``busy`` cycles in which the core makes
-        progress (a padded pixel taken, a group admitted, or a spike beat sent by the
-        serialiser); ``blocked`` cycles without progress in which a window or a beat waits
-        for room downstream."""
-        conv, ser = self.conv, self.serialiser
+        """The accelerator's per-core profiling flags as signals of this core (valid after
+        elaboration). The core has two processes that overlap, so it reports them apart:
+
+        * ``busy``: cycles in which the convolution progresses (a padded pixel taken or a
+          (pixel, group) admitted into the lanes): ``Hp * Wp + Ho * Wo * (G - 1)`` per frame;
+        * ``windows``: spike beats sent (by the serialiser: ``Ho * Wo * T`` per frame);
+        * ``blocked``: a complete window waits because the output FIFO has no room (held back
+          by the downstream).
+
+        The core's own cycles per frame are ``max(busy, windows)``
+        (:func:`~fireflys_hw.direct_model.direct_conv_frame_cycles`)."""
+        conv = self.conv
         take = conv.padding.output.valid & conv.padding.output.ready
-        sent = ser.output.valid & ser.output.ready
-        busy = take | conv.admitting | sent
-        waiting = (conv.window_valid & ~conv.admitting) | (ser.output.valid & ~ser.output.ready)
-        return {"in": self.input.valid & self.input.ready, "windows": conv.admitting,
-                "busy": busy, "blocked": waiting & ~busy}
+        out = self.serialiser.output
+        return {"in": self.input.valid & self.input.ready,
+                "windows": out.valid & out.ready,
+                "busy": take | conv.admitting,
+                "blocked": conv.window_valid & ~conv.admitting}
 
     def elaborate(self, platform):
         m = Module()
