@@ -266,14 +266,17 @@ def test_direct_core_with_pool(pool):
 # --- through the accelerator ---------------------------------------------------------------------
 
 def run_accelerator(acc, artifact, images, *, seed=0, stall_in=0.2, stall_out=0.3):
-    """Frames through ``acc`` in pysim; returns the decoded (scores, index) per frame."""
+    """Frames through ``acc`` in pysim; returns the decoded (scores, index) per frame and the
+    counters at the last result."""
     from fireflys_hw.accelerator import decode_readout, input_beats
-    from fireflys_hw.flow import _run_pysim
+    from fireflys_hw.flow import _counter_values, _run_pysim
 
     beats = input_beats(artifact, images)
     trace = _run_pysim(acc, beats, len(images), stall_in=stall_in, stall_out=stall_out,
                        seed=seed, max_idle=200_000)
-    return [decode_readout(v, artifact.classes, acc.score_bits) for v in trace.out_payloads]
+    counters = _counter_values(trace.out_counters[-1], acc.counter_names, acc.counter_bits)
+    return [decode_readout(v, artifact.classes, acc.score_bits)
+            for v in trace.out_payloads], counters
 
 
 @pytest.mark.parametrize("seed,spec,parallelism,T,neuron,input_bits", [
@@ -291,7 +294,7 @@ def test_accelerator_dense_first(seed, spec, parallelism, T, neuron, input_bits)
                         neuron=neuron, spike_density=0.25)
     images = random_images(a, 3, seed=seed)
     acc = Accelerator(a, [(p, max(q, 1)) for p, q in parallelism], dense_first=True)
-    got = run_accelerator(acc, a, images, seed=seed)
+    got, counters = run_accelerator(acc, a, images, seed=seed)
     golden = run_golden(a, images)
     for f, (scores, index) in enumerate(got):
         assert scores == [int(v) for v in golden.scores[f]], f"seed {seed} frame {f}"
@@ -299,3 +302,15 @@ def test_accelerator_dense_first(seed, spec, parallelism, T, neuron, input_bits)
     # the first layer must spike somewhere, or the test shows little
     density = run_golden(a, images).spike_density()[0]
     assert 0 < density < 1, f"seed {seed}: first layer spike density {density}"
+    # the dense core's counters: every spike beat sent, every window admitted once per group;
+    # the convolution progresses in at least Hp * Wp + Ho * Wo * (G - 1) cycles per frame (one
+    # more per window when the next pixel is late for the last group's cycle)
+    layer = a.layers[0]
+    _, h, w = layer.in_shape
+    co, ho, wo = layer.out_shape
+    groups = -(-co // parallelism[0][0])
+    n, pixels = len(images), (h + 2 * layer.padding) * (w + 2 * layer.padding)
+    assert counters["core0_windows"] == n * ho * wo * T
+    assert n * (pixels + ho * wo * (groups - 1)) <= counters["core0_busy"] \
+        <= n * (pixels + ho * wo * groups)
+    assert counters["core0_pairs"] == 0
