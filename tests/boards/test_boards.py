@@ -11,11 +11,11 @@ import pytest
 from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal
 from amaranth.sim import Simulator
 
-from boards import BOARDS, BoardError, board_target, build_board, parse_nextpnr_log
-from fireflys_hw.accelerator import decode_readout, input_beats
-from fireflys_hw.axis import AXIStreamAccelerator, axis_data_bits
+from fireflys_boards import BOARDS, BoardError, board_target, build_board, parse_nextpnr_log
+from fireflys_hw.gateware.axis import AXIStreamAccelerator, axis_data_bits
 from fireflys_hw.flow import build_accelerator, make_plan
-from fireflys_hw.protocol import model_id
+from fireflys_hw.host.beats import decode_readout, input_beats
+from fireflys_hw.host.protocol import model_id
 from fireflys_hw.synth import yosys_command
 from fireflys_sw.artifact import save_artifact
 from fireflys_sw.cli import main

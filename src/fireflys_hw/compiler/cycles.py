@@ -1,23 +1,36 @@
-"""The synapse array's cycle recurrence, vectorised over lanes and frames (numpy only).
+"""The cycle model of a layer core (numpy only): the planner's two estimates of a core's cycles
+per frame, and the synapse array's cycle recurrence under the second.
 
-:func:`fireflys_hw.synapse.array_cycles` evaluates the register-transfer recurrence of a
-:class:`~fireflys_hw.synapse.SynapseArray` (lane FIFOs, each lane's
-:class:`~fireflys_hw.detector.DetectorModel`, the result credit) one lane and one cycle at a
-time in Python objects; tests hold it equal to simulation. :func:`batch_array_cycles` is the
-same recurrence on numpy arrays of shape ``(frames, lanes)``, one Python iteration per clock
+:func:`predicted_cycles` is a fast formula the search ranks candidates with;
+:func:`recurrence_cycles` evaluates the synapse array's recurrence on measured frames, for
+the plan the search chose.
+
+:func:`fireflys_hw.gateware.synapse.array_cycles` evaluates the register-transfer recurrence of a
+:class:`~fireflys_hw.gateware.synapse.SynapseArray` (lane FIFOs, each lane's
+:class:`~fireflys_hw.gateware.detector.DetectorModel`, the result credit) one lane and one
+cycle at a time in Python objects; tests hold it equal to simulation. :func:`batch_array_cycles` is
+the same recurrence on numpy arrays of shape ``(frames, lanes)``, one Python iteration per clock
 cycle for all frames at once, and :func:`lane_pairs` computes its input (every window beat's
 effectual pairs per lane) straight from spike maps, without building the beat list. Tests hold
-the two recurrences equal cycle for cycle. The planner (:mod:`fireflys_hw.plan`, which imports
-no Amaranth, nor does this module) uses them for the cycles it predicts from measured frames.
+the two recurrences equal cycle for cycle.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["lane_pairs", "batch_array_cycles", "NEURON_LATENCY", "DETECTOR_TAIL"]
+from fireflys_sw.artifact import SynapticLayer
 
-#: :data:`fireflys_hw.neuron.NEURON_LATENCY` (a test keeps them equal).
+from .base import LANE_FIFO_DEPTH, WINDOW_DEPTH, binary_in_channels, lane_block, layer_window
+from .weights import expanded_weight
+from .workload import LayerStats
+
+__all__ = ["predicted_cycles", "recurrence_cycles", "lane_pairs", "batch_array_cycles",
+           "NEURON_LATENCY", "DETECTOR_TAIL"]
+
+#: :data:`fireflys_hw.gateware.neuron.NEURON_LATENCY` (a test keeps them equal).
 NEURON_LATENCY = 2
 #: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E).
 DETECTOR_TAIL = 3
@@ -30,8 +43,8 @@ def lane_pairs(x: np.ndarray, mask: np.ndarray, p_co: int, p_ci: int,
     ``x[f, t, c, h, w]``: binary input maps (bit planes for a multi-bit first layer; ``t``
     the streamed steps), unpadded. ``mask[o, c, kh, kw]``: non-zero weights (for fc, the
     kernel is the whole map). Beats are ``for output pixel: for group: for t: for chunk
-    (kh, kw, channel chunk)`` as :func:`fireflys_hw.reference.window_beats` lists them; lane
-    ``l`` of group ``g`` serves channel ``g * p_co + l``. Returns ``(pairs[f, beat, lane],
+    (kh, kw, channel chunk)`` as :func:`fireflys_hw.compiler.reference.window_beats` lists them;
+    lane ``l`` of group ``g`` serves channel ``g * p_co + l``. Returns ``(pairs[f, beat, lane],
     last_chunk[beat], last_step[beat])``."""
     x = np.asarray(x)
     f, s, c, h, w = x.shape
@@ -72,7 +85,7 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.
                        static_T: int | None = None, skip_empty: bool = True) -> np.ndarray:
     """Cycles of each frame through a synapse array, frames on their own (each from cycle 0,
     beats offered back to back, output always ready): ``last output cycle + 1``, as
-    :func:`fireflys_hw.synapse.array_cycles` computes it for one frame."""
+    :func:`fireflys_hw.gateware.synapse.array_cycles` computes it for one frame."""
     pairs = np.asarray(pairs)
     nf, n, nl = pairs.shape
     last_chunk = np.asarray(last_chunk, bool)
@@ -177,3 +190,96 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.
             nxt += take
         cycle += 1
     return last_out + 1
+
+
+def predicted_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: int, T: int,
+                     *, input_bits: int = 1, static_input: bool = False,
+                     window_depth: int = WINDOW_DEPTH) -> float:
+    """Predicted cycles per frame of one layer core, frames back to back (model estimate).
+
+    The formula of :mod:`fireflys_hw.gateware.core` (its module docstring;
+    :func:`~fireflys_hw.gateware.core.core_cycles` evaluates the compute term on one frame). Per
+    (output pixel, group, streamed time step) the orchestrator sends ``n_chunks`` window beats, one
+    per cycle, empty ones included, into a FIFO of ``window_depth`` beats per detector lane; a lane
+    needs one cycle per effectual pair (empty chunks are dropped in its look-ahead, and the step's
+    bias rides in a slot that would otherwise be wasted), and the lanes drift apart by up to
+    ``window_depth`` beats. So a block of ``B`` consecutive steps costs ``max(B * n_chunks,
+    busiest lane's pairs in the block)``, ``B = lane_block(window_depth, n_chunks)`` (2 when a
+    lane FIFO holds a step, else 1; :func:`lane_block`)::
+
+        S       = 1 if static_input else T     # time steps the core streams
+        compute = sum over blocks of B consecutive (pixel, group, streamed step) of
+                      max(B * n_chunks, max over the lanes of the block's pairs)
+        compute = max(compute, Ho * Wo * G * T) if static_input   # T beats out per result
+        fill    = (Kh - 1) * Wp * S        # the window rows not prefetched during the last frame
+        cycles  = max(compute + fill, Hp * Wp * S)       # the input side: one beat per cycle
+
+    ``static_input``: the layer's input is the same at every time step (a direct-encoded
+    first layer); its core takes one beat per pixel and computes the current once, and the
+    neuron lanes apply it at every step (:class:`fireflys_hw.gateware.core.LayerCore`). ``stats``
+    are then the same at every step (as :func:`measure_densities` records them) and count once.
+    ``window_depth = 0``: lanes that take each beat together, ``B = 1``.
+
+    With measured ``stats.pairs`` the compute term is exact for the measured frames (mean over
+    them). Without, the density model: ``mu = stats.mean_pairs`` pairs per lane and step, the
+    busiest of ``P_Co`` lanes over a block ``~ mu + sqrt(2 * ln(P_Co) * mu / B)`` per step
+    (the expected maximum of ``P_Co`` Poisson counts of mean ``B * mu``, Gaussian
+    approximation), and ``compute = Ho * Wo * G * S * max(n_chunks, busiest)``. Simulated
+    cores came out within a few per cent of the formula, either way (a random SCNN5: within
+    3 %; ``benchmarks/bench_core.py``); layers whose lanes are each busy on consecutive
+    chunks are slower than it (a lane's look-ahead holds two non-empty chunks).
+    """
+    co, ho, wo = layer.out_shape
+    kh, kw = layer_window(layer)
+    ci = binary_in_channels(layer, input_bits)
+    groups = -(-co // p_co)
+    n_chunks = kh * kw * -(-ci // p_ci)
+    hp = layer.in_shape[1] + 2 * layer.padding
+    wp = layer.in_shape[2] + 2 * layer.padding
+    steps = 1 if static_input else T
+    block = lane_block(window_depth, n_chunks)
+    if stats.pairs is not None:
+        compute = sum(float(np.dot(counts, np.maximum(values, length * n_chunks)))
+                      for length, values, counts
+                      in stats.lane_max_histogram(p_co, block, static_input))
+    else:
+        mu = stats.mean_pairs
+        busiest = mu + math.sqrt(2.0 * math.log(p_co) * mu / block) if p_co > 1 else mu
+        compute = ho * wo * groups * steps * max(float(n_chunks), busiest)
+    if static_input:
+        # the lanes emit T beats per (pixel, group), one per cycle
+        compute = max(compute, float(ho * wo * groups * T))
+    return max(compute + (kh - 1) * wp * steps, float(hp * wp * steps))
+
+
+def recurrence_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: int, T: int,
+                      *, input_bits: int = 1, static_input: bool = False,
+                      window_depth: int = WINDOW_DEPTH, depth: int = LANE_FIFO_DEPTH) -> float:
+    """Predicted cycles per frame of one layer core from the synapse array's cycle recurrence
+    on the measured frames (model estimate, the planner's final figure).
+
+    Where :func:`predicted_cycles` approximates how far the lanes drift apart (blocks of
+    ``lane_block`` steps), this evaluates the register-transfer recurrence of the array
+    (:func:`fireflys_hw.compiler.cycles.batch_array_cycles`: lane FIFOs of ``window_depth`` beats,
+    each detector's look-ahead, ``depth`` results in flight) on every measured frame's window
+    beats, then adds the same window fill and input floor::
+
+        cycles = max(mean over frames of array cycles + (Kh - 1) * Wp * S,  Hp * Wp * S)
+
+    It needs ``stats.inputs`` (:func:`measure_densities`); its cost is one Python iteration
+    per simulated cycle for all frames together (about 0.1 ms per cycle on a laptop core), so
+    the planner ranks candidates with :func:`predicted_cycles` and evaluates its choice with
+    this.
+    """
+    if stats.inputs is None:
+        raise ValueError("recurrence_cycles needs the measured inputs (measure_densities)")
+    kh, _ = layer_window(layer)
+    mask = expanded_weight(layer, input_bits) != 0
+    pairs, last_chunk, last_step = lane_pairs(stats.inputs, mask, p_co, p_ci, layer.padding)
+    cycles = batch_array_cycles(pairs, last_chunk, last_step, readout=layer.is_readout,
+                                window_depth=window_depth, depth=depth,
+                                static_T=T if static_input else None)
+    hp = layer.in_shape[1] + 2 * layer.padding
+    wp = layer.in_shape[2] + 2 * layer.padding
+    steps = 1 if static_input else T
+    return max(float(cycles.mean()) + (kh - 1) * wp * steps, float(hp * wp * steps))

@@ -1,4 +1,5 @@
-"""FPGA device profiles: the resources that the planner (:mod:`fireflys_hw.plan`) budgets against.
+"""FPGA device profiles: the resources that the planner (:mod:`fireflys_hw.compiler`) budgets
+against.
 
 Pure data, no Amaranth. Figures are the vendors' product-table numbers:
 

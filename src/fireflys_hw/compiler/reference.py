@@ -1,9 +1,10 @@
 """Numpy reference generators for the gateware's streams (no Amaranth import).
 
-:func:`im2col_windows` is the window stream (:mod:`fireflys_hw.streams`) that the dataflow
+:func:`im2col_windows` is the window stream (:mod:`fireflys_hw.gateware.streams`) that the dataflow
 orchestrator must produce for one frame, beat for beat; the synapse-array tests feed it to the
 detectors, the orchestrator tests compare against it. :func:`lane_outputs` is what a
-:class:`~fireflys_hw.synapse.SynapseArray` must emit for that frame, from the golden model.
+:class:`~fireflys_hw.gateware.synapse.SynapseArray` must emit for that frame, from the golden
+model.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def window_beats(spikes: np.ndarray, kernel: tuple[int, int], p_ci: int,
     """The window stream of an (already padded) binary map ``spikes[t, c, h, w]``, valid
     convolution with ``kernel = (Kh, Kw)``, stride 1: for each output pixel (raster order),
     ``for group: for t: for chunk``; a list of dicts with the fields of
-    :func:`~fireflys_hw.streams.window_chunk`."""
+    :func:`~fireflys_hw.gateware.streams.window_chunk`."""
     spikes = np.asarray(spikes)
     T, c, h, w = spikes.shape
     kh_n, kw_n = kernel
@@ -75,8 +76,8 @@ def im2col_windows(spikes: np.ndarray, layer: SynapticLayer, p_ci: int, p_co: in
     """The window-stream beats of one frame ``spikes[t, c, h, w]`` entering ``layer``.
 
     The map is zero-padded by ``layer.padding`` (conv) and scanned with the layer's window
-    (:func:`~fireflys_hw.weights.window_kernel`: the kernel, or the whole map for fc), each
-    window replayed ``ceil(Co / p_co)`` times. With ``input_bits`` (first layer), ``spikes``
+    (:func:`~fireflys_hw.compiler.weights.window_kernel`: the kernel, or the whole map for fc),
+    each window replayed ``ceil(Co / p_co)`` times. With ``input_bits`` (first layer), ``spikes``
     holds integers and is expanded into bit planes first. With ``static_input`` (the input is
     the same at every step, a direct-encoded first layer) only ``t = 0`` is streamed.
     """

@@ -8,7 +8,8 @@ weights in that order. ``base[l, group, chunk]`` is the store address of the vec
 non-zero weight, so a set bit ``b`` of the vector has its weight at
 ``base + popcount(bitmap & ((1 << b) - 1))``.
 
-Chunk numbering follows the window stream (:mod:`fireflys_hw.streams`): ``chunk = (kh * Kw + kw)
+Chunk numbering follows the window stream (:mod:`fireflys_hw.gateware.streams`): ``chunk = (kh * Kw
++ kw)
 * n_ci_chunks + ci_chunk`` and bit ``b`` of a chunk is input channel ``ci_chunk * P_Ci + b``. A
 fully connected layer is the convolution whose window is its whole input map, so ``(Kh, Kw) =
 (H, W)`` of its input. The first layer's multi-bit input is carried as bit planes: binary

@@ -1,6 +1,6 @@
 """The whole accelerator: one layer core per synaptic layer, chained by FIFOs (FireFly-S Sec. IV).
 
-Spatial and fully pipelined: every synaptic layer has its own :class:`~fireflys_hw.core.
+Spatial and fully pipelined: every synaptic layer has its own :class:`~fireflys_hw.gateware.core.
 LayerCore` (a max-pool that follows a synaptic layer is fused into that core), cores are chained
 by :class:`amaranth.lib.fifo.SyncFIFOBuffered` and run concurrently on successive frames, so the
 slowest core sets the frame interval.
@@ -8,20 +8,21 @@ slowest core sets the frame interval.
 Input beats (the host side)
 ---------------------------
 The accelerator takes the first layer's input as a spike stream of ``C * input_bits`` bits
-(:func:`~fireflys_hw.streams.spike_stream`), in raster order (row ``h``, column ``w``); bit
-``c * input_bits + b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]`` (bit
-planes, see :mod:`fireflys_hw.streams`):
+(:func:`~fireflys_hw.gateware.streams.spike_stream`), in raster order (row ``h``, column ``w``);
+bit ``c * input_bits + b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]`` (bit
+planes, see :mod:`fireflys_hw.gateware.streams`):
 
 * **direct encoding** (``artifact.input_encoding`` ``DIRECT``, the image repeated at every
   step): **one beat per pixel**, ``H * W`` beats per frame; the first core computes the
-  current once and applies it at every step (:func:`static_input`);
+  current once and applies it at every step (:func:`~fireflys_hw.host.beats.static_input`);
 * **frames** (``FRAMES``, a different input at every step): **one beat per pixel per time
   step**, ``t = 0 .. T-1`` for each pixel, ``H * W * T`` beats per frame.
 
 Frames follow each other with no gap or marker (:attr:`Accelerator.beats_per_frame`).
-:func:`input_beats` turns uint8 images (as :func:`fireflys_sw.golden.run_golden` takes them)
-into these beats with :func:`fireflys_sw.golden.encode_input`, and :func:`decode_readout`
-turns an output beat back into scores and class.
+:func:`~fireflys_hw.host.beats.input_beats` turns uint8 images (as
+:func:`fireflys_sw.golden.run_golden` takes them) into these beats with
+:func:`fireflys_sw.golden.encode_input`, and
+:func:`~fireflys_hw.host.beats.decode_readout` turns an output beat back into scores and class.
 
 Profiling counters
 ------------------
@@ -38,9 +39,9 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
     for a direct-encoded first layer, which streams each window once, else ``* T``);
   - ``busy``: cycles in which the window stream is valid (the core has work) and the synapse
     array is either admitting beats (it has credit,
-    :attr:`~fireflys_hw.synapse.SynapseArray.credit`: its results are being taken
+    :attr:`~fireflys_hw.gateware.synapse.SynapseArray.credit`: its results are being taken
     downstream) or, out of credit, still working through the beats in its lanes' FIFOs
-    (:attr:`~fireflys_hw.synapse.SynapseArray.working`): the window beat transfers or a
+    (:attr:`~fireflys_hw.gateware.synapse.SynapseArray.working`): the window beat transfers or a
     detector works on effectual pairs; over a steady-state interval this is the core's own
     cycles per frame, and the core whose ``busy`` is closest to the whole interval is the
     bottleneck;
@@ -71,16 +72,15 @@ from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fireflys_sw.artifact import Artifact, InputEncoding, PoolLayer, SynapticLayer
-from fireflys_sw.golden import encode_input
+from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer
 
+from ..host.beats import static_input
 from .core import LayerCore, readout_beat
-from .detector import popcount
 from .streams import spike_stream
 from .synapse import DEFAULT_WINDOW_DEPTH
+from .util import popcount
 
-__all__ = ["Accelerator", "accelerator_stages", "input_beats", "beat_words", "decode_readout",
-           "default_fifo_depth", "static_input", "CORE_COUNTERS"]
+__all__ = ["Accelerator", "accelerator_stages", "default_fifo_depth", "CORE_COUNTERS"]
 
 #: The per-core counters, in port order (see the module docstring).
 CORE_COUNTERS = ("in", "windows", "busy", "blocked", "pairs")
@@ -116,17 +116,10 @@ def accelerator_stages(artifact: Artifact) -> list[tuple[int, SynapticLayer, Poo
     return [tuple(s) for s in stages]
 
 
-def static_input(artifact: Artifact) -> bool:
-    """Whether the first layer's input is the same at every time step (direct encoding), so
-    that its core takes one beat per pixel and computes the current once
-    (:class:`~fireflys_hw.core.LayerCore`'s ``static_input``)."""
-    return artifact.input_encoding is InputEncoding.DIRECT
-
-
 def default_fifo_depth(T: int, out_width: int) -> int:
     """FIFO entries between two cores: one row of the producer's output map (``T * width``
     beats, the burst a max-pool releases at once), at least ``2 * T``, rounded up to a power of
-    two (the planner's :func:`fireflys_hw.plan.fifo_depth` for spiking layers)."""
+    two (the planner's :func:`fireflys_hw.compiler.fifo_depth` for spiking layers)."""
     return 1 << (max(2 * T, T * out_width) - 1).bit_length()
 
 
@@ -139,14 +132,14 @@ class Accelerator(wiring.Component):
         The network (:func:`accelerator_stages` lists its cores).
     parallelism : sequence of (p_co, p_ci), or mapping {layer index: (p_co, p_ci)}
         Per synaptic layer, in order (or keyed by position in ``artifact.layers``, as
-        :meth:`fireflys_hw.plan.Plan.parallelism` returns it).
+        :meth:`fireflys_hw.compiler.Plan.parallelism` returns it).
     fifo_depths : sequence of int or None
         Entries of the FIFO after each core but the last (``len(cores) - 1`` values); default
         :func:`default_fifo_depth` of the producer's output map.
     depth : int
-        Output FIFO entries per detector lane (:class:`~fireflys_hw.core.LayerCore`).
+        Output FIFO entries per detector lane (:class:`~fireflys_hw.gateware.core.LayerCore`).
     window_depth : int
-        Window beats per detector lane FIFO (:class:`~fireflys_hw.synapse.SynapseArray`).
+        Window beats per detector lane FIFO (:class:`~fireflys_hw.gateware.synapse.SynapseArray`).
     profile : bool
         Add the ``counters`` port (module docstring).
     counter_bits : int
@@ -156,7 +149,7 @@ class Accelerator(wiring.Component):
     -------
     input : ``In(spike_stream(C * input_bits))``
         ``H * W`` beats per frame for direct encoding, ``H * W * T`` for frames (module
-        docstring, :func:`input_beats`).
+        docstring, :func:`~fireflys_hw.host.beats.input_beats`).
     output : ``Out(stream.Signature(readout_beat(classes, score_bits)))``
         One beat per frame: ``scores`` (``sum_t I`` per class) and ``index`` (argmax, lowest
         index on ties).
@@ -315,58 +308,3 @@ def _parallelism_list(parallelism, indices: list[int]) -> list[tuple[int, int]]:
                              f"{item!r}") from None
         pairs.append((int(p_co), int(p_ci)))
     return pairs
-
-
-# --- host side (numpy) --------------------------------------------------------------------------
-
-def input_beats(artifact: Artifact, images: np.ndarray) -> np.ndarray:
-    """The accelerator's input beats for ``images`` (uint8, ``(N, C, H, W)`` for direct
-    encoding or ``(N, T, C, H, W)`` for frames, as :func:`fireflys_sw.golden.run_golden`
-    takes them).
-
-    Returns
-    -------
-    ndarray of uint32, ``(N, H * W * steps, n_words)``
-        Per frame and beat (raster order, then ``t``), the beat's ``C * input_bits`` bits as
-        little-endian 32-bit words (bit ``j`` of the beat is bit ``j % 32`` of word ``j //
-        32``); bit ``c * input_bits + b`` is bit ``b`` of ``x[t, c, h, w]``
-        (:func:`~fireflys_sw.golden.encode_input`). ``steps`` is 1 for direct encoding (the
-        input is the same at every step: one beat per pixel), ``T`` for frames.
-    """
-    x = np.asarray(encode_input(artifact, np.asarray(images)), np.int64)   # (N, T, C, H, W)
-    if static_input(artifact):
-        x = x[:, :1]
-    n, T, c, h, w = x.shape
-    ib = artifact.input_bits
-    planes = (x[:, :, :, None] >> np.arange(ib).reshape(1, 1, 1, ib, 1, 1)) & 1
-    planes = planes.reshape(n, T, c * ib, h, w).transpose(0, 3, 4, 1, 2)   # (N, H, W, T, C')
-    bits = planes.reshape(n, h * w * T, c * ib).astype(np.uint8)
-    return beat_words(bits)
-
-
-def beat_words(bits: np.ndarray) -> np.ndarray:
-    """``bits[..., j]`` (0/1) packed into little-endian uint32 words ``[..., j // 32]``."""
-    bits = np.asarray(bits, np.uint8)
-    width = bits.shape[-1]
-    n_words = max(1, -(-width // 32))
-    padded = np.zeros(bits.shape[:-1] + (n_words * 32,), np.uint8)
-    padded[..., :width] = bits
-    packed = np.packbits(padded, axis=-1, bitorder="little")         # bytes, little-endian
-    return np.ascontiguousarray(packed).view("<u4").astype(np.uint32)
-
-
-def words_to_int(words) -> int:
-    """Little-endian 32-bit words as one Python int."""
-    return sum(int(v) << (32 * i) for i, v in enumerate(words))
-
-
-def decode_readout(value: int, classes: int, score_bits: int) -> tuple[list[int], int]:
-    """An ``output`` payload (as an int) as ``(scores, index)``."""
-    mask = (1 << score_bits) - 1
-    scores = []
-    for c in range(classes):
-        v = (value >> (c * score_bits)) & mask
-        scores.append(v - (1 << score_bits) if v >> (score_bits - 1) else v)
-    index = value >> (classes * score_bits)
-    index &= (1 << (max(classes, 2) - 1).bit_length()) - 1
-    return scores, index

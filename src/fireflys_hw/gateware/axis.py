@@ -11,7 +11,7 @@ interfaces clocked by ``aclk``):
   The frame boundaries come from the beat count (:attr:`Accelerator.beats_per_frame`);
   a ``tlast`` where the count disagrees sets ``frame_error`` (sticky until reset);
 * ``m_axis_tdata`` (32 bits) / ``m_axis_tvalid`` / ``m_axis_tready`` / ``m_axis_tlast``: per
-  frame, the result payload (:mod:`fireflys_hw.protocol`: scores, then the class index) as
+  frame, the result payload (:mod:`fireflys_hw.host.protocol`: scores, then the class index) as
   ``ceil(result_bits / 32)`` little-endian words, ``tlast`` on the last;
 * ``frame_error``: see above.
 
@@ -39,8 +39,8 @@ def axis_data_bits(bits: int) -> int:
 
 
 class AXIStreamAccelerator(wiring.Component):
-    """An :class:`~fireflys_hw.accelerator.Accelerator` between an AXI4-Stream slave (frames
-    in) and master (results out), in its own ``aclk`` / ``aresetn`` domain.
+    """An :class:`~fireflys_hw.gateware.accelerator.Accelerator` between an AXI4-Stream slave
+    (frames in) and master (results out), in its own ``aclk`` / ``aresetn`` domain.
 
     Parameters
     ----------

@@ -12,12 +12,12 @@ Every stage streams; the slowest sets the pace. Per (output pixel, group, stream
 orchestrator sends ``n_chunks`` window beats, one per cycle (empty ones too), and every
 detector lane needs ``max(1, pairs)`` cycles for the step's ``pairs = popcount(spikes &
 bitmap)`` effectual pairs (empty chunks are dropped in its look-ahead). Each lane takes its
-beats from its own FIFO of ``window_depth`` window beats (:class:`~fireflys_hw.synapse.
+beats from its own FIFO of ``window_depth`` window beats (:class:`~fireflys_hw.gateware.synapse.
 SynapseArray`), so the lanes drift apart by up to that many beats instead of waiting for each
 other at every chunk, and a lane busy in one step catches up in a lighter one. A block of
 ``B`` consecutive steps costs about ``max(B * n_chunks, busiest lane's pairs in the block)``,
 with ``B = 2`` when a lane FIFO holds a whole step (``window_depth >= n_chunks``), else 1
-(:func:`fireflys_hw.plan.lane_block`), and::
+(:func:`fireflys_hw.compiler.lane_block`), and::
 
     cycles/frame ~= sum over blocks of B consecutive (pixel, group, streamed step) of
                         max(B * n_chunks, max over lanes of the block's pairs)
@@ -41,11 +41,11 @@ bottleneck. Note the floor ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)`` per step: a
 spike densities it, not the effectual pairs, often sets the pace, so ``P_Ci >= Ci'`` is where
 ``P_Co`` pays off.
 
-The formula is a model, not the exact recurrence (:func:`fireflys_hw.synapse.array_cycles` is
-that): on a random SCNN5 the simulated cores came out within 3 % of it; with the lanes joined
+The formula is a model, not the exact recurrence (:func:`fireflys_hw.gateware.synapse.array_cycles`
+is that): on a random SCNN5 the simulated cores came out within 3 % of it; with the lanes joined
 at the input (``window_depth = 0``, ``B = 1``) up to 8 % above it (18 % before the detectors
-dropped empty chunks while waiting, see :class:`~fireflys_hw.detector.SparsityDetector`). A
-lane that is busy on consecutive chunks is slower than the formula (its look-ahead holds two
+dropped empty chunks while waiting, see :class:`~fireflys_hw.gateware.detector.SparsityDetector`).
+A lane that is busy on consecutive chunks is slower than the formula (its look-ahead holds two
 non-empty chunks). ``benchmarks/bench_core.py`` compares the formula with simulation.
 """
 
@@ -56,15 +56,16 @@ from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import PoolLayer, SynapticLayer
 
+from ..compiler.base import lane_block
+from ..compiler.reference import im2col_windows
+from ..compiler.weights import pack_weights, window_kernel
 from .maxpool import MaxPool
 from .neuron import Argmax, lane_score_beat, lane_spike_beat
 from .orchestrator import DataflowOrchestrator
-from .padding import Padding, check_positive
-from .plan import lane_block
-from .reference import im2col_windows
+from .padding import Padding
 from .streams import spike_stream
 from .synapse import DEFAULT_WINDOW_DEPTH, SynapseArray
-from .weights import pack_weights, window_kernel
+from .util import check_positive
 
 __all__ = ["LayerCore", "OutputCollector", "ReadoutCollector", "readout_beat", "core_cycles",
            "core_cycles_estimate"]
@@ -195,7 +196,7 @@ class ReadoutCollector(wiring.Component):
     """Gather the readout lanes' per-group score beats into one beat with every score and the
     prediction.
 
-    The beats go to an :class:`~fireflys_hw.neuron.Argmax` and, in the same transfer, into
+    The beats go to an :class:`~fireflys_hw.gateware.neuron.Argmax` and, in the same transfer, into
     registers (one ``score_bits`` register per class); the result leaves with the argmax's
     beat. The registers only change on a transfer into the argmax, which refuses input while
     its result waits, so a frame's scores stay put until its beat has left.
@@ -281,15 +282,16 @@ class LayerCore(wiring.Component):
     pool : PoolLayer or None
         The max-pool that follows the layer, if any (not after the readout).
     depth : int
-        Output FIFO entries per detector lane (:class:`~fireflys_hw.synapse.SynapseArray`).
+        Output FIFO entries per detector lane
+        (:class:`~fireflys_hw.gateware.synapse.SynapseArray`).
     static_input : bool
         The input is the same at every time step (a direct-encoded first layer): the core
         takes one beat per pixel, the orchestrator streams each window once per group, and the
         neuron lanes apply that one current at ``t = 0 .. T-1``
-        (:class:`~fireflys_hw.neuron.NeuronLanes`); the output is the same as without it.
+        (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`); the output is the same as without it.
     window_depth : int
-        Window beats per detector lane FIFO (:class:`~fireflys_hw.synapse.SynapseArray`; 0:
-        the lanes take each beat together).
+        Window beats per detector lane FIFO (:class:`~fireflys_hw.gateware.synapse.SynapseArray`;
+        0: the lanes take each beat together).
 
     Members
     -------

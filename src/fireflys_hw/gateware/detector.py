@@ -6,45 +6,16 @@ from amaranth.hdl import Cat, Const, Module, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .streams import window_stream
-from .weights import PackedWeights
+from ..compiler.weights import PackedWeights
+from .streams import effectual_event, window_stream
+from .util import popcount
 
-__all__ = ["SparsityDetector", "effectual_event", "popcount", "detector_cycles",
+__all__ = ["SparsityDetector", "detector_cycles",
            "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY"]
 
 #: Cycles from the input transfer of a beat to the first event it causes at ``events``
 #: (A0, A1, B, C, D, E registers), when nothing is ahead of it.
 DETECTOR_LATENCY = 6
-
-
-def popcount(value):
-    """Number of set bits of ``value`` as a balanced adder tree (log depth, not a chain)."""
-    terms = [value[i] for i in range(len(value))]
-    if not terms:
-        return Const(0, 1)
-    while len(terms) > 1:
-        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        if len(terms) % 2:
-            nxt.append(terms[-1])
-        terms = nxt
-    return terms[0]
-
-
-def effectual_event(weight_bits: int, T: int, n_groups: int) -> data.StructLayout:
-    """One detector output slot.
-
-    ``pair``: ``weight`` is the weight of an effectual (spike, non-zero weight) pair; otherwise
-    the slot only carries ``end``. ``end``: the last slot of a time step (the neuron update
-    follows it); ``last_step``, ``t``, ``group``: the step's position in the window stream.
-    """
-    return data.StructLayout({
-        "weight": signed(weight_bits),
-        "pair": 1,
-        "end": 1,
-        "last_step": 1,
-        "t": range(max(T, 2)),
-        "group": range(max(n_groups, 2)),
-    })
 
 
 class SparsityDetector(wiring.Component):
@@ -97,7 +68,7 @@ class SparsityDetector(wiring.Component):
     Parameters
     ----------
     weights : PackedWeights
-        The layer's packed weights (:func:`fireflys_hw.weights.pack_weights`).
+        The layer's packed weights (:func:`fireflys_hw.compiler.weights.pack_weights`).
     lane : int
         Which lane of ``weights`` (``0 <= lane < weights.p_co``).
     T : int
@@ -361,7 +332,7 @@ class DetectorModel:
     """The register-transfer recurrence of one :class:`SparsityDetector` (A0, A1, B; the tail
     C, D, E is a fixed 3 cycles), advanced one clock cycle at a time, for the cycle models
     (:func:`detector_cycles`, :func:`lockstep_cycles`,
-    :func:`fireflys_hw.synapse.array_cycles`).
+    :func:`fireflys_hw.gateware.synapse.array_cycles`).
 
     A beat is ``(pairs, last_chunk)``, ``pairs = popcount(spikes & bitmap)`` of the lane. In
     each cycle: :attr:`ready` (A0 is free: the input may transfer), then :meth:`clock` with

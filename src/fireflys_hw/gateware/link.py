@@ -2,7 +2,8 @@
 accelerator behind a UART (:class:`UARTBridge`), the board-independent top that the board
 targets in ``boards/`` wire to their pins.
 
-The byte protocol is in :mod:`fireflys_hw.protocol` (sync byte, then the payload, little-endian).
+The byte protocol is in :mod:`fireflys_hw.host.protocol` (sync byte, then the payload,
+little-endian).
 
 ::
 
@@ -16,7 +17,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .protocol import (FRAME_SYNC, INFO_REPLY, INFO_REQUEST, RESULT_SYNC, LinkInfo, beat_bytes)
+from ..host.protocol import (FRAME_SYNC, INFO_REPLY, INFO_REQUEST, RESULT_SYNC, LinkInfo,
+                             beat_bytes)
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["HostLink", "UARTBridge", "link_info", "DEFAULT_RX_FIFO_DEPTH"]
@@ -30,7 +32,7 @@ def _payload_shape(port):
 
 
 def link_info(accelerator, model_id: int = 0) -> LinkInfo:
-    """The :class:`~fireflys_hw.protocol.LinkInfo` of a link in front of ``accelerator``."""
+    """The :class:`~fireflys_hw.host.protocol.LinkInfo` of a link in front of ``accelerator``."""
     beat_bits = Value.cast(accelerator.input.payload).shape().width
     result_bits = Value.cast(accelerator.output.payload).shape().width
     return LinkInfo(beat_bits=beat_bits, beats_per_frame=accelerator.beats_per_frame,
@@ -41,7 +43,7 @@ def link_info(accelerator, model_id: int = 0) -> LinkInfo:
 class HostLink(wiring.Component):
     """Frame bytes from the host into input beats; result beats into bytes for the host.
 
-    The protocol (:mod:`fireflys_hw.protocol`): ``FRAME_SYNC`` then ``beats_per_frame`` beats
+    The protocol (:mod:`fireflys_hw.host.protocol`): ``FRAME_SYNC`` then ``beats_per_frame`` beats
     of ``ceil(beat_bits / 8)`` bytes, little-endian, become ``beats`` transfers; each
     ``results`` transfer leaves as ``RESULT_SYNC`` and ``ceil(result_bits / 8)`` bytes; an
     ``INFO_REQUEST`` byte between frames is answered with ``INFO_REPLY`` and ``info``.
@@ -166,9 +168,9 @@ class UARTBridge(wiring.Component):
     accelerator : Accelerator
         Built with or without profiling counters (they are not used here).
     divisor : int
-        Clocks per bit (:func:`fireflys_hw.uart.baud_divisor`).
+        Clocks per bit (:func:`fireflys_hw.gateware.uart.baud_divisor`).
     model_id : int
-        Reported in the info record (:func:`fireflys_hw.protocol.model_id`).
+        Reported in the info record (:func:`fireflys_hw.host.protocol.model_id`).
     rx_fifo_depth : int
         Bytes buffered between the receiver and the link.
 
@@ -179,7 +181,7 @@ class UARTBridge(wiring.Component):
     tx : ``Out(1)``
         Serial line to the host.
     overrun, framing_error : ``Out(1)``
-        The receiver's sticky error flags (:class:`~fireflys_hw.uart.UARTReceiver`).
+        The receiver's sticky error flags (:class:`~fireflys_hw.gateware.uart.UARTReceiver`).
     busy : ``Out(1)``
         A frame is being received or computed (for an activity LED).
 

@@ -11,7 +11,7 @@ from fireflys_sw.artifact import SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
-from .detector import effectual_event
+from .streams import effectual_event
 
 __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "prediction_beat",
            "NEURON_LATENCY"]
@@ -62,7 +62,7 @@ class NeuronLanes(wiring.Component):
     is valid when every lane's FIFO holds its next result (a join), and pops them together. The
     FIFOs are written without looking at their fill level: the owner admits at most ``depth``
     steps (spiking) or groups (readout) that are not yet popped from ``output`` (see
-    :class:`~fireflys_hw.synapse.SynapseArray`).
+    :class:`~fireflys_hw.gateware.synapse.SynapseArray`).
 
     Pipeline: ``events`` -> accumulator register -> neuron update (membrane register, result
     written into the FIFO) -> FIFO (``output`` valid the cycle after). The membrane update

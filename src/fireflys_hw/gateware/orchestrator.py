@@ -4,8 +4,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .padding import check_positive
 from .streams import spike_stream, window_stream
+from .util import check_positive
 
 __all__ = ["DataflowOrchestrator"]
 

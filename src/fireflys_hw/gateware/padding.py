@@ -5,17 +5,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import spike_stream
+from .util import check_positive
 
-__all__ = ["Padding", "check_positive"]
-
-
-def check_positive(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int, or a ``TypeError``/``ValueError`` that names ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    return value
+__all__ = ["Padding"]
 
 
 class Padding(wiring.Component):

@@ -7,7 +7,7 @@ valid/ready backpressure; a transfer happens on ``valid & ready``):
   step, all channels: ``SpikeBeat(channels)``. Beats come in raster order (row ``h``, then
   column ``w``) and, for each pixel, time steps ``t = 0..T-1``. A frame is ``H * W * T`` beats.
   A static input (a direct-encoded first layer: the same image at every step) has one beat per
-  pixel instead, ``H * W`` per frame (:class:`~fireflys_hw.core.LayerCore`'s
+  pixel instead, ``H * W`` per frame (:class:`~fireflys_hw.gateware.core.LayerCore`'s
   ``static_input``). The first layer's multi-bit input is carried as bit planes: channel ``c``
   bit ``b`` is binary input channel ``c * input_bits + b`` whose weights are scaled by
   ``2**b`` (so the same binary sparse machinery serves it, radix style).
@@ -21,9 +21,10 @@ valid/ready backpressure; a transfer happens on ``valid & ready``):
   static input the stream carries one step per group (``t = 0``, ``last_step`` always set).
 """
 
+from amaranth.hdl import signed
 from amaranth.lib import data, stream
 
-__all__ = ["spike_beat", "spike_stream", "window_chunk", "window_stream"]
+__all__ = ["spike_beat", "spike_stream", "window_chunk", "window_stream", "effectual_event"]
 
 
 def spike_beat(channels: int) -> data.StructLayout:
@@ -50,3 +51,20 @@ def window_chunk(p_ci: int, n_chunks: int, T: int, n_groups: int) -> data.Struct
 
 def window_stream(p_ci: int, n_chunks: int, T: int, n_groups: int) -> stream.Signature:
     return stream.Signature(window_chunk(p_ci, n_chunks, T, n_groups))
+
+
+def effectual_event(weight_bits: int, T: int, n_groups: int) -> data.StructLayout:
+    """One detector output slot.
+
+    ``pair``: ``weight`` is the weight of an effectual (spike, non-zero weight) pair; otherwise
+    the slot only carries ``end``. ``end``: the last slot of a time step (the neuron update
+    follows it); ``last_step``, ``t``, ``group``: the step's position in the window stream.
+    """
+    return data.StructLayout({
+        "weight": signed(weight_bits),
+        "pair": 1,
+        "end": 1,
+        "last_step": 1,
+        "t": range(max(T, 2)),
+        "group": range(max(n_groups, 2)),
+    })

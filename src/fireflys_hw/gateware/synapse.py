@@ -8,10 +8,10 @@ from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import SynapticLayer
 
+from ..compiler.weights import PackedWeights, pack_weights
 from .detector import DetectorModel, SparsityDetector
 from .neuron import NEURON_LATENCY, NeuronLanes
 from .streams import window_stream
-from .weights import PackedWeights, pack_weights
 
 __all__ = ["SynapseArray", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
 
@@ -36,11 +36,11 @@ def _check(name, value, minimum=1):
 class SynapseArray(wiring.Component):
     """One layer's synaptic computation: window stream in, one beat per (pixel, group, t) out.
 
-    ``P_Co`` :class:`~fireflys_hw.detector.SparsityDetector` lanes, each with its own bitmap
-    ROM and compressed weight store (:func:`~fireflys_hw.weights.pack_weights`), feed a
-    :class:`~fireflys_hw.neuron.NeuronLanes`. Lane ``l`` computes output channel ``group * P_Co
-    + l``; ``Co`` need not be a multiple of ``P_Co`` (the last group's extra lanes hold no
-    weights and emit 0).
+    ``P_Co`` :class:`~fireflys_hw.gateware.detector.SparsityDetector` lanes, each with its own
+    bitmap ROM and compressed weight store (:func:`~fireflys_hw.compiler.weights.pack_weights`),
+    feed a :class:`~fireflys_hw.gateware.neuron.NeuronLanes`. Lane ``l`` computes output channel
+    ``group * P_Co + l``; ``Co`` need not be a multiple of ``P_Co`` (the last group's extra
+    lanes hold no weights and emit 0).
 
     Decoupled lanes: the window stream is broadcast into one FIFO of ``window_depth`` beats
     per lane, and each detector takes its beats from its own FIFO at its own pace (one cycle
@@ -71,14 +71,14 @@ class SynapseArray(wiring.Component):
     T : int
         Time steps.
     input_bits : int
-        ``> 1`` for the first layer (bit-plane input, see :mod:`fireflys_hw.weights`).
+        ``> 1`` for the first layer (bit-plane input, see :mod:`fireflys_hw.compiler.weights`).
     depth : int
         Output FIFO entries per lane (results in flight, see above).
     static_input : bool
         The layer's input is the same at every time step (a direct-encoded first layer): the
         window stream carries one step per group (``t = 0``), whose current the neuron lanes
-        apply at ``t = 0 .. T-1`` (:class:`~fireflys_hw.neuron.NeuronLanes`); the output is
-        the same as without it.
+        apply at ``t = 0 .. T-1`` (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`); the output
+        is the same as without it.
     window_depth : int
         Window beats per lane FIFO (0: none, the lanes take each beat together);
         :data:`DEFAULT_WINDOW_DEPTH` by default.
@@ -227,10 +227,10 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     Per cycle: the input moves when every lane FIFO has room (``level < window_depth``, the
     level of the cycle's start) and fewer than ``depth`` results are in flight; a beat
     written in a cycle is at its detector's input in the next; each detector runs its own
-    recurrence (:class:`~fireflys_hw.detector.DetectorModel`) and takes its FIFO's head when
-    its A0 is free. With ``window_depth = 0`` the lanes take each beat together
-    (:func:`~fireflys_hw.detector.lockstep_cycles`). A step's result (readout: a group's last
-    step's) is valid ``NEURON_LATENCY`` cycles after the last lane's ``end`` slot of the step
+    recurrence (:class:`~fireflys_hw.gateware.detector.DetectorModel`) and takes its FIFO's head
+    when its A0 is free. With ``window_depth = 0`` the lanes take each beat together
+    (:func:`~fireflys_hw.gateware.detector.lockstep_cycles`). A step's result (readout: a group's
+    last step's) is valid ``NEURON_LATENCY`` cycles after the last lane's ``end`` slot of the step
     (the slot is at ``events`` 3 cycles after B emits it) and popped at once; with
     ``static_T`` (static input) a result is ``static_T`` beats, one per cycle, popped with the
     last. For a frame: ``cycles = last output cycle + 1``.

@@ -2,15 +2,15 @@
 
 ::
 
-    from fireflys_hw.host import Board
+    from fireflys_hw.host.board import Board
     with Board("/dev/ttyUSB1", baud=115200) as board:
         board.check(artifact)                       # the bitstream carries this model
         scores, classes = board.classify(artifact, images)
 
-The protocol is :mod:`fireflys_hw.protocol`. Every wait has a deadline; a board that does not
+The protocol is :mod:`fireflys_hw.host.protocol`. Every wait has a deadline; a board that does not
 answer raises :class:`BoardError` with one line (which port, what it waited for, what to
 check). Any object with pyserial's ``read(n)`` / ``write(data)`` / ``reset_input_buffer()`` /
-``close()`` can stand in for the port: :class:`fireflys_hw.simserial.SimulatedSerial` is the
+``close()`` can stand in for the port: :class:`fireflys_hw.sim.serial.SimulatedSerial` is the
 simulated board the tests and ``fireflys run --port sim`` use.
 """
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from fireflys_sw.errors import FireflysError
 
+from .beats import decode_readout, input_beats
 from .protocol import (INFO_BYTES, INFO_REPLY, INFO_REQUEST, RESULT_SYNC, LinkInfo, beat_bytes,
                        frame_bytes, model_id, result_value)
 
@@ -127,7 +128,7 @@ class Board:
             raise BoardError(f"serial port {self.name}: {error}") from error
 
     def info(self) -> LinkInfo:
-        """Ask the board what it carries (:class:`~fireflys_hw.protocol.LinkInfo`)."""
+        """Ask the board what it carries (:class:`~fireflys_hw.host.protocol.LinkInfo`)."""
         self.port.reset_input_buffer()
         self._write(bytes([INFO_REQUEST]))
         self._expect(INFO_REPLY, "its info record")
@@ -137,7 +138,7 @@ class Board:
 
     def check(self, artifact) -> LinkInfo:
         """:meth:`info`, and :class:`BoardError` unless the board runs ``artifact``'s model
-        (same :func:`~fireflys_hw.protocol.model_id`)."""
+        (same :func:`~fireflys_hw.host.protocol.model_id`)."""
         info = self.info()
         want = model_id(artifact)
         if info.model_id != want:
@@ -151,7 +152,7 @@ class Board:
 
     def send_frame(self, beats: np.ndarray) -> None:
         """Send one frame: ``beats`` ``(beats_per_frame, n_words)`` as from
-        :func:`fireflys_hw.accelerator.input_beats`."""
+        :func:`fireflys_hw.host.beats.input_beats`."""
         info = self._info or self.info()
         if len(beats) != info.beats_per_frame:
             raise BoardError(f"a frame for the board on {self.name} has "
@@ -160,7 +161,6 @@ class Board:
 
     def read_result(self) -> tuple[list[int], int]:
         """The next frame's ``(scores, class)``."""
-        from .accelerator import decode_readout
         info = self._info or self.info()
         self._expect(RESULT_SYNC, "a result")
         value = result_value(self._read(info.result_bytes, "a result"))
@@ -171,7 +171,6 @@ class Board:
         """Run ``images`` (uint8, as :func:`fireflys_sw.golden.run_golden` takes them) on the
         board; ``window`` frames are kept in flight (the link has no flow control: keep it
         small unless the accelerator is known to outpace the line)."""
-        from .accelerator import input_beats
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be a positive integer, not {window!r}")
         info = self.check(artifact)

@@ -1,4 +1,4 @@
-"""The byte protocol of the host link (:class:`fireflys_hw.link.HostLink`) over a UART.
+"""The byte protocol of the host link (:class:`fireflys_hw.gateware.link.HostLink`) over a UART.
 
 Pure Python and numpy (no Amaranth), shared by the gateware and the host driver
 (:mod:`fireflys_hw.host`). All multi-byte fields are little-endian.
@@ -8,20 +8,20 @@ Host -> board
 * ``0xA5`` (:data:`FRAME_SYNC`), then one frame: ``beats_per_frame`` input beats of
   ``beat_bytes = ceil(beat_bits / 8)`` bytes each, every beat little-endian (bit ``j`` of the
   beat is bit ``j % 8`` of byte ``j // 8``; the unused high bits of the last byte are 0). The
-  beats are the accelerator's input beats (:func:`fireflys_hw.accelerator.input_beats`), in
+  beats are the accelerator's input beats (:func:`fireflys_hw.host.beats.input_beats`), in
   their order. There is no end marker: the board counts the bytes.
 * ``0x49`` (:data:`INFO_REQUEST`, ``'I'``): the board answers with an info record.
 * Any other byte between frames is ignored. So a host that lost track (a frame cut short) gets
   the board back in step by sending ``beats_per_frame * beat_bytes + 1`` zero bytes (they
   finish a partial frame, whose result it discards, and are ignored otherwise), waiting for
-  the result, and flushing its input (:meth:`fireflys_hw.host.Board.resync`).
+  the result, and flushing its input (:meth:`fireflys_hw.host.board.Board.resync`).
 
 Board -> host
 -------------
 * ``0x5A`` (:data:`RESULT_SYNC`), then ``result_bytes = ceil(result_bits / 8)`` bytes: the
   accelerator's output payload, little-endian: ``classes`` two's complement scores of
   ``score_bits`` bits (class 0 in the low bits), then the class index
-  (:func:`fireflys_hw.accelerator.decode_readout`). One per frame, in frame order.
+  (:func:`fireflys_hw.host.beats.decode_readout`). One per frame, in frame order.
 * ``0x49`` (:data:`INFO_REPLY`), then the :class:`LinkInfo` record (:data:`INFO_BYTES` bytes):
   ``version`` u8, ``beat_bits`` u16, ``beats_per_frame`` u32, ``result_bits`` u16,
   ``classes`` u8, ``score_bits`` u8, ``model_id`` u32 (:func:`model_id` of the artifact the
@@ -114,7 +114,7 @@ def model_id(artifact) -> int:
 
 def frame_bytes(beats: np.ndarray, beat_bits: int) -> bytes:
     """One frame on the wire: ``FRAME_SYNC`` and the beats of ``beats`` (``(n_beats,
-    n_words)`` little-endian uint32 words, as :func:`fireflys_hw.accelerator.input_beats`
+    n_words)`` little-endian uint32 words, as :func:`fireflys_hw.host.beats.input_beats`
     gives them per frame), ``beat_bytes(beat_bits)`` bytes per beat."""
     words = np.ascontiguousarray(np.asarray(beats, dtype="<u4"))
     if words.ndim != 2:

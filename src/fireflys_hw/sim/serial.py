@@ -1,18 +1,18 @@
 """A simulated board on a simulated serial line: the host driver's stand-in for a port.
 
-:class:`SimulatedSerial` runs a :class:`~fireflys_hw.link.UARTBridge` (the board-independent
-top of every UART board target) in Amaranth's simulator and offers the part of pyserial's
-``Serial`` interface that :class:`fireflys_hw.host.Board` uses (``write``, ``read``,
-``reset_input_buffer``, ``close``). Bytes written are shifted into the bridge's ``rx`` pin
-bit by bit at ``divisor`` clocks per bit (8N1), and the ``tx`` pin is decoded the same way, so
+:class:`SimulatedSerial` runs a :class:`~fireflys_hw.gateware.link.UARTBridge` (the
+board-independent top of every UART board target) in Amaranth's simulator and offers the part of
+pyserial's ``Serial`` interface that :class:`fireflys_hw.host.board.Board` uses (``write``,
+``read``, ``reset_input_buffer``, ``close``). Bytes written are shifted into the bridge's ``rx``
+pin bit by bit at ``divisor`` clocks per bit (8N1), and the ``tx`` pin is decoded the same way, so
 the round trip exercises the real UART, link and accelerator gateware.
 
 Simulation runs only inside ``read``: it advances until the bytes asked for have arrived, or
 the design has gone quiet (nothing left to send to it, no frame in flight, the line idle for a
 byte time), or ``max_cycles`` have passed; then it returns what it has (fewer bytes, as a
 serial port does on a timeout). If the bridge's receiver loses bytes (overrun or framing
-error), ``read`` raises ``OSError`` at once instead of timing out. Keep models tiny and ``divisor`` small (a few clocks per bit):
-pysim runs a few thousand cycles per second.
+error), ``read`` raises ``OSError`` at once instead of timing out. Keep models tiny and ``divisor``
+small (a few clocks per bit): pysim runs a few thousand cycles per second.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _PERIOD = 1e-6        # the simulated clock's period; only ratios matter
 
 
 class SimulatedSerial:
-    """A serial port whose other end is a simulated :class:`~fireflys_hw.link.UARTBridge`.
+    """A serial port whose other end is a simulated :class:`~fireflys_hw.gateware.link.UARTBridge`.
 
     Parameters
     ----------
@@ -34,7 +34,7 @@ class SimulatedSerial:
     max_cycles : int
         Most clock cycles one ``read`` simulates.
     name : str
-        What :class:`~fireflys_hw.host.Board` calls the port in messages.
+        What :class:`~fireflys_hw.host.board.Board` calls the port in messages.
 
     Attributes
     ----------
@@ -156,9 +156,10 @@ class SimulatedSerial:
 def simulated_board(accelerator, *, divisor: int = 8, model_id: int = 0,
                     max_cycles: int = 500_000, rx_fifo_depth: int | None = None
                     ) -> SimulatedSerial:
-    """A :class:`SimulatedSerial` in front of a fresh :class:`~fireflys_hw.link.UARTBridge`
+    """A :class:`SimulatedSerial` in front of a fresh
+    :class:`~fireflys_hw.gateware.link.UARTBridge`
     around ``accelerator`` (not yet elaborated)."""
-    from .link import DEFAULT_RX_FIFO_DEPTH, UARTBridge
+    from ..gateware.link import DEFAULT_RX_FIFO_DEPTH, UARTBridge
     bridge = UARTBridge(accelerator, divisor=divisor, model_id=model_id,
                         rx_fifo_depth=rx_fifo_depth or DEFAULT_RX_FIFO_DEPTH)
     return SimulatedSerial(bridge, max_cycles=max_cycles)

@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from fireflys_hw import cyclemodel
-from fireflys_hw.neuron import NEURON_LATENCY
-from fireflys_hw.reference import bit_planes, im2col_windows
-from fireflys_hw.synapse import array_cycles
-from fireflys_hw.weights import expanded_weight, pack_weights
+from fireflys_hw.compiler import cycles
+from fireflys_hw.gateware.neuron import NEURON_LATENCY
+from fireflys_hw.compiler.reference import bit_planes, im2col_windows
+from fireflys_hw.gateware.synapse import array_cycles
+from fireflys_hw.compiler.weights import expanded_weight, pack_weights
 
 from layers_helpers import random_layer, random_spikes
 
 
 def test_constants_match_the_gateware():
-    assert cyclemodel.NEURON_LATENCY == NEURON_LATENCY
+    assert cycles.NEURON_LATENCY == NEURON_LATENCY
 
 
 def _binary(x, input_bits, static):
@@ -43,14 +43,14 @@ def test_batch_equals_per_lane_recurrence(seed):
                            depth=depth, static_T=T if static else None)
         expected.append(out[-1] + 1)
     xs = np.stack([_binary(x, input_bits, static) for x in frames])
-    pairs, last_chunk, last_step = cyclemodel.lane_pairs(
+    pairs, last_chunk, last_step = cycles.lane_pairs(
         xs, expanded_weight(layer, input_bits) != 0, p_co, p_ci, layer.padding)
     beats = im2col_windows(frames[0], layer, p_ci, p_co,
                            input_bits if input_bits > 1 else None, static)
     assert pairs.shape[1] == len(beats)
     assert list(last_chunk) == [bool(b["last_chunk"]) for b in beats]
     assert list(last_step) == [bool(b["last_chunk"] and b["last_step"]) for b in beats]
-    got = cyclemodel.batch_array_cycles(pairs, last_chunk, last_step, readout=layer.is_readout,
+    got = cycles.batch_array_cycles(pairs, last_chunk, last_step, readout=layer.is_readout,
                                         window_depth=window_depth, depth=depth,
                                         static_T=T if static else None)
     assert list(got) == expected

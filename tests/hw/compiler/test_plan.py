@@ -1,4 +1,5 @@
-"""Tests of the planner (fireflys_hw.plan) and the device profiles (fireflys_hw.devices)."""
+"""Tests of the planner (fireflys_hw.compiler) and the device profiles
+(fireflys_hw.compiler.devices)."""
 
 import dataclasses
 import json
@@ -11,13 +12,13 @@ from fireflys_sw.artifact import InputEncoding, LayerKind, SynapticLayer
 from fireflys_sw.errors import FireflysError
 from fireflys_sw.golden import encode_input, layer_widths, run_golden
 from fireflys_sw.synthetic import random_artifact, random_images
-from fireflys_hw.devices import DeviceError, DeviceProfile, device_profile
-from fireflys_hw.plan import (
+from fireflys_hw.compiler.devices import DeviceError, DeviceProfile, device_profile
+from fireflys_hw.compiler import (
     DEFAULT_RESOURCE_MODEL, PLAN_VERSION, LayerStats, PlanError, StopReason,
     check_plan, fifo_depth, format_plan, load_plan, measure_densities, plan_accelerator,
     WINDOW_DEPTH, lane_block, plan_from_dict, plan_to_dict, predicted_cycles,
-    predicted_resources, save_plan, stats_from_density, window_beat_bits, _store_layout,
-    _weight_facts)
+    predicted_resources, save_plan, stats_from_density, window_beat_bits)
+from fireflys_hw.compiler.resources import _store_layout, _weight_facts
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_pairs_brute_force(small, small_stats):
 
 
 def test_cycles_equal_core_cycles(small, small_stats):
-    core = pytest.importorskip("fireflys_hw.core")
+    core = pytest.importorskip("fireflys_hw.gateware.core")
     images = random_images(small, 3, seed=2)
     golden = run_golden(small, images, record=True)
     inputs = {0: encode_input(small, images)}
@@ -173,7 +174,7 @@ def test_stats_from_density(small):
 # --- resources ----------------------------------------------------------------------------------
 
 def test_store_layout_matches_pack_weights(small):
-    weights = pytest.importorskip("fireflys_hw.weights")
+    weights = pytest.importorskip("fireflys_hw.compiler.weights")
     for i, bits in [(0, small.input_bits), (2, 1), (3, 1)]:
         layer = small.layers[i]
         nnz, weight_bits, _, _ = _weight_facts(layer, bits)
@@ -194,7 +195,8 @@ FASHION_DEMO = [((4, 8), 1_020, 719), ((16, 8), 3_042, 2_946), ((16, 16), 4_183,
 
 def test_resource_model_calibrated_on_synthesis():
     from fireflys_sw.artifact import load_artifact
-    from fireflys_hw.plan import _resources, _stage_contexts
+    from fireflys_hw.compiler.resources import layer_resources as _resources
+    from fireflys_hw.compiler.resources import stage_contexts as _stage_contexts
     artifact = load_artifact("scnn5-fashion-mnist")
     luts = ffs = 0.0
     for ctx, ((p_co, p_ci), lut, ff) in zip(_stage_contexts(artifact), FASHION_DEMO):
@@ -305,7 +307,7 @@ def test_static_input_resources(pair):
 
 def test_window_fifo_model_matches_gateware(small):
     """The planner's lane FIFO depth and window-beat width are the gateware's."""
-    synapse = pytest.importorskip("fireflys_hw.synapse")
+    synapse = pytest.importorskip("fireflys_hw.gateware.synapse")
     from amaranth.hdl import Fragment
     assert WINDOW_DEPTH == synapse.DEFAULT_WINDOW_DEPTH
     for i, bits in [(0, small.input_bits), (2, 1), (3, 1)]:

@@ -5,7 +5,7 @@ import pytest
 
 from fireflys_sw.artifact import LayerKind
 from fireflys_sw.golden import signed_bits
-from fireflys_hw.weights import expanded_weight, pack_weights
+from fireflys_hw.compiler.weights import expanded_weight, pack_weights
 from layers_helpers import random_layer
 
 

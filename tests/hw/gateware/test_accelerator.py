@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
-from fireflys_hw.accelerator import (Accelerator, accelerator_stages, beat_words,
-                                     decode_readout, input_beats, words_to_int)
-from fireflys_hw.flow import _run_pysim, simulate_accelerator
-from fireflys_hw.plan import measure_densities
-from fireflys_hw.reference import bit_planes
-from fireflys_hw.verilator import verilator_unavailable
+from fireflys_hw.gateware.accelerator import Accelerator, accelerator_stages
+from fireflys_hw.host.beats import beat_words, decode_readout, input_beats, words_to_int
+from fireflys_hw.flow import simulate_accelerator
+from fireflys_hw.sim.pysim import run_pysim as _run_pysim
+from fireflys_hw.compiler import measure_densities
+from fireflys_hw.compiler.reference import bit_planes
+from fireflys_hw.sim.verilator import verilator_unavailable
 from fireflys_sw.artifact import InputEncoding
 from fireflys_sw.golden import encode_input, run_golden
 from fireflys_sw.spec import NeuronKind

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
-from fireflys_hw.core import LayerCore, OutputCollector, core_cycles
-from fireflys_hw.plan import LayerStats, _pairs_of, predicted_cycles, recurrence_cycles
-from fireflys_hw.reference import bit_planes
+from fireflys_hw.gateware.core import LayerCore, OutputCollector, core_cycles
+from fireflys_hw.compiler import LayerStats, predicted_cycles, recurrence_cycles
+from fireflys_hw.compiler.workload import _pairs_of
+from fireflys_hw.compiler.reference import bit_planes
 from fireflys_sw.artifact import LayerKind, PoolLayer
 from fireflys_sw.golden import layer_forward, max_pool
 from fireflys_sw.spec import NeuronKind

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fireflys_sw.artifact import LayerKind
-from fireflys_hw.detector import DETECTOR_LATENCY, SparsityDetector, detector_cycles
-from fireflys_hw.reference import im2col_windows
-from fireflys_hw.weights import pack_weights
+from fireflys_hw.gateware.detector import DETECTOR_LATENCY, SparsityDetector, detector_cycles
+from fireflys_hw.compiler.reference import im2col_windows
+from fireflys_hw.compiler.weights import pack_weights
 from layers_helpers import random_layer, random_spikes
 from streams_helpers import put, run_sim
 

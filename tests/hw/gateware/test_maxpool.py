@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from fireflys_hw.maxpool import MaxPool
+from fireflys_hw.gateware.maxpool import MaxPool
 from fireflys_sw.golden import max_pool
 from streams_helpers import get, put, run_sim
 from test_padding import run_stream, to_beats

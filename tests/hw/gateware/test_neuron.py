@@ -9,7 +9,7 @@ import pytest
 
 from fireflys_sw.golden import neuron_dynamics
 from fireflys_sw.spec import NeuronKind
-from fireflys_hw.neuron import Argmax, NeuronLanes
+from fireflys_hw.gateware.neuron import Argmax, NeuronLanes
 from layers_helpers import random_layer
 from streams_helpers import expect_idle, get, put, run_sim
 

@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """DataflowOrchestrator: the window stream of a spike map equals the numpy im2col of
-:mod:`fireflys_hw.reference`, beat for beat, under random gaps and stalls, frames back to
+:mod:`fireflys_hw.compiler.reference`, beat for beat, under random gaps and stalls, frames back to
 back."""
 
 import random
@@ -10,10 +10,10 @@ import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 
-from fireflys_hw.orchestrator import DataflowOrchestrator
-from fireflys_hw.padding import Padding
-from fireflys_hw.reference import bit_planes, im2col_windows, window_beats
-from fireflys_hw.weights import window_kernel
+from fireflys_hw.gateware.orchestrator import DataflowOrchestrator
+from fireflys_hw.gateware.padding import Padding
+from fireflys_hw.compiler.reference import bit_planes, im2col_windows, window_beats
+from fireflys_hw.compiler.weights import window_kernel
 from fireflys_sw.artifact import LayerKind
 from layers_helpers import random_layer, random_spikes
 from streams_helpers import expect_idle, get, put, run_sim

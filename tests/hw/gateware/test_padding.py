@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from fireflys_hw.padding import Padding
+from fireflys_hw.gateware.padding import Padding
 from streams_helpers import expect_idle, get, put, run_sim
 
 

@@ -11,9 +11,9 @@ import pytest
 from fireflys_sw.artifact import LayerKind
 from fireflys_sw.golden import layer_widths
 from fireflys_sw.spec import NeuronKind
-from fireflys_hw.reference import im2col_windows, lane_outputs
-from fireflys_hw.synapse import SynapseArray
-from fireflys_hw.weights import pack_weights
+from fireflys_hw.compiler.reference import im2col_windows, lane_outputs
+from fireflys_hw.gateware.synapse import SynapseArray
+from fireflys_hw.compiler.weights import pack_weights
 from layers_helpers import random_layer, random_spikes
 from streams_helpers import expect_idle, get, put, run_sim
 
@@ -171,7 +171,7 @@ def test_cycles(seed):
     """Back-to-back input, always-ready output: each output beat is valid in exactly the
     cycle that :func:`array_cycles` gives (lane FIFOs of several depths or none, small and
     large result budgets, static input)."""
-    from fireflys_hw.synapse import array_cycles
+    from fireflys_hw.gateware.synapse import array_cycles
     rng, layer, T, p_co, p_ci = random_case(200 + seed, 1500)
     window_depth = [0, 1, 2, 4, 16][seed % 5]
     depth = int(rng.choice([2, 4, 16]))
@@ -208,7 +208,7 @@ def test_window_fifos_decouple_lanes(readout):
     4``, light elsewhere): joined at the input they wait for each other at every chunk; with
     FIFOs of window beats they drift apart and the frame costs about the busiest lane's work
     (exact model, :func:`array_cycles`, which test_cycles checks against the gateware)."""
-    from fireflys_hw.synapse import array_cycles
+    from fireflys_hw.gateware.synapse import array_cycles
     rng = np.random.default_rng(5)
     layer = random_layer(rng, kind=LayerKind.CONV, ci=16, co=8, k=3, hw=(5, 5), padding=1,
                          sparsity=0.0, neuron=NeuronKind.NONE if readout else NeuronKind.LIF)

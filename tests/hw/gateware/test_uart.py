@@ -3,7 +3,7 @@
 
 The round trips run the real gateware (UART receiver and transmitter, byte FIFO, link,
 accelerator) in Amaranth's simulator behind a simulated serial line
-(:class:`fireflys_hw.simserial.SimulatedSerial`) at a few clocks per bit, and compare every
+(:class:`fireflys_hw.sim.serial.SimulatedSerial`) at a few clocks per bit, and compare every
 score and class with :func:`fireflys_sw.golden.run_golden`.
 """
 
@@ -16,13 +16,13 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from fireflys_hw.accelerator import input_beats
 from fireflys_hw.flow import build_accelerator, make_plan
-from fireflys_hw.host import Board, BoardError
-from fireflys_hw.link import UARTBridge, link_info
-from fireflys_hw.protocol import (FRAME_SYNC, INFO_BYTES, LinkInfo, frame_bytes, model_id)
-from fireflys_hw.simserial import SimulatedSerial, simulated_board
-from fireflys_hw.uart import UARTReceiver, UARTTransmitter, baud_divisor
+from fireflys_hw.host.beats import input_beats
+from fireflys_hw.host.board import Board, BoardError
+from fireflys_hw.gateware.link import UARTBridge, link_info
+from fireflys_hw.host.protocol import (FRAME_SYNC, INFO_BYTES, LinkInfo, frame_bytes, model_id)
+from fireflys_hw.sim.serial import SimulatedSerial, simulated_board
+from fireflys_hw.gateware.uart import UARTReceiver, UARTTransmitter, baud_divisor
 from fireflys_sw.artifact import save_artifact
 from fireflys_sw.cli import main
 from fireflys_sw.golden import run_golden
