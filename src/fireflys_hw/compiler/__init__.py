@@ -18,7 +18,8 @@ list):
 * :mod:`.planfile`: plans as versioned JSON, and the check of a plan against an artifact.
 """
 
-from .base import LANE_FIFO_DEPTH, PLAN_FORMAT, PLAN_VERSION, WINDOW_DEPTH, PlanError, lane_block
+from .base import (LANE_FIFO_DEPTH, PLAN_FORMAT, PLAN_VERSION, WINDOW_DEPTH, PlanError,
+                   lane_block)
 from .cycles import predicted_cycles, recurrence_cycles
 from .devices import DeviceError, DeviceProfile, device_profile
 from .plan import LayerPlan, Plan, StopReason, format_plan

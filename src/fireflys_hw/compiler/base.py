@@ -13,8 +13,7 @@ PLAN_FORMAT = "fireflys-plan"
 PLAN_VERSION = 1
 
 #: Window beats per detector lane FIFO in the gateware
-#: (:data:`fireflys_hw.gateware.synapse.DEFAULT_WINDOW_DEPTH`; the compiler imports no
-#: Amaranth, a test keeps the two equal).
+#: (:data:`fireflys_hw.gateware.synapse.DEFAULT_WINDOW_DEPTH` is this).
 WINDOW_DEPTH = 16
 
 #: Entries of a neuron lane's output FIFO (the gateware's default ``depth``): also the

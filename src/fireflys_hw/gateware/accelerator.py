@@ -74,6 +74,7 @@ from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer
 
+from ..compiler.resources import fifo_depth
 from ..host.beats import static_input
 from .core import LayerCore, readout_beat
 from .streams import spike_stream
@@ -120,7 +121,7 @@ def default_fifo_depth(T: int, out_width: int) -> int:
     """FIFO entries between two cores: one row of the producer's output map (``T * width``
     beats, the burst a max-pool releases at once), at least ``2 * T``, rounded up to a power of
     two (the planner's :func:`fireflys_hw.compiler.fifo_depth` for spiking layers)."""
-    return 1 << (max(2 * T, T * out_width) - 1).bit_length()
+    return fifo_depth(T, out_width)
 
 
 class Accelerator(wiring.Component):

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import SynapticLayer
 
+from ..compiler.base import WINDOW_DEPTH
 from ..compiler.weights import PackedWeights, pack_weights
 from .detector import DetectorModel, SparsityDetector
 from .neuron import NEURON_LATENCY, NeuronLanes
@@ -21,8 +22,9 @@ __all__ = ["SynapseArray", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
 #: one-step blocks): the busiest core's excess over the cycle model fell from 18 % (lanes
 #: joined) to 8 % (4 beats), 3.5 % (8) and 2 % (16); 32 beats were no faster (a lane drifts
 #: further, the frame interval is set elsewhere). A FIFO of 8, 16 or 32 entries costs the same
-#: LUT RAM (32 deep); the pointers grow by a bit each.
-DEFAULT_WINDOW_DEPTH = 16
+#: LUT RAM (32 deep); the pointers grow by a bit each. Defined once, in the compiler, whose
+#: cycle and resource models assume it.
+DEFAULT_WINDOW_DEPTH = WINDOW_DEPTH
 
 
 def _check(name, value, minimum=1):
