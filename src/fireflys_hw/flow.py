@@ -40,6 +40,7 @@ from .compiler import (Plan, check_plan, format_plan, measure_densities, plan_ac
                        save_plan)
 # StageReport is re-exported: it is part of this module's public results
 from .report import SimulationReport, StageReport, simulation_report  # noqa: F401
+from .sim.run import BACKENDS, run_frames
 
 __all__ = ["FlowError", "Backend", "make_plan", "build_accelerator", "CompileResult",
            "compile_accelerator", "StageReport", "SimulationReport", "simulate_accelerator",
@@ -50,8 +51,7 @@ log = logging.getLogger(__name__)
 #: FireFly-S's clock on the KV260 (the default for frame rates from simulated cycles).
 DEFAULT_CLOCK_HZ = 333e6
 
-BACKENDS = ("verilator", "pysim")
-Backend = str
+Backend = str   # one of fireflys_hw.sim.run.BACKENDS
 
 #: Images used to measure spike densities for planning when none are given.
 PLAN_SAMPLE = 16
@@ -310,22 +310,9 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
         slack = 1.0 / (1.0 - stall_out) / (1.0 - stall_in)
         max_idle = int(20 * (plan.frame_cycles + acc.beats_per_frame) * slack) + 100_000
 
-    build_seconds, convert_seconds = None, 0.0
-    if backend == "verilator":
-        from .sim.verilator import build_simulator, run_simulator
-        start = time.perf_counter()
-        v_text = _verilog(acc)
-        convert_seconds = time.perf_counter() - start
-        build = build_simulator(v_text, profile=True, cache_dir=cache_dir, trace=vcd is not None)
-        build_seconds = build.build_seconds
-        trace = run_simulator(build, beats.reshape(-1, beats.shape[-1]),
-                              beats_per_frame=acc.beats_per_frame, n_frames=n,
-                              stall_in=stall_in, stall_out=stall_out, seed=seed,
-                              max_idle=max_idle, vcd=vcd)
-    else:
-        from .sim.pysim import run_pysim
-        trace = run_pysim(acc, beats, n, stall_in=stall_in, stall_out=stall_out, seed=seed,
-                          max_idle=max_idle, vcd=vcd)
+    run = run_frames(acc, beats, backend=backend, stall_in=stall_in, stall_out=stall_out,
+                     seed=seed, max_idle=max_idle, vcd=vcd, cache_dir=cache_dir)
+    trace = run.trace
     if len(trace.out_cycles) != n:
         raise FlowError(f"simulation returned {len(trace.out_cycles)} results for {n} frames")
 
@@ -340,5 +327,5 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
            if not np.array_equal(scores[f], golden.scores[f])
            or predictions[f] != int(golden.prediction[f])]
     return simulation_report(artifact, acc, plan, images[:PLAN_SAMPLE], trace, scores,
-                             predictions, bad, backend, clock_hz, build_seconds,
-                             convert_seconds, stall_in, stall_out)
+                             predictions, bad, backend, clock_hz, run.build_seconds,
+                             run.convert_seconds, stall_in, stall_out)

@@ -1,5 +1,5 @@
-"""Simulation backends for the accelerator, behind one result type (:class:`.trace.SimTrace`):
-:mod:`.verilator` (Verilog compiled by Verilator, fast) and :mod:`.pysim` (Amaranth's Python
-simulator, slow), and :mod:`.serial`, a simulated board behind a pyserial-like port for the host
-driver. :func:`fireflys_hw.flow.simulate_accelerator` picks the backend.
+"""Simulation backends for the accelerator behind one interface
+(:func:`.run.run_frames` -> :class:`.trace.SimTrace`): :mod:`.verilator` (Verilog compiled by
+Verilator, fast) and :mod:`.pysim` (Amaranth's Python simulator, slow); and :mod:`.serial`, a
+simulated board behind a pyserial-like port for the host driver.
 """
