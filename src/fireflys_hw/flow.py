@@ -147,7 +147,8 @@ def build_accelerator(artifact: Artifact, plan: Plan, *, profile: bool = True):
     from .gateware.accelerator import Accelerator
     check_plan(plan, artifact)
     fifo_depths = [lp.fifo_depth for lp in plan.layers[:-1]]
-    return Accelerator(artifact, plan.parallelism(), fifo_depths, profile=profile)
+    return Accelerator(artifact, plan.parallelism(), fifo_depths, profile=profile,
+                       dense_first=plan.dense_first)
 
 
 def _verilog(acc) -> str:

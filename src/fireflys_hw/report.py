@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .compiler import measure_densities, recurrence_cycles
+from .compiler.direct import direct_conv_frame_cycles
 from .sim.trace import SimTrace
 
 __all__ = ["StageReport", "SimulationReport", "simulation_report"]
@@ -27,7 +28,9 @@ class StageReport:
     sent or detectors working); ``window_cycles``, window beats per frame; ``blocked_cycles``,
     cycles per frame it was held back by the downstream; ``pairs``, effectual pairs per frame;
     ``utilisation``, ``pairs / (p_co * cycles_per_frame)`` with the accelerator's frame
-    interval.
+    interval. A dense first core (:attr:`~fireflys_hw.compiler.LayerPlan.dense`): predicted
+    :func:`~fireflys_hw.compiler.direct.direct_conv_frame_cycles` (exact model), simulated
+    ``max(busy, windows)`` (its convolution's cycles, its spike beats sent), pairs 0.
     """
 
     index: int
@@ -178,14 +181,22 @@ def simulation_report(artifact, acc, plan, sample, trace: SimTrace, scores, pred
     stats = measure_densities(artifact, sample)
     stages = []
     for k, (lp, st, core) in enumerate(zip(plan.layers, stats, acc.cores)):
-        predicted = recurrence_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,
-                                      input_bits=core.input_bits,
-                                      static_input=core.static_input)
+        busy = per_frame[f"core{k}_busy"]
+        if lp.dense:
+            # the dense first core: exact cycles; its convolution (busy) and its spike beats
+            # (windows) overlap, its own cost is the larger
+            predicted = direct_conv_frame_cycles(core.layer, lp.p_co, artifact.T,
+                                                 serialised=True)
+            busy = max(busy, per_frame[f"core{k}_windows"])
+        else:
+            predicted = recurrence_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,
+                                          input_bits=core.input_bits,
+                                          static_input=core.static_input)
         pairs = per_frame[f"core{k}_pairs"]
         stages.append(StageReport(
             index=lp.index, layer=lp.describe(), p_co=lp.p_co, p_ci=lp.p_ci,
             predicted_cycles=float(predicted),
-            simulated_cycles=per_frame[f"core{k}_busy"],
+            simulated_cycles=busy,
             window_cycles=per_frame[f"core{k}_windows"],
             blocked_cycles=per_frame[f"core{k}_blocked"],
             pairs=pairs, utilisation=pairs / (lp.p_co * window) if window else None))

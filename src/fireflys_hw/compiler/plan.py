@@ -58,6 +58,11 @@ class LayerPlan:
         readout's scores, ``Co * score_bits``).
     fixed : bool
         The parallelism was given (``overrides``), not chosen.
+    dense : bool
+        The core is the dense first-layer datapath (a direct-encoded conv layer:
+        :class:`~fireflys_hw.gateware.direct_conv.DirectCore`, ``P_Co`` lanes that each take a
+        whole window per cycle; ``p_ci`` is then ``Ci'``, the whole pixel, and ``n_chunks`` the
+        window positions), not detector lanes.
     """
 
     index: int
@@ -83,6 +88,7 @@ class LayerPlan:
     fifo_depth: int
     fifo_width: int
     fixed: bool = False
+    dense: bool = False
 
     def describe(self) -> str:
         """``conv 16x28x28 > 32x28x28`` (``+mp2`` with a pool)."""
@@ -172,8 +178,14 @@ class Plan:
         raise KeyError(f"no synaptic layer at index {index} in this plan")
 
     def parallelism(self) -> dict[int, tuple[int, int]]:
-        """``{layer index: (p_co, p_ci)}`` (usable as ``overrides``)."""
+        """``{layer index: (p_co, p_ci)}`` (usable as ``overrides``, which describe detector
+        lanes: a :attr:`dense_first` core's ``p_ci`` is nominal)."""
         return {lp.index: (lp.p_co, lp.p_ci) for lp in self.layers}
+
+    @property
+    def dense_first(self) -> bool:
+        """The first core is the dense first-layer datapath (:attr:`LayerPlan.dense`)."""
+        return self.layers[0].dense
 
 
 def fmt_blocks(blocks: float) -> str:
@@ -194,7 +206,7 @@ def format_plan(plan: Plan) -> str:
              f"the measured frames, resources from the synthesis-calibrated model)", head,
              "-" * len(head)]
     for lp in plan.layers:
-        mark = "*" if lp.fixed else " "
+        mark = "*" if lp.fixed else "d" if lp.dense else " "
         lines.append(
             f"{lp.index:>5}{mark} {lp.describe():<30} {lp.p_co:>4} {lp.p_ci:>4} "
             f"{lp.n_groups:>4} {lp.cycles:>12,.0f} {100 * lp.cycles / interval:>5.1f}% "
@@ -216,4 +228,6 @@ def format_plan(plan: Plan) -> str:
                  f"stopped: {plan.stop.value}{target}")
     if any(lp.fixed for lp in plan.layers):
         lines.append("* parallelism fixed by an override")
+    if any(lp.dense for lp in plan.layers):
+        lines.append("d dense first-layer datapath (P_Co lanes, a whole window per cycle)")
     return "\n".join(lines)

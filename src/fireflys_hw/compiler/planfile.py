@@ -9,10 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fireflys_sw.artifact import Artifact, LayerKind, SynapticLayer
+from fireflys_sw.artifact import Artifact, InputEncoding, LayerKind, SynapticLayer
 from fireflys_sw.fields import FieldReader
 
 from .base import PLAN_FORMAT, PLAN_VERSION, PlanError
+from .direct import direct_conv_fits
 from .plan import LayerPlan, Plan, StopReason
 
 __all__ = ["PLAN_FORMAT", "PLAN_VERSION", "plan_to_dict", "plan_from_dict", "save_plan",
@@ -32,6 +33,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         entry = {name: getattr(lp, name) for name in _LAYER_INT_FIELDS + _LAYER_FLOAT_FIELDS}
         entry.update(kind=lp.kind.value, in_shape=list(lp.in_shape),
                      out_shape=list(lp.out_shape), fixed=lp.fixed)
+        if lp.dense:            # absent: detector lanes (files before the dense datapath)
+            entry["dense"] = True
         layers.append(entry)
     return {
         "format": PLAN_FORMAT, "version": plan.version, "artifact": plan.artifact,
@@ -85,10 +88,15 @@ def plan_from_dict(data: Any, where: str = "plan") -> Plan:
         fixed = r.get(e, "fixed", f"{name}.fixed")
         if not isinstance(fixed, bool):
             raise r.fail(f"{name}.fixed", f"must be true or false, not {fixed!r}")
+        dense = e.get("dense", False) if isinstance(e, dict) else False
+        if not isinstance(dense, bool):
+            raise r.fail(f"{name}.dense", f"must be true or false, not {dense!r}")
+        if dense and k:
+            raise r.fail(f"{name}.dense", "is true, but only the first core can be dense")
         lp = LayerPlan(kind=r.enum(e, "kind", f"{name}.kind", LayerKind),
                        in_shape=r.shape(e, "in_shape", f"{name}.in_shape"),
                        out_shape=r.shape(e, "out_shape", f"{name}.out_shape"),
-                       fixed=fixed, **ints, **floats)
+                       fixed=fixed, dense=dense, **ints, **floats)
         if lp.kind is LayerKind.MAXPOOL:
             raise r.fail(f"{name}.kind", "must be 'conv' or 'fc'")
         co = lp.out_shape[0]
@@ -152,3 +160,7 @@ def check_plan(plan: Plan, artifact: Artifact) -> None:
             raise PlanError(f"plan layer {i} is {lp.describe()}, artifact layer {i} is "
                             f"{layer.kind.value} {list(layer.in_shape)} > "
                             f"{list(layer.out_shape)}")
+    if plan.dense_first and not (artifact.input_encoding is InputEncoding.DIRECT
+                                 and direct_conv_fits(synaptic[0][1])):
+        raise PlanError(f"plan has a dense first core, but artifact {artifact.name!r}'s first "
+                        f"layer is not a direct-encoded spiking conv layer")
