@@ -451,8 +451,10 @@ class DirectCore(wiring.Component):
     :class:`StepSerialiser` -> :class:`~fireflys_hw.gateware.maxpool.MaxPool` (if a pool follows).
 
     It takes the accelerator's direct-encoded input (one beat per pixel, bit planes) and gives
-    the per-step spike stream that the next core takes today. Once the cores between take the
-    T-vectorised beat, the serialiser goes and ``conv.output`` connects straight through.
+    the per-step spike stream that the next core takes today. With ``per_step=False`` there is
+    no serialiser: the output is the T-vectorised beat (one pixel, all steps,
+    :func:`pixel_steps_beat`), for cores that take it (then without a pool: the max-pool of
+    that beat is not here).
 
     Parameters
     ----------
@@ -466,32 +468,39 @@ class DirectCore(wiring.Component):
         The max-pool that follows the layer, if any.
     tree_levels : int
         Adder levels between registers (:class:`DirectConv`).
+    per_step : bool
+        Serialise the output into per-step beats (today's spike stream).
 
     Members
     -------
     input : ``In(spike_stream(Ci * input_bits))``
         ``H * W`` beats per frame.
     output : ``Out(spike_stream(Co))``
-        ``Ho' * Wo' * T`` beats per frame (after the pool if there is one).
+        ``Ho' * Wo' * T`` beats per frame (after the pool if there is one); with ``per_step =
+        False``, ``Out(pixel_steps_stream(Co, T))``, ``Ho * Wo`` beats per frame.
     """
 
     #: The core takes one beat per pixel (the same input at every step).
     static_input = True
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, T: int, input_bits: int,
-                 pool=None, tree_levels: int = 2):
+                 pool=None, tree_levels: int = 2, per_step: bool = True):
+        if not per_step and pool is not None:
+            raise ValueError("pool must be None with per_step=False (no max-pool of the "
+                             "T-vectorised beat here)")
         self.conv = DirectConv(layer, p_co=p_co, T=T, input_bits=input_bits,
                                tree_levels=tree_levels)
         self.layer = layer
         self.p_co = p_co
         self.T = T
         self.input_bits = input_bits
+        self.per_step = bool(per_step)
         co, oh, ow = layer.out_shape
-        self.serialiser = StepSerialiser(co, T)
+        self.serialiser = StepSerialiser(co, T) if self.per_step else None
         self.pool = None if pool is None else MaxPool(co, oh, ow, T, pool.kernel)
         super().__init__({
             "input": In(spike_stream(self.conv.in_channels)),
-            "output": Out(spike_stream(co)),
+            "output": Out(spike_stream(co) if self.per_step else pixel_steps_stream(co, T)),
         })
 
     @property
@@ -522,7 +531,8 @@ class DirectCore(wiring.Component):
 
         * ``busy``: cycles in which the convolution progresses (a padded pixel taken or a
           (pixel, group) admitted into the lanes): ``Hp * Wp + Ho * Wo * (G - 1)`` per frame;
-        * ``windows``: spike beats sent (by the serialiser: ``Ho * Wo * T`` per frame);
+        * ``windows``: spike beats sent (by the serialiser: ``Ho * Wo * T`` per frame; without
+          it, ``Ho * Wo``);
         * ``blocked``: a complete window waits because the output FIFO has no room (held back
           by the downstream).
 
@@ -530,7 +540,7 @@ class DirectCore(wiring.Component):
         (:func:`~fireflys_hw.compiler.direct.direct_conv_frame_cycles`)."""
         conv = self.conv
         take = conv.padding.output.valid & conv.padding.output.ready
-        out = self.serialiser.output
+        out = self.conv.output if self.serialiser is None else self.serialiser.output
         return {"in": self.input.valid & self.input.ready,
                 "windows": out.valid & out.ready,
                 "busy": take | conv.admitting,
@@ -539,8 +549,11 @@ class DirectCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.conv = self.conv
-        m.submodules.serialiser = self.serialiser
         wiring.connect(m, wiring.flipped(self.input), self.conv.input)
+        if self.serialiser is None:
+            wiring.connect(m, self.conv.output, wiring.flipped(self.output))
+            return m
+        m.submodules.serialiser = self.serialiser
         wiring.connect(m, self.conv.output, self.serialiser.input)
         if self.pool is None:
             wiring.connect(m, self.serialiser.output, wiring.flipped(self.output))

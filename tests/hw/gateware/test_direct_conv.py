@@ -263,6 +263,32 @@ def test_direct_core_with_pool(pool):
     assert [b["spikes"] for b in got] == want, f"seed {seed}"
 
 
+def test_direct_core_t_vectorised():
+    """DirectCore(per_step=False): the T-vectorised beat leaves as it is (no serialiser)."""
+    from fireflys_sw.artifact import PoolLayer
+    from fireflys_hw.gateware.direct_conv import DirectCore
+
+    seed = 450
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (2, 1, 4, 5))
+    layer = conv_layer(rng, 1, 6, 3, (4, 5), NeuronKind.IF, 1, input_bits=8, x=x)
+    want, _ = expected_beats(layer, x, 3, 8)
+    dut = DirectCore(layer, p_co=4, T=3, input_bits=8, per_step=False)
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, pixel_beats(x, 8), stall_prob=0.3, rng=seed)
+
+    async def consumer(ctx):
+        got.extend(await get(ctx, dut.output, len(want), stall_prob=0.3, rng=seed + 1))
+
+    run_sim(dut, producer, consumer, max_cycles=20_000)
+    assert [b["spikes"] for b in got] == want
+    pool = PoolLayer((6, 4, 5), (6, 2, 2), 2)
+    with pytest.raises(ValueError, match=r"^pool must be None with per_step=False"):
+        DirectCore(layer, p_co=4, T=3, input_bits=8, per_step=False, pool=pool)
+
+
 # --- through the accelerator ---------------------------------------------------------------------
 
 def run_accelerator(acc, artifact, images, *, seed=0, stall_in=0.2, stall_out=0.3):
