@@ -96,6 +96,7 @@ class ImportResult:
             "agreement": {
                 "imported_vs_source": float((golden == source).mean()),
                 "imported_vs_float_reference": float((golden == reference).mean()),
+                "float_reference_vs_source": float((reference == source).mean()),
             },
             "layers": self.mappings, "notes": self.chain.notes + self.notes,
         }

@@ -132,6 +132,16 @@ def _check_chain(net, leaves, sample) -> None:
                                f"is not a chain of modules (an operation between them?)")
 
 
+def _copy(net):
+    """An eval-mode, multi-step copy of ``net`` (its neurons' state cleared first: a state left
+    from training is part of an autograd graph, which cannot be copied)."""
+    from spikingjelly.activation_based import functional
+    functional.reset_net(net)
+    model = copy.deepcopy(net).eval()
+    functional.set_step_mode(model, "m")
+    return model
+
+
 def _neuron(name: str, module, co: int, readout: bool) -> FloatNeuron:
     from spikingjelly.activation_based import neuron
     kind = type(module).__name__
@@ -168,8 +178,7 @@ def chain_from_spikingjelly(net, input_shape: tuple[int, int, int], *, name: str
     import torch
     import torch.nn as nn
     from spikingjelly.activation_based import functional, layer as sj_layer, neuron
-    net = copy.deepcopy(net).eval()
-    functional.set_step_mode(net, "m")
+    net = _copy(net)
     leaves = _leaves(net)
     if check and not isinstance(net, nn.Sequential):
         _check_chain(net, leaves, torch.zeros((1, 1) + tuple(input_shape)))
@@ -313,9 +322,7 @@ def spikingjelly_scores(net, *, T: int, input_range: float = 1.0,
     import torch
     from spikingjelly.activation_based import functional
     from .reference import float_input
-    model = copy.deepcopy(net).eval()
-    functional.set_step_mode(model, "m")
-    model = model.double()
+    model = _copy(net).double()
 
     def scores(images: np.ndarray, batch_size: int = 128) -> np.ndarray:
         out = []
