@@ -61,7 +61,8 @@ def read_nir_graph(path: str | os.PathLike) -> tuple[Any, list[str]]:
         raise InteropError(f"NIR file {str(path)!r} not found")
     notes = []
     try:
-        version = nir.read_version(path)
+        from nir.serialization import read_version
+        version = read_version(path)
     except Exception:  # noqa: BLE001 - older files carry no version
         version = None
     try:
@@ -177,7 +178,7 @@ def _recover_dt(graph: Any, nir, order: list[str]) -> tuple[float | None, str | 
     ratios, taus = [], []
     for name in order:
         node = graph.nodes[name]
-        if isinstance(node, (nir.LIF, nir.LI)):
+        if isinstance(node, nir.LIF):
             tau, r = _array(node.tau), _array(node.r)
             tau, r = np.broadcast_arrays(tau, r)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -288,7 +289,10 @@ def chain_from_nir(graph: Any, *, dt: float | None = None,
     order = _chain_order(graph, nir)
     nodes = graph.nodes
     if dt is None:
-        dt, note = _recover_dt(graph, nir, order)
+        # the spiking LIFs decide (a readout's time constant does not matter)
+        synapses = [i for i, n in enumerate(order)
+                    if type(nodes[n]).__name__ in ("Conv2d", "Affine", "Linear")]
+        dt, note = _recover_dt(graph, nir, order[:synapses[-1]] if synapses else order)
         if note:
             notes.append(note)
     elif not dt > 0:

@@ -141,13 +141,13 @@ def _prune(w: np.ndarray, sparsity: float | None) -> np.ndarray:
     if not sparsity:
         return w
     flat = np.abs(w).ravel()
-    n = int(math.floor(sparsity * flat.size))
+    n = int(math.ceil(sparsity * flat.size - 1e-9))
     if n <= 0:
         return w
-    cut = np.partition(flat, n - 1)[n - 1]
-    out = w.copy()
-    out[np.abs(out) <= cut] = 0.0
-    return out
+    order = np.argsort(flat, kind="stable")[:n]
+    out = w.copy().ravel()
+    out[order] = 0.0
+    return out.reshape(w.shape)
 
 
 def _is_integer(a: np.ndarray) -> bool:
