@@ -63,6 +63,31 @@ class ImportResult:
     options: QuantOptions
     source_scores: Callable[[np.ndarray], np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
+    #: source-side predictions per input array, shared with :meth:`requantise` copies
+    _source_cache: dict = field(default_factory=dict, repr=False)
+
+    def requantise(self, **options) -> "ImportResult":
+        """The same source mapped with other options (e.g. ``weight_bits=8``); the source-side
+        predictions already computed for a report are reused."""
+        opts = replace(self.options, **options)
+        artifact, mappings = quantise_chain(self.chain, opts)
+        return ImportResult(artifact, self.chain, mappings, opts, self.source_scores,
+                            _pool_notes(mappings), self._source_cache)
+
+    def _source_predictions(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from .reference import run_float_chain
+        opts = self.options
+        key = (id(images), opts.T, opts.input_range, opts.encoding)
+        hit = self._source_cache.get(key)
+        if hit is not None and hit[0] is images:
+            return hit[1], hit[2]
+        frames = opts.encoding is InputEncoding.FRAMES
+        reference = run_float_chain(self.chain, images, T=opts.T, input_range=opts.input_range,
+                                    frames=frames).argmax(axis=1)
+        source = (self.source_scores(images).argmax(axis=1) if self.source_scores is not None
+                  else reference)
+        self._source_cache[key] = (images, reference, source)
+        return reference, source
 
     def report(self, images: np.ndarray | None = None, labels: np.ndarray | None = None, *,
                inputs: str | None = None, random_images: int = 64, seed: int = 0) -> dict:
@@ -70,7 +95,6 @@ class ImportResult:
         source and the imported artifact on ``images`` (uint8; random images when ``None``):
         accuracies when ``labels`` are given, prediction agreement always."""
         from ..golden import run_golden
-        from .reference import run_float_chain
         a, opts = self.artifact, self.options
         frames = opts.encoding is InputEncoding.FRAMES
         if images is None:
@@ -81,10 +105,7 @@ class ImportResult:
             inputs = inputs or f"{random_images} random inputs (seed {seed})"
             labels = None
         golden = run_golden(a, images).prediction
-        reference = run_float_chain(self.chain, images, T=opts.T, input_range=opts.input_range,
-                                    frames=frames).argmax(axis=1)
-        source = (self.source_scores(images).argmax(axis=1) if self.source_scores is not None
-                  else reference)
+        reference, source = self._source_predictions(images)
         result: dict[str, Any] = {
             "source": self.chain.name, "framework": self.chain.framework,
             "artifact": a.name, "T": a.T, "weight_bits": a.weight_bits,
@@ -133,12 +154,15 @@ def _options(chain: FloatChain, given: dict[str, Any]) -> QuantOptions:
 def _finish(chain: FloatChain, given: dict[str, Any], source_scores=None) -> ImportResult:
     opts = _options(chain, given)
     artifact, mappings = quantise_chain(chain, opts)
-    notes = []
+    return ImportResult(artifact, chain, mappings, opts, source_scores, _pool_notes(mappings))
+
+
+def _pool_notes(mappings: list[dict]) -> list[str]:
     inexact = [m["source"] for m in mappings if m.get("kind") == "maxpool" and not m["exact"]]
-    if inexact:
-        notes.append(f"pools computed as OR instead of the source's average/sum: "
-                     f"{', '.join(inexact)} (--pool-as-or); see the agreement figures")
-    return ImportResult(artifact, chain, mappings, opts, source_scores, notes)
+    if not inexact:
+        return []
+    return [f"pools computed as OR instead of the source's average/sum: {', '.join(inexact)} "
+            f"(--pool-as-or); see the agreement figures"]
 
 
 def import_nir(source: str | os.PathLike | Any, *, dt: float | None = None,
