@@ -15,7 +15,7 @@ pytest.importorskip("nir", reason="the nir package is not installed (pip install
 from fireflys_sw.datasets import load_dataset  # noqa: E402
 from fireflys_sw.interop import InteropError, format_report, import_nir  # noqa: E402
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.torch, pytest.mark.interop]
 T = 4
 TRAIN_IMAGES = 3000
 

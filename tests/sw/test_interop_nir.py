@@ -18,6 +18,8 @@ from fireflys_sw.interop.quantize import QuantOptions, quantise_chain  # noqa: E
 from fireflys_sw.interop.reference import run_float_chain  # noqa: E402
 from fireflys_sw.spec import NeuronKind  # noqa: E402
 
+pytestmark = pytest.mark.interop
+
 DT = 1e-4
 
 

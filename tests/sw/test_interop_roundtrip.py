@@ -15,6 +15,8 @@ from fireflys_sw.cli import main  # noqa: E402
 from fireflys_sw.golden import run_golden  # noqa: E402
 from fireflys_sw.interop import artifact_to_nir, export_nir, import_nir  # noqa: E402
 from fireflys_sw.spec import NeuronKind  # noqa: E402
+
+pytestmark = pytest.mark.interop
 from fireflys_sw.synthetic import random_artifact, random_images  # noqa: E402
 
 
