@@ -214,7 +214,7 @@ def sj_refusals():
          "instead)"),
         ("avg pool", lambda: _sj(layer.Conv2d(1, 2, 3, padding=1), neuron.IFNode(v_reset=0.0),
                                  layer.AvgPool2d(2), layer.Flatten(), layer.Linear(18, 3)),
-         "node '2': a avg pool feeds the next layer directly"),
+         "node '2': an average pool feeds the next layer directly"),
         ("tau", lambda: _sj(layer.Conv2d(1, 2, 3, padding=1), neuron.LIFNode(tau=3.0),
                             layer.Flatten(), layer.Linear(72, 3)),
          "layer 0 (0): node '1' (LIF): tau / dt = 3 is 25.0% from the nearest power of two 4"),

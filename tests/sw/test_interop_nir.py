@@ -288,7 +288,7 @@ REFUSALS = [
     ("avgpool", lambda: _net((2, 3, 3), conv(2, 1), lif((2, 6, 6)),
                              nir.AvgPool2d(kernel_size=np.array([2, 2]),
                                            stride=np.array([2, 2]), padding=np.array([0, 0]))),
-     "node 'n3': a avg pool feeds the next layer directly; the contract pools spikes by OR "
+     "node 'n3': an average pool feeds the next layer directly; the contract pools spikes by OR "
      "(max), which changes what the network computes; pass --pool-as-or to accept that (the "
      "report shows the cost), or pool by SumPool2d + Threshold / MaxPool2d in the source"),
     ("sumpool", lambda: _net((2, 3, 3), conv(2, 1), lif((2, 6, 6)),

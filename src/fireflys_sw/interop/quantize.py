@@ -41,6 +41,7 @@ from .chain import FloatChain, FloatLayer, FloatPool, InteropError, PoolMode
 __all__ = ["QuantOptions", "quantise_chain", "leak_shift_of"]
 
 _INTEGER_TOLERANCE = 1e-6
+_POOL_WORDS = {PoolMode.AVG: "an average pool", PoolMode.SUM: "a sum pool"}
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def quantise_chain(chain: FloatChain, opts: QuantOptions) -> tuple[Artifact, lis
         if isinstance(layer, FloatPool):
             if layer.mode is not PoolMode.OR and not opts.pool_as_or:
                 raise InteropError(
-                    f"node {layer.name!r}: a {layer.mode.value} pool feeds the next layer "
+                    f"node {layer.name!r}: {_POOL_WORDS[layer.mode]} feeds the next layer "
                     f"directly; the contract pools spikes by OR (max), which changes what the "
                     f"network computes; pass --pool-as-or to accept that (the report shows the "
                     f"cost), or pool by SumPool2d + Threshold / MaxPool2d in the source")
