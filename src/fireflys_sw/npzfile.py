@@ -58,7 +58,9 @@ _NPY_TOKEN = re.compile(r"""\s*(?:('[^'\\\n]*'|"[^"\\\n]*")|([0-9]{1,19})L?|(Tru
 
 def _first_line(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}"[:200]
+    kind = type(error)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    return f"{name}: {text}"[:200]
 
 
 def parse_npy_header(text: str) -> tuple[str, bool, tuple[int, ...]]:
@@ -200,9 +202,11 @@ class NpzFile:
                 raise self.fail(f"has {len(infos)} members, more than the limit of {MAX_MEMBERS}")
             self._infos: dict[str, zipfile.ZipInfo] = {}
             self.unexpected: list[str] = []
+            seen: set[str] = set()
             for info in infos:
-                if info.filename in self._infos or info.filename[:-4] in self._infos:
-                    raise self.fail(f"has the member {info.filename!r} twice")
+                if info.filename in seen:
+                    raise self.fail(f"has the member {info.filename[:80]!r} twice")
+                seen.add(info.filename)
                 if info.filename.endswith(".npy"):
                     self._infos[info.filename[:-4]] = info
                 else:
