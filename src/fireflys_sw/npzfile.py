@@ -75,6 +75,7 @@ def parse_npy_header(text: str) -> tuple[str, bool, tuple[int, ...]]:
     while pos < end:
         m = _NPY_TOKEN.match(text, pos)
         if not m or m.end() == pos:
+            pos += len(text[pos:]) - len(text[pos:].lstrip())
             raise ValueError(f"unexpected character {text[pos:pos + 1]!r} at offset {pos}")
         pos = m.end()
         if m[1] is not None:
