@@ -465,3 +465,10 @@ def test_size_limits(saved, monkeypatch, name, value, message):
     monkeypatch.setattr(f"fireflys_sw.artifact.{name}", value)
     with pytest.raises(ArtifactError, match="^artifact: " + message):
         artifact.validate()
+
+
+def test_docs_state_the_limits_the_code_enforces():
+    from pathlib import Path
+    text = (Path(__file__).parents[2] / "docs" / "artifact.md").read_text()
+    table = dict(re.findall(r"^\| `(MAX_\w+)` \| (\d+) \|", text, re.M))
+    assert table == {name: str(getattr(limits, name)) for name in limits.__all__}
