@@ -1,8 +1,9 @@
 """The integer artifact: the versioned file that carries a trained, compressed network from the
 software side to the hardware side.
 
-Format (version 1): one ``.npz`` file (numpy's zip of ``.npy`` arrays, loaded with
-``allow_pickle=False``). The array ``header`` holds UTF-8 JSON::
+Format (version 1): one ``.npz`` file (numpy's zip of ``.npy`` arrays, read by the strict
+:class:`~fireflys_sw.npzfile.NpzFile`: no pickle, sizes checked before allocation, only the members
+the header names; limits in :mod:`fireflys_sw.limits`). The array ``header`` holds UTF-8 JSON::
 
     {"format": "fireflys-artifact", "version": 1, "name": str, "T": int,
      "input": {"shape": [C, H, W], "bits": int, "encoding": "direct" | "frames"},
