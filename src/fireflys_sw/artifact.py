@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArtifactError
-from .fields import FieldReader
+from .fields import FieldReader, shown
 from .limits import (MAX_DIM, MAX_HEADER_BYTES, MAX_JSON_DEPTH, MAX_LAYERS, MAX_MACS,
                      MAX_MAP_NEURONS, MAX_NEURON_STEPS, MAX_WEIGHTS)
 from .npzfile import NpzFile
@@ -318,7 +318,7 @@ def _from_header(header: Any, npz: NpzFile, r: _Reader) -> Artifact:
         raise r.fail("format", f"must be {ARTIFACT_FORMAT!r} (not a fireflys artifact)")
     version = r.get(header, "version", "version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise r.fail("version", f"must be a positive integer, not {version!r}")
+        raise r.fail("version", f"must be a positive integer, not {shown(version)}")
     if version > ARTIFACT_VERSION:
         raise r.fail("version", f"is {version}, newer than this fireflys reads "
                                 f"({ARTIFACT_VERSION}): upgrade fireflys")

@@ -193,7 +193,10 @@ class NpzFile:
         except OSError as e:
             raise self.fail(f"cannot be read: {e.strerror}") from None
         try:
-            self._check_end_record(st.st_size)
+            try:
+                self._check_end_record(st.st_size)
+            except OSError as e:
+                raise self.fail(f"cannot be read: {_first_line(e)}") from None
             try:
                 self._zip = zipfile.ZipFile(self._file)
             except _ZIP_ERRORS as e:
