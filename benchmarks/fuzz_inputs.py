@@ -131,9 +131,10 @@ def main(argv=None) -> int:
     if args.workers < 1 or args.timeout < 1:
         raise SystemExit("fuzz_inputs: --workers and --timeout must be at least 1")
 
-    from fireflys_sw.fuzzing import artifact_bases
+    from fireflys_sw.fuzzing import artifact_bases, big_member
     if "artifacts" in kinds:
         artifact_bases()   # built once here, inherited by the forked workers
+        big_member()
 
     tasks = [(kind, args.seed + i) for kind, count in kinds.items() for i in range(count)]
     report = {kind: {"inputs": 0, "accepted": 0, "refused": 0, "traceback": 0, "hang": 0,

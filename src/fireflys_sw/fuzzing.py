@@ -15,9 +15,9 @@ it, and returns a :class:`CaseResult`:
 
 Artifact mutations act on the whole file (bit flips, truncation, spliced bytes), on the zip
 container (compression method, encryption flag, corrupt deflate data, extra, duplicate and
-unused members, a zip64 marker, a huge directory), on the ``.npy`` members (hostile header dicts,
-claimed shapes, dtypes, values) and on the JSON header (values, deletions, depth, semantic
-rules the hardware needs). Spec cases are grammar-based random specs and mutated presets.
+unused members, a member of 1 GiB, a zip64 marker, a huge directory), on the ``.npy`` members
+(hostile header dicts, claimed shapes, dtypes, values) and on the JSON header (values,
+deletions, depth, semantic rules the hardware needs). Spec cases are grammar-based random specs and mutated presets.
 """
 
 from __future__ import annotations
@@ -195,6 +195,41 @@ def _patch_member(data: bytes, index: int, *, method: int | None = None,
                 struct.pack_into("<H", out, pos + 8, flags)
                 struct.pack_into("<H", out, local + 6, flags)
         pos += 46 + name_len + extra_len + comment_len
+    return bytes(out)
+
+
+_BIG: tuple[int, bytes, int] | None = None
+
+
+def big_member() -> tuple[int, bytes, int]:
+    """``(crc32, raw deflate data, size)`` of 1 GiB of zeros (about 1 MB deflated), built once per
+    process: full flushes make every 1 MiB block's deflate output the same, so it is repeated."""
+    global _BIG
+    if _BIG is None:
+        import zlib
+        chunk = bytes(1 << 20)
+        block = zlib.compressobj(9, zlib.DEFLATED, -15)
+        data = block.compress(chunk) + block.flush(zlib.Z_FULL_FLUSH)
+        crc = 0
+        for _ in range(1024):
+            crc = zlib.crc32(chunk, crc)
+        _BIG = (crc, data * 1024 + block.flush(zlib.Z_FINISH), 1 << 30)
+    return _BIG
+
+
+def _zip_raw(entries: list[tuple[str, int, int, bytes, int]]) -> bytes:
+    """A zip of ``(name, method, crc32, data as stored in the zip, uncompressed size)``."""
+    out, central = bytearray(), bytearray()
+    for name, method, crc, data, size in entries:
+        raw = name.encode()
+        offset = len(out)
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data),
+                           size, len(raw), 0) + raw + data
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc,
+                               len(data), size, len(raw), 0, 0, 0, 0, 0, offset) + raw
+    start = len(out)
+    out += central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries),
+                                 len(central), start, 0)
     return bytes(out)
 
 
@@ -451,6 +486,15 @@ def mutate_artifact(seed: int) -> tuple[bytes, str, str, _Base]:
         if r.random() < 0.3:   # a zip64 locator in front of the end record
             data[end - 20:end - 16] = b"PK\x06\x07"
         return bytes(data), kind, "any", base
+    if kind == "zip-gigabyte":
+        import zlib
+        crc, data, size = big_member()
+        names = [n for n, _ in base.members]
+        name = r.choice(["extra.npy", f"layers.{len(base.header['layers'])}.weight.npy",
+                         r.choice(names)])
+        entries = [(n, 0, zlib.crc32(d), d, len(d)) for n, d in base.members if n != name]
+        entries.insert(r.randrange(len(entries) + 1), (name, zipfile.ZIP_DEFLATED, crc, data, size))
+        return _zip_raw(entries), f"{kind}", "reject", base
     if kind == "zip-many":
         members = list(base.members) + [(f"x{i}.npy", b"") for i in range(r.choice([800, 5000]))]
         return _zip(members, zipfile.ZIP_STORED), kind, "reject", base
@@ -463,8 +507,8 @@ def mutate_artifact(seed: int) -> tuple[bytes, str, str, _Base]:
 ARTIFACT_MUTATIONS = [
     "bitflip", "bytes", "truncate", "splice", "json-value", "json-drop", "json-raw", "semantic",
     "npy-header", "npy-junk", "npy-fortran", "npy-dtype", "npy-values", "npy-shape",
-    "zip-method", "zip-encrypt", "zip-deflate", "zip-extra", "zip-directory", "zip-many",
-    "not-zip",
+    "zip-method", "zip-encrypt", "zip-deflate", "zip-extra", "zip-directory", "zip-gigabyte",
+    "zip-many", "not-zip",
 ]
 
 

@@ -53,7 +53,10 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplemented
                RuntimeError, ValueError, struct.error, OverflowError, UnicodeDecodeError,
                KeyError, IndexError)
 _INT_DESCR = re.compile(r"^([<>|])([iu])([1248])$")
-_NPY_TOKEN = re.compile(r"""\s*(?:('[^'\\\n]*'|"[^"\\\n]*")|([0-9]{1,19})L?|(True|False)|([{}():,]))""")
+_NPY_TOKEN = re.compile(r"""\s*(?:('[^'\\\n]*'|"[^"\\\n]*")   # a string without escapes
+                              |([0-9]{1,19})L?                # an integer (Python 2 may add L)
+                              |(True|False)
+                              |([{}():,]))""", re.VERBOSE)
 
 
 def _first_line(error: BaseException) -> str:
