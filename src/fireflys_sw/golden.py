@@ -35,6 +35,8 @@ __all__ = [
 # partial sum is an integer that the mantissa holds), so BLAS can do the work.
 _FLOAT32_EXACT = 1 << 24
 _FLOAT64_EXACT = 1 << 53
+# Largest im2col matrix of a conv layer; above it the offsets are summed one by one.
+_IM2COL_BYTES = 1 << 27
 
 
 def quantise_images(images: np.ndarray, bits: int) -> np.ndarray:
@@ -85,15 +87,21 @@ def synaptic_currents(layer: SynapticLayer, x: np.ndarray, input_max: int = 1) -
         out = out.reshape(n, t, co, 1, 1)
     else:
         k, p = layer.kernel, layer.padding
-        # channels-last so that each kernel offset is one (pixels x Ci) @ (Ci x Co) product;
-        # summed offset by offset, so that memory stays at the input and output maps' size
+        # channels-last so that each kernel offset is one (pixels x Ci) @ (Ci x Co) product
         padded = np.pad(flat.astype(dtype).transpose(0, 2, 3, 1), ((0, 0), (p, p), (p, p), (0, 0)))
         weight = layer.weight.astype(dtype).transpose(2, 3, 1, 0)   # (K, K, Ci, Co)
-        out = np.zeros((n * t * oh * ow, co), dtype)
-        for kh in range(k):
-            for kw in range(k):
-                window = padded[:, kh:kh + oh, kw:kw + ow, :].reshape(n * t * oh * ow, -1)
-                out += window @ weight[kh, kw]
+        rows = n * t * oh * ow
+        if rows * k * k * padded.shape[-1] * np.dtype(dtype).itemsize <= _IM2COL_BYTES:
+            # all offsets side by side: one large product (fastest)
+            cols = np.concatenate([padded[:, kh:kh + oh, kw:kw + ow, :]
+                                   for kh in range(k) for kw in range(k)], axis=-1)
+            out = cols.reshape(rows, -1) @ weight.reshape(-1, co)
+        else:
+            # offset by offset, so that memory stays at the size of the input and output maps
+            out = np.zeros((rows, co), dtype)
+            for kh in range(k):
+                for kw in range(k):
+                    out += padded[:, kh:kh + oh, kw:kw + ow, :].reshape(rows, -1) @ weight[kh, kw]
         out = out.reshape(n * t, oh, ow, co).transpose(0, 3, 1, 2).reshape(n, t, co, oh, ow)
     lo, hi = layer.current_bounds(input_max)
     itype = np.int32 if max(-int(lo.min()), int(hi.max())) < 1 << 30 else np.int64

@@ -183,3 +183,16 @@ def test_narrow_membranes_stay_int32():
     artifact = one_if_neuron(3, 10, 4)
     from fireflys_sw.golden import membrane_dtype
     assert membrane_dtype(artifact.layers[0], artifact.input_max, 4) is np.int32
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_conv_offset_by_offset_equals_im2col(seed, monkeypatch):
+    """Large conv layers sum the kernel offsets one by one (bounded memory): same currents."""
+    from fireflys_sw import golden
+    artifact = random_artifact("2x7x7-3c3p1-4c5p2-mp2-3fc", seed=seed, weight_sparsity=0.3,
+                               T=3, encoding=InputEncoding.FRAMES, input_bits=3)
+    images = random_images(artifact, 4, seed=seed)
+    expected = run_golden(artifact, images).scores
+    monkeypatch.setattr(golden, "_IM2COL_BYTES", 0)
+    np.testing.assert_array_equal(run_golden(artifact, images).scores, expected)
+    assert expected.tolist() == [naive_forward(artifact, image) for image in images]
