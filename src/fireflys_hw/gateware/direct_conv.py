@@ -453,8 +453,8 @@ class DirectCore(wiring.Component):
     It takes the accelerator's direct-encoded input (one beat per pixel, bit planes) and gives
     the per-step spike stream that the next core takes today. With ``per_step=False`` there is
     no serialiser: the output is the T-vectorised beat (one pixel, all steps,
-    :func:`pixel_steps_beat`), for cores that take it (then without a pool: the max-pool of
-    that beat is not here).
+    :func:`pixel_steps_beat`), for cores that take it; a pool then ORs whole beats
+    (``MaxPool(T * Co, ..., T=1)``: the OR of every step at once).
 
     Parameters
     ----------
@@ -477,7 +477,7 @@ class DirectCore(wiring.Component):
         ``H * W`` beats per frame.
     output : ``Out(spike_stream(Co))``
         ``Ho' * Wo' * T`` beats per frame (after the pool if there is one); with ``per_step =
-        False``, ``Out(pixel_steps_stream(Co, T))``, ``Ho * Wo`` beats per frame.
+        False``, ``Out(pixel_steps_stream(Co, T))``, ``Ho' * Wo'`` beats per frame.
     """
 
     #: The core takes one beat per pixel (the same input at every step).
@@ -485,9 +485,6 @@ class DirectCore(wiring.Component):
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, T: int, input_bits: int,
                  pool=None, tree_levels: int = 2, per_step: bool = True):
-        if not per_step and pool is not None:
-            raise ValueError("pool must be None with per_step=False (no max-pool of the "
-                             "T-vectorised beat here)")
         self.conv = DirectConv(layer, p_co=p_co, T=T, input_bits=input_bits,
                                tree_levels=tree_levels)
         self.layer = layer
@@ -497,7 +494,12 @@ class DirectCore(wiring.Component):
         self.per_step = bool(per_step)
         co, oh, ow = layer.out_shape
         self.serialiser = StepSerialiser(co, T) if self.per_step else None
-        self.pool = None if pool is None else MaxPool(co, oh, ow, T, pool.kernel)
+        if pool is None:
+            self.pool = None
+        elif self.per_step:
+            self.pool = MaxPool(co, oh, ow, T, pool.kernel)
+        else:
+            self.pool = MaxPool(T * co, oh, ow, 1, pool.kernel)
         super().__init__({
             "input": In(spike_stream(self.conv.in_channels)),
             "output": Out(spike_stream(co) if self.per_step else pixel_steps_stream(co, T)),
@@ -505,6 +507,11 @@ class DirectCore(wiring.Component):
 
     @property
     def in_channels(self) -> int:
+        return self.conv.in_channels
+
+    @property
+    def beat_bits(self) -> int:
+        """Bits per input beat, ``Ci * input_bits`` (one step: the input is static)."""
         return self.conv.in_channels
 
     @property
@@ -550,15 +557,15 @@ class DirectCore(wiring.Component):
         m = Module()
         m.submodules.conv = self.conv
         wiring.connect(m, wiring.flipped(self.input), self.conv.input)
-        if self.serialiser is None:
-            wiring.connect(m, self.conv.output, wiring.flipped(self.output))
-            return m
-        m.submodules.serialiser = self.serialiser
-        wiring.connect(m, self.conv.output, self.serialiser.input)
+        spikes = self.conv.output
+        if self.serialiser is not None:
+            m.submodules.serialiser = self.serialiser
+            wiring.connect(m, spikes, self.serialiser.input)
+            spikes = self.serialiser.output
         if self.pool is None:
-            wiring.connect(m, self.serialiser.output, wiring.flipped(self.output))
+            wiring.connect(m, spikes, wiring.flipped(self.output))
         else:
             m.submodules.pool = self.pool
-            wiring.connect(m, self.serialiser.output, self.pool.input)
+            wiring.connect(m, spikes, self.pool.input)
             wiring.connect(m, self.pool.output, wiring.flipped(self.output))
         return m

@@ -263,17 +263,29 @@ def test_direct_core_with_pool(pool):
     assert [b["spikes"] for b in got] == want, f"seed {seed}"
 
 
-def test_direct_core_t_vectorised():
-    """DirectCore(per_step=False): the T-vectorised beat leaves as it is (no serialiser)."""
+@pytest.mark.parametrize("pool", [None, 2])
+def test_direct_core_t_vectorised(pool):
+    """DirectCore(per_step=False): the T-vectorised beat leaves as it is (no serialiser); a
+    pool ORs whole beats."""
     from fireflys_sw.artifact import PoolLayer
+    from fireflys_sw.golden import max_pool
     from fireflys_hw.gateware.direct_conv import DirectCore
 
-    seed = 450
+    seed = 450 + (pool or 0)
     rng = np.random.default_rng(seed)
+    T = 3
     x = rng.integers(0, 256, (2, 1, 4, 5))
     layer = conv_layer(rng, 1, 6, 3, (4, 5), NeuronKind.IF, 1, input_bits=8, x=x)
-    want, _ = expected_beats(layer, x, 3, 8)
-    dut = DirectCore(layer, p_co=4, T=3, input_bits=8, per_step=False)
+    _, spikes = expected_beats(layer, x, T, 8)
+    pool_layer = None
+    if pool:
+        co, ho, wo = layer.out_shape
+        pool_layer = PoolLayer((co, ho, wo), (co, ho // pool, wo // pool), pool)
+        spikes = max_pool(spikes, pool)
+    n, _, co, ho, wo = spikes.shape
+    want = [sum(int(spikes[f, t, c, i, j]) << (t * co + c) for t in range(T) for c in range(co))
+            for f in range(n) for i in range(ho) for j in range(wo)]
+    dut = DirectCore(layer, p_co=4, T=T, input_bits=8, per_step=False, pool=pool_layer)
     got = []
 
     async def producer(ctx):
@@ -283,10 +295,7 @@ def test_direct_core_t_vectorised():
         got.extend(await get(ctx, dut.output, len(want), stall_prob=0.3, rng=seed + 1))
 
     run_sim(dut, producer, consumer, max_cycles=20_000)
-    assert [b["spikes"] for b in got] == want
-    pool = PoolLayer((6, 4, 5), (6, 2, 2), 2)
-    with pytest.raises(ValueError, match=r"^pool must be None with per_step=False"):
-        DirectCore(layer, p_co=4, T=3, input_bits=8, per_step=False, pool=pool)
+    assert [b["spikes"] for b in got] == want, f"seed {seed}"
 
 
 # --- through the accelerator ---------------------------------------------------------------------
