@@ -37,7 +37,9 @@ pixel stream --> Padding --> line buffers + K x K window --> P_Co lanes: window 
   backpressure reaches the input through registers only. :class:`StepSerialiser` turns the
   beats into the per-step spike stream (one pixel at one step, ``T`` beats per pixel).
 
-Cycles (exact, :func:`direct_conv_cycles`): with the output always ready and the input always
+Cycles (exact, :func:`~fireflys_hw.compiler.direct.direct_conv_cycles`, a cycle model of the
+control checked against simulation; its numbers and terms live in :mod:`fireflys_hw.compiler.
+direct`, which imports no Amaranth, for the planner): with the output always ready and the input always
 valid, a frame takes ``Hp * Wp + Ho * Wo * (G - 1)`` cycles (one per padded pixel, ``G`` per
 pixel that completes a window), frames back to back; the first result leaves
 :attr:`DirectConv.latency` cycles after its window is complete. Behind a
@@ -46,7 +48,6 @@ pixel that completes a window), frames back to back; the first result leaves
 
 from __future__ import annotations
 
-import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -55,15 +56,13 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
-from ..compiler.direct import (csd, direct_conv_cycles, direct_conv_fifo_depth,
-                           direct_conv_frame_cycles, direct_conv_latency, direct_conv_terms)
+from ..compiler.direct import direct_conv_fifo_depth, direct_conv_latency, direct_conv_terms
 from .maxpool import MaxPool
 from .padding import Padding
 from .streams import spike_stream
 from .util import check_positive
 
-__all__ = ["DirectConv", "StepSerialiser", "DirectCore", "pixel_steps_beat", "pixel_steps_stream",
-           "csd", "direct_conv_terms", "direct_conv_cycles", "direct_conv_frame_cycles"]
+__all__ = ["DirectConv", "StepSerialiser", "DirectCore", "pixel_steps_beat", "pixel_steps_stream"]
 
 
 def pixel_steps_beat(channels: int, T: int) -> data.StructLayout:
