@@ -50,7 +50,7 @@ non-empty chunks). ``benchmarks/bench_core.py`` compares the formula with simula
 """
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,16 +71,17 @@ __all__ = ["LayerCore", "OutputCollector", "ReadoutCollector", "readout_beat", "
 
 
 class OutputCollector(wiring.Component):
-    """Reassemble the per-group spike beats of the neuron lanes into spike-stream beats.
+    """Reassemble the per-group beats of the neuron lanes into spike-stream beats.
 
-    The lanes produce, per output pixel, ``for group in range(n_groups): for t in range(T)``
-    one beat of ``p_co`` spikes (output channels ``group * p_co ..``). The next layer wants,
-    per pixel, ``for t in range(T)`` one beat of all ``channels`` spikes. With one group this is
-    a wire (the lane bits past ``channels`` are dropped). Otherwise the beats are written into
-    a RAM of ``2 * T`` words of ``n_groups * p_co`` bits (one ``p_co``-bit lane per group,
-    written through a port of that granularity), as two banks: one pixel is read out of one
-    bank while the next pixel's groups fill the other, so neither side waits for the other
-    unless the downstream stalls. Latency: one cycle (RAM read) after a pixel's last group.
+    The lanes produce, per output pixel, ``for group in range(n_groups)`` one beat of ``T *
+    p_co`` spikes (bit ``t * p_co + l``: channel ``group * p_co + l`` at step ``t``). The next
+    layer wants, per pixel, one beat of ``T * channels`` spikes (bit ``t * channels + c``).
+    With one group this is a wire (the lane bits past ``channels`` are dropped). Otherwise the
+    beats are written into a RAM of 2 words of ``T * n_groups * p_co`` bits (one ``p_co``-bit
+    lane per (step, group), written through a port of that granularity), as two banks: one
+    pixel is read out of one bank while the next pixel's groups fill the other, so neither side
+    waits for the other unless the downstream stalls. Latency: one cycle (RAM read) after a
+    pixel's last group.
 
     Parameters
     ----------
@@ -94,10 +95,10 @@ class OutputCollector(wiring.Component):
     Members
     -------
     input : ``In(stream.Signature(lane_spike_beat(p_co, T, n_groups)))``
-        ``n_groups * T`` beats per output pixel (the synapse array's output; its ``group`` and
-        ``t`` fields are implied by the order and not looked at).
-    output : ``Out(spike_stream(channels))``
-        ``T`` beats per output pixel.
+        ``n_groups`` beats per output pixel (the synapse array's output; its ``group`` field
+        is implied by the order and not looked at).
+    output : ``Out(spike_stream(T * channels))``
+        One beat per output pixel.
     """
 
     def __init__(self, channels: int, p_co: int, T: int):
@@ -108,7 +109,7 @@ class OutputCollector(wiring.Component):
         self.T = check_positive("T", T)
         super().__init__({
             "input": In(stream.Signature(lane_spike_beat(p_co, T, self.n_groups))),
-            "output": Out(spike_stream(channels)),
+            "output": Out(spike_stream(T * channels)),
         })
 
     @property
@@ -121,63 +122,62 @@ class OutputCollector(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self.n_groups == 1:
+        T, G, P, C = self.T, self.n_groups, self.p_co, self.channels
+        spikes = self.input.payload.spikes
+        if G == 1:
+            # P == C: the beat is already in the stream's order
             m.d.comb += [
                 self.output.valid.eq(self.input.valid),
-                self.output.payload.spikes.eq(self.input.payload.spikes[:self.channels]),
+                self.output.payload.spikes.eq(spikes),
                 self.input.ready.eq(self.output.ready),
             ]
             return m
 
-        T, G = self.T, self.n_groups
-        m.submodules.banks = banks = memory.Memory(shape=G * self.p_co, depth=2 * T, init=[])
-        wr = banks.write_port(granularity=self.p_co)
+        # word layout: lane (t, g) at bits (t * G + g) * P, so channel c = g * P + l of step t
+        # is bit t * G * P + c: the output beat is a wiring of the word
+        m.submodules.banks = banks = memory.Memory(shape=T * G * P, depth=2, init=[])
+        wr = banks.write_port(granularity=P)
         rd = banks.read_port()
 
         full = Signal(2)             # bank holds a whole pixel not yet read out
         w_bank = Signal()
-        w_t = Signal(range(T))
         w_g = Signal(range(G))
+        take = self.input.valid & self.input.ready
         m.d.comb += [
             self.input.ready.eq(~full.bit_select(w_bank, 1)),
-            wr.addr.eq(w_bank * T + w_t),
-            wr.data.eq(self.input.payload.spikes.replicate(G)),
-            wr.en.eq((self.input.valid & self.input.ready).replicate(G) & (1 << w_g)),
+            wr.addr.eq(w_bank),
+            wr.data.eq(Cat(spikes[t * P:(t + 1) * P] for t in range(T) for _ in range(G))),
         ]
+        for t in range(T):
+            for g in range(G):
+                m.d.comb += wr.en[t * G + g].eq(take & (w_g == g))
         set_full = Signal(2)
         clear_full = Signal(2)
-        with m.If(self.input.valid & self.input.ready):
-            with m.If(w_t == T - 1):
-                m.d.sync += w_t.eq(0)
-                with m.If(w_g == G - 1):
-                    m.d.sync += [w_g.eq(0), w_bank.eq(~w_bank)]
-                    m.d.comb += set_full.eq(1 << w_bank)
-                with m.Else():
-                    m.d.sync += w_g.eq(w_g + 1)
+        with m.If(take):
+            with m.If(w_g == G - 1):
+                m.d.sync += [w_g.eq(0), w_bank.eq(~w_bank)]
+                m.d.comb += set_full.eq(Mux(w_bank, 0b10, 0b01))
             with m.Else():
-                m.d.sync += w_t.eq(w_t + 1)
+                m.d.sync += w_g.eq(w_g + 1)
 
         r_bank = Signal()
-        r_t = Signal(range(T))
         out_valid = Signal()
         advance = Signal()
         issue = Signal()
         m.d.comb += [
             advance.eq(~out_valid | self.output.ready),
             issue.eq(full.bit_select(r_bank, 1)),
-            rd.addr.eq(r_bank * T + r_t),
+            rd.addr.eq(r_bank),
             rd.en.eq(advance),
             self.output.valid.eq(out_valid),
-            self.output.payload.spikes.eq(rd.data[:self.channels]),
+            self.output.payload.spikes.eq(
+                Cat(rd.data[t * G * P:t * G * P + C] for t in range(T))),
         ]
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
         with m.If(advance & issue):
-            with m.If(r_t == T - 1):
-                m.d.sync += [r_t.eq(0), r_bank.eq(~r_bank)]
-                m.d.comb += clear_full.eq(1 << r_bank)
-            with m.Else():
-                m.d.sync += r_t.eq(r_t + 1)
+            m.d.sync += r_bank.eq(~r_bank)
+            m.d.comb += clear_full.eq(Mux(r_bank, 0b10, 0b01))
         m.d.sync += full.eq((full | set_full) & ~clear_full)
         return m
 
@@ -284,20 +284,23 @@ class LayerCore(wiring.Component):
         Output FIFO entries per detector lane (:class:`~fireflys_hw.synapse.SynapseArray`).
     static_input : bool
         The input is the same at every time step (a direct-encoded first layer): the core
-        takes one beat per pixel, the orchestrator streams each window once per group, and the
-        neuron lanes apply that one current at ``t = 0 .. T-1``
-        (:class:`~fireflys_hw.neuron.NeuronLanes`); the output is the same as without it.
+        takes one step per pixel (``Ci * input_bits``-bit beats), and the neuron lanes apply
+        that one current at ``t = 0 .. T-1`` (:class:`~fireflys_hw.neuron.NeuronLanes`); the
+        output is the same as without it.
     window_depth : int
         Window beats per detector lane FIFO (:class:`~fireflys_hw.synapse.SynapseArray`; 0:
         the lanes take each beat together).
+    drop_empty : bool
+        The orchestrator leaves out window chunks that are 0 at every step
+        (:class:`~fireflys_hw.orchestrator.DataflowOrchestrator`).
 
     Members
     -------
-    input : ``In(spike_stream(Ci * input_bits))``
-        ``H * W * steps`` beats per frame (``layer.in_shape``), ``steps = T``, or 1 with
-        ``static_input`` (one beat per pixel).
-    output : ``Out(spike_stream(Co))``
-        ``Ho' * Wo' * T`` beats per frame (after the pool if there is one); for the readout
+    input : ``In(spike_stream(steps * Ci * input_bits))``
+        ``H * W`` beats per frame (``layer.in_shape``), each a pixel at ``steps = T`` steps,
+        or 1 with ``static_input``.
+    output : ``Out(spike_stream(T * Co))``
+        ``Ho' * Wo'`` beats per frame (after the pool if there is one); for the readout
         ``Out(stream.Signature(readout_beat(Co, score_bits)))``, one beat per frame.
 
     Attributes
@@ -310,7 +313,8 @@ class LayerCore(wiring.Component):
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, p_ci: int, T: int,
                  input_bits: int = 1, pool: PoolLayer | None = None, depth: int = 16,
-                 static_input: bool = False, window_depth: int = DEFAULT_WINDOW_DEPTH):
+                 static_input: bool = False, window_depth: int = DEFAULT_WINDOW_DEPTH,
+                 drop_empty: bool = True):
         if not isinstance(layer, SynapticLayer):
             raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
         check_positive("input_bits", input_bits)
@@ -342,20 +346,21 @@ class LayerCore(wiring.Component):
                                      static_input=self.static_input,
                                      window_depth=window_depth)
         steps = self.synapses.steps
-        self.padding = Padding(self.in_channels, h, w, steps, pad)
+        # one beat per pixel: padding and pool see T * C-bit words, one "step" each
+        self.padding = Padding(self.in_channels * steps, h, w, 1, pad)
         self.orchestrator = DataflowOrchestrator(
             self.in_channels, h + 2 * pad, w + 2 * pad, steps, window_kernel(layer), p_ci,
-            self.synapses.n_groups)
+            self.synapses.n_groups, drop_empty=drop_empty)
         if layer.is_readout:
             self.score_bits = self.synapses.lanes.widths.score_bits
             self.collector = ReadoutCollector(co, p_co, self.score_bits)
             out_sig = stream.Signature(readout_beat(co, self.score_bits))
         else:
             self.collector = OutputCollector(co, p_co, T)
-            out_sig = spike_stream(co)
-        self.pool = None if pool is None else MaxPool(co, oh, ow, T, pool.kernel)
+            out_sig = spike_stream(T * co)
+        self.pool = None if pool is None else MaxPool(T * co, oh, ow, 1, pool.kernel)
         super().__init__({
-            "input": In(spike_stream(self.in_channels)),
+            "input": In(spike_stream(self.in_channels * steps)),
             "output": Out(out_sig),
         })
 
@@ -369,14 +374,19 @@ class LayerCore(wiring.Component):
 
     @property
     def steps(self) -> int:
-        """Input beats per pixel: ``T``, or 1 with ``static_input``."""
+        """Time steps per input beat: ``T``, or 1 with ``static_input``."""
         return self.synapses.steps
 
     @property
+    def beat_bits(self) -> int:
+        """Bits per input beat, ``steps * Ci * input_bits``."""
+        return self.in_channels * self.steps
+
+    @property
     def beats_per_frame(self) -> int:
-        """Input beats per frame, ``H * W * steps``."""
+        """Input beats per frame, ``H * W`` (one per pixel)."""
         _, h, w = self.layer.in_shape
-        return h * w * self.steps
+        return h * w
 
     @property
     def buffer_bits(self) -> dict:

@@ -183,25 +183,26 @@ def test_accelerator_golden_sweep(seed):
 
 @pytest.mark.parametrize("encoding", [InputEncoding.DIRECT, InputEncoding.FRAMES])
 def test_input_beats(encoding):
-    """Raster order, then t; direct encoding: one beat per pixel (the same at every t)."""
+    """One beat per pixel, raster order, every step in it (bit t * C' + c'); direct encoding:
+    step 0 only (the same at every t)."""
     a = small("3x2x3-2c3p1-4fc", seed=0, T=2, input_bits=3, encoding=encoding)
     images = random_images(a, 2, seed=1)
     beats = input_beats(a, images)
     steps = 1 if encoding is InputEncoding.DIRECT else 2
-    assert beats.shape == (2, 2 * 3 * steps, 1) and beats.dtype == np.uint32
+    assert beats.shape == (2, 2 * 3, 1) and beats.dtype == np.uint32
     acc = Accelerator(a, [(1, 1), (1, 1)])
     Fragment.get(acc, None)                # elaborated, as an accelerator always is in use
-    assert acc.beats_per_frame == 2 * 3 * steps
+    assert acc.beats_per_frame == 2 * 3 and acc.beat_bits == 9 * steps
     x = np.asarray(encode_input(a, images))
     planes = bit_planes(x, 3)                       # (N, T, C*3, H, W)
     for n in range(2):
         k = 0
         for h in range(2):
             for w in range(3):
-                for t in range(steps):
-                    want = sum(int(b) << j for j, b in enumerate(planes[n, t, :, h, w]))
-                    assert words_to_int(beats[n, k]) == want
-                    k += 1
+                want = sum(int(b) << (t * 9 + j) for t in range(steps)
+                           for j, b in enumerate(planes[n, t, :, h, w]))
+                assert words_to_int(beats[n, k]) == want
+                k += 1
 
 
 def test_beat_words_wide():
@@ -232,11 +233,11 @@ def test_accelerator_params():
     acc = Accelerator(a, {0: (2, 2), 2: (5, 1)})
     Fragment.get(acc, None)                # elaborated, as an accelerator always is in use
     assert acc.parallelism == [(2, 2), (5, 1)]
-    assert acc.fifo_depths == [8]          # pooled 3x3 map, T = 2: max(2T, T*W) = 6 -> 8
+    assert acc.fifo_depths == [4]          # pooled 3x3 map: a row of 3 beats -> 4
     assert acc.counter_names[:3] == ["cycles", "frames_in", "frames_out"]
     assert len(acc.counter_names) == 3 + 2 * 5
     # direct encoding: one beat per pixel, the first core computes its current once
-    assert acc.beats_per_frame == 36 and acc.in_channels == 2
+    assert acc.beats_per_frame == 36 and acc.in_channels == 2 and acc.beat_bits == 2
     assert acc.cores[0].static_input and not acc.cores[1].static_input
 
 

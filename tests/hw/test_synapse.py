@@ -50,7 +50,7 @@ def random_case(seed, max_beats=2500, **layer_kw):
         n_chunks = np.prod(layer.weight.shape[2:] if layer.weight.ndim == 4 else
                            layer.in_shape[1:]) * -(-layer.in_channels // p_ci)
         groups = -(-layer.out_channels // p_co)
-        beats = layer.out_shape[1] * layer.out_shape[2] * groups * T * n_chunks
+        beats = layer.out_shape[1] * layer.out_shape[2] * groups * n_chunks * T
         if beats <= max_beats:
             return rng, layer, T, p_co, p_ci
 
@@ -70,9 +70,9 @@ def test_random_layers(seed, max_beats=2500):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_static_input(seed):
-    """A direct-encoded first layer: one step per group in the window stream, the lanes apply
-    its current at every step (``T`` beats, or ``T * I`` for the readout), under random gaps
-    and stalls, with small and large result budgets."""
+    """A direct-encoded first layer: one step in the window chunks, the lanes apply its current
+    at every step (or ``T * I`` for the readout), under random gaps and stalls, with small and
+    large result budgets."""
     rng, layer, T, p_co, p_ci = random_case(300 + seed, 1500)
     input_bits = int(rng.choice([1, 2, 3]))
     frames = [random_spikes(rng, layer, T, input_bits=input_bits) for _ in range(2)]
@@ -181,9 +181,9 @@ def test_cycles(seed):
     dut = SynapseArray(layer, p_co, p_ci, T, input_bits=input_bits, depth=depth,
                        static_input=static, window_depth=window_depth)
     beats = im2col_windows(x, layer, p_ci, p_co, input_bits if static else None,
-                           static_input=static)
-    want = array_cycles(dut.weights, beats, layer.is_readout, window_depth=window_depth,
-                        depth=depth, static_T=T if static and not layer.is_readout else None)
+                           static_input=static, drop_empty=seed % 2 == 0)
+    want = array_cycles(dut.weights, beats, layer.is_readout, T=T, steps=dut.steps,
+                        window_depth=window_depth, depth=depth)
     got = []
 
     async def producer(ctx):
@@ -221,6 +221,6 @@ def test_window_fifos_decouple_lanes(readout):
     x = random_spikes(rng, layer, 2, density=0.5)
     beats = im2col_windows(x, layer, 16, 8)
     weights = pack_weights(layer, 8, 16)
-    joined = array_cycles(weights, beats, readout, window_depth=0)[-1]
-    fifos = array_cycles(weights, beats, readout, window_depth=16)[-1]
+    joined = array_cycles(weights, beats, readout, T=2, window_depth=0)[-1]
+    fifos = array_cycles(weights, beats, readout, T=2, window_depth=16)[-1]
     assert fifos < 0.85 * joined, (joined, fifos)
