@@ -15,78 +15,92 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["lane_pairs", "batch_array_cycles", "NEURON_LATENCY", "DETECTOR_TAIL"]
+__all__ = ["lane_pairs", "batch_array_cycles", "neuron_latency", "DETECTOR_TAIL"]
 
-#: :data:`fireflys_hw.neuron.NEURON_LATENCY` (a test keeps them equal).
-NEURON_LATENCY = 2
 #: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E).
 DETECTOR_TAIL = 3
 
 
+def neuron_latency(T: int, readout: bool) -> int:
+    """:func:`fireflys_hw.neuron.neuron_latency` (a test keeps them equal)."""
+    return 2 if readout else T + 1
+
+
 def lane_pairs(x: np.ndarray, mask: np.ndarray, p_co: int, p_ci: int,
                padding: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Effectual pairs of every window beat and lane, in window-stream order.
+    """Effectual pairs of every window chunk and lane, in window-stream order.
 
     ``x[f, t, c, h, w]``: binary input maps (bit planes for a multi-bit first layer; ``t``
     the streamed steps), unpadded. ``mask[o, c, kh, kw]``: non-zero weights (for fc, the
-    kernel is the whole map). Beats are ``for output pixel: for group: for t: for chunk
-    (kh, kw, channel chunk)`` as :func:`fireflys_hw.reference.window_beats` lists them; lane
-    ``l`` of group ``g`` serves channel ``g * p_co + l``. Returns ``(pairs[f, beat, lane],
-    last_chunk[beat], last_step[beat])``."""
+    kernel is the whole map). Chunks are ``for output pixel: for group: for chunk (kh, kw,
+    channel chunk)`` as :func:`fireflys_hw.reference.window_beats` lists them with
+    ``drop_empty=False``; lane ``l`` of group ``g`` serves channel ``g * p_co + l``; a chunk's
+    pairs are those effectual in any step (``popcount(OR over t of spikes & bitmap)``).
+    Returns ``(pairs[f, chunk, lane], last_chunk[chunk], empty[f, chunk])``, ``empty`` the
+    chunks that are 0 at every step (the orchestrator drops them unless ``last_chunk``)."""
     x = np.asarray(x)
     f, s, c, h, w = x.shape
     co, ci, kh, kw = mask.shape
     if ci != c:
         raise ValueError(f"mask has {ci} input channels, the maps {c}")
+    x = x.any(axis=1)
     if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (0, 0), (padding, padding), (padding, padding)))
-    ho, wo = x.shape[3] - kh + 1, x.shape[4] - kw + 1
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho, wo = x.shape[2] - kh + 1, x.shape[3] - kw + 1
     nci = -(-c // p_ci)
     groups = -(-co // p_co)
-    xs = np.zeros((f, s, nci * p_ci) + x.shape[3:], np.float32)
-    xs[:, :, :c] = x
+    xs = np.zeros((f, nci * p_ci) + x.shape[2:], np.float32)
+    xs[:, :c] = x
     ms = np.zeros((groups * p_co, nci * p_ci, kh, kw), np.float32)
     ms[:co, :ci] = mask != 0
-    # out[f, s, oh, ow, o, ky, kx, cc]
-    out = np.empty((f, s, ho, wo, groups * p_co, kh, kw, nci),
+    # out[f, oh, ow, o, ky, kx, cc]; occupied[f, oh, ow, ky, kx, cc]
+    out = np.empty((f, ho, wo, groups * p_co, kh, kw, nci),
                    np.uint8 if p_ci < 256 else np.uint16)
+    occupied = np.empty((f, ho, wo, kh, kw, nci), bool)
     for ky in range(kh):
         for kx in range(kw):
-            win = xs[:, :, :, ky:ky + ho, kx:kx + wo].reshape(f, s, nci, p_ci, ho, wo)
+            win = xs[:, :, ky:ky + ho, kx:kx + wo].reshape(f, nci, p_ci, ho, wo)
             m = ms[:, :, ky, kx].reshape(-1, nci, p_ci)
-            # sum over the bits of each chunk: (f, s, ho, wo, o, nci)
-            out[:, :, :, :, :, ky, kx, :] = np.einsum("fscbhw,ocb->fshwoc", win, m,
-                                                      optimize=True)
+            # sum over the bits of each chunk: (f, ho, wo, o, nci)
+            out[:, :, :, :, ky, kx, :] = np.einsum("fcbhw,ocb->fhwoc", win, m, optimize=True)
+            occupied[:, :, :, ky, kx, :] = win.any(axis=2).transpose(0, 2, 3, 1)
     n_chunks = kh * kw * nci
-    # -> (f, oh, ow, group, t, chunk, lane)
-    out = out.reshape(f, s, ho, wo, groups, p_co, n_chunks).transpose(0, 2, 3, 4, 1, 6, 5)
+    # -> (f, oh, ow, group, chunk, lane)
+    out = out.reshape(f, ho, wo, groups, p_co, n_chunks).transpose(0, 1, 2, 3, 5, 4)
     pairs = np.ascontiguousarray(out).reshape(f, -1, p_co)
+    empty = np.broadcast_to(~occupied.reshape(f, ho, wo, 1, n_chunks),
+                            (f, ho, wo, groups, n_chunks)).reshape(f, -1)
     beats = pairs.shape[1]
     chunk = np.arange(beats) % n_chunks
-    step = (np.arange(beats) // n_chunks) % s
-    return pairs, chunk == n_chunks - 1, (chunk == n_chunks - 1) & (step == s - 1)
+    return pairs, chunk == n_chunks - 1, np.ascontiguousarray(empty)
 
 
-def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.ndarray, *,
-                       readout: bool = False, window_depth: int = 16, depth: int = 16,
-                       static_T: int | None = None, skip_empty: bool = True) -> np.ndarray:
+def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
+                       empty: np.ndarray | None = None, readout: bool = False, T: int = 1,
+                       window_depth: int = 16, depth: int = 16,
+                       skip_empty: bool = True) -> np.ndarray:
     """Cycles of each frame through a synapse array, frames on their own (each from cycle 0,
     beats offered back to back, output always ready): ``last output cycle + 1``, as
-    :func:`fireflys_hw.synapse.array_cycles` computes it for one frame."""
+    :func:`fireflys_hw.synapse.array_cycles` computes it for one frame. With ``empty`` (per
+    frame, the chunks that are 0 at every step), the beats are every chunk and the
+    orchestrator's walk that drops the empty ones sits in front (``array_cycles``'s
+    ``walk``)."""
     pairs = np.asarray(pairs)
     nf, n, nl = pairs.shape
     last_chunk = np.asarray(last_chunk, bool)
-    produces = last_chunk & (np.asarray(last_step, bool) | (not readout))
-    step_produces = produces[last_chunk]
     n_steps = int(last_chunk.sum())
-    per_result = static_T or 1
+    walk = empty is not None
+    if walk:
+        dropped = np.asarray(empty, bool) & ~last_chunk[None, :]
+        dropped = np.concatenate([dropped, np.zeros((nf, 1), bool)], axis=1)
+    latency = neuron_latency(T, readout)
     shape = (nf, nl)
     fr = np.arange(nf)
     flat_pairs = pairs.reshape(-1).astype(np.int64)
     # flat index of (frame, beat 0, lane) in flat_pairs
     base = (fr[:, None] * n * nl + np.arange(nl)[None, :])
     chunk_end = np.append(last_chunk, False)
-    taken_result = np.append(produces, False).astype(np.int64)
+    taken_result = chunk_end.astype(np.int64)
     # detector registers (DetectorModel): A0, A1 = (valid, pairs, last chunk); B = (valid,
     # slots left, last chunk, carries a pair)
     a0_v = np.zeros(shape, bool)
@@ -99,12 +113,16 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.
     b_left = np.zeros(shape, np.int64)
     b_l = np.zeros(shape, bool)
     b_pair = np.zeros(shape, bool)
-    # each lane's FIFO holds beats head .. nxt - 1: all written in earlier cycles, as a beat
-    # taken in this cycle is appended after the lanes read their heads
+    # each lane's FIFO holds beats head .. (beats taken) - 1: all written in earlier cycles,
+    # as a beat taken in this cycle is appended after the lanes read their heads; ``taken_at``
+    # maps a FIFO position to its chunk (they differ when the walk drops chunks)
     head = np.zeros(shape, np.int64)
-    nxt = np.zeros(nf, np.int64)
-    ends = np.zeros(shape, np.int64)          # steps each lane has ended
-    step_end = np.zeros((nf, n_steps + 1), np.int64)   # latest lane end slot of each step
+    n_taken = np.zeros(nf, np.int64)
+    taken_at = np.zeros((nf, n + 1), np.int64)
+    nxt = np.zeros(nf, np.int64)              # the chunk offered (walk: in the register)
+    pos = np.zeros(nf, np.int64)              # walk: the next chunk to read
+    ends = np.zeros(shape, np.int64)          # windows each lane has ended
+    step_end = np.zeros((nf, n_steps + 1), np.int64)   # latest lane end slot of each window
     results = np.zeros(nf, np.int64)
     taken = np.zeros(nf, np.int64)
     never = np.iinfo(np.int64).max
@@ -129,16 +147,20 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.
         # credit: results in flight (taken, not yet popped) below depth; pops are distinct
         # cycles, so at most one more has happened since the last cycle
         popped += pops[fr, popped] < cycle
-        take = (nxt < n) & ((taken - popped) < depth)
+        offered = nxt < n
+        if walk:
+            offered &= (pos > nxt) & ~dropped[fr, np.minimum(nxt, n)]
+        take = offered & ((taken - popped) < depth)
         if window_depth:
-            take &= ((nxt[:, None] - head) < window_depth).all(axis=1)
-            has = (head < nxt[:, None]) & ready
-            index = head
+            take &= ((n_taken[:, None] - head) < window_depth).all(axis=1)
+            has = (head < n_taken[:, None]) & ready
+            index = taken_at[fr[:, None], np.minimum(head, n)]
         else:
             take &= ready.all(axis=1)
             has = np.broadcast_to(take[:, None], shape)
             index = np.broadcast_to(nxt[:, None], shape)
-        in_p = np.where(has, flat_pairs.take(base + np.minimum(index, n - 1) * nl), 0)
+        index = np.minimum(index, n - 1)
+        in_p = np.where(has, flat_pairs.take(base + index * nl), 0)
         in_l = has & chunk_end[index]
         # clock: B, then A1 from A0, then A0 from the FIFO
         end = b_v & ((b_l & b_last) | (absorb & b_last))
@@ -161,19 +183,25 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, last_step: np.
             ff, ll = np.nonzero(end)
             np.maximum.at(step_end, (ff, ends[ff, ll]), cycle + DETECTOR_TAIL)
             ends += end
-            # a step every lane has ended (at most one per cycle per frame): its result
+            # a window every lane has ended (at most one per cycle per frame): its result
             done = np.flatnonzero(ends.min(axis=1) > results)
             if done.size:
                 r = results[done]
-                made = step_produces[r]
-                start = np.maximum(step_end[done, r] + NEURON_LATENCY, last_out[done] + 1)
-                last_out[done] = np.where(made, start + per_result - 1, last_out[done])
-                f_made = done[made]
-                pops[f_made, n_pops[f_made]] = last_out[f_made]
-                n_pops[f_made] += 1
+                start = np.maximum(step_end[done, r] + latency, last_out[done] + 1)
+                last_out[done] = start
+                pops[done, n_pops[done]] = start
+                n_pops[done] += 1
                 results[done] = r + 1
         if take.any():
-            taken += take * taken_result[nxt]
-            nxt += take
+            taken += take * taken_result[np.minimum(nxt, n)]
+            tf = np.flatnonzero(take)
+            taken_at[tf, n_taken[tf]] = nxt[tf]
+            n_taken += take
+        if walk:
+            adv = (nxt < n) & ((pos <= nxt) | dropped[fr, np.minimum(nxt, n)] | take)
+            nxt = np.where(adv, pos, nxt)
+            pos = pos + adv
+        else:
+            nxt = nxt + take
         cycle += 1
     return last_out + 1
