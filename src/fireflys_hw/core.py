@@ -4,47 +4,46 @@ Cycle cost of one frame (what :func:`core_cycles` and :func:`core_cycles_estimat
 ---------------------------------------------------------------------------------------------
 Symbols: ``Ho x Wo`` output pixels, ``G = ceil(Co / P_Co)`` groups, ``T`` time steps, ``Kh x Kw``
 window (the kernel; the whole input map for fc), ``Ci'`` binary input channels (``Ci *
-input_bits``), ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)``, ``Hp x Wp`` the padded input map;
-``S`` the time steps the core streams: ``T``, or 1 for a static input (a direct-encoded first
-layer, whose input, and so whose current, is the same at every step: ``static_input``).
+input_bits``), ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)``, ``Hp x Wp`` the padded input map.
 
-Every stage streams; the slowest sets the pace. Per (output pixel, group, streamed step) the
-orchestrator sends ``n_chunks`` window beats, one per cycle (empty ones too), and every
-detector lane needs ``max(1, pairs)`` cycles for the step's ``pairs = popcount(spikes &
-bitmap)`` effectual pairs (empty chunks are dropped in its look-ahead). Each lane takes its
-beats from its own FIFO of ``window_depth`` window beats (:class:`~fireflys_hw.synapse.
-SynapseArray`), so the lanes drift apart by up to that many beats instead of waiting for each
-other at every chunk, and a lane busy in one step catches up in a lighter one. A block of
-``B`` consecutive steps costs about ``max(B * n_chunks, busiest lane's pairs in the block)``,
-with ``B = 2`` when a lane FIFO holds a whole step (``window_depth >= n_chunks``), else 1
-(:func:`fireflys_hw.plan.lane_block`), and::
+The dataflow is T-vectorised: a spike beat is a pixel at every step, and a window is walked
+once per group, each chunk carrying its channels at every step. Every stage streams; the
+slowest sets the pace. Per (output pixel, group) the orchestrator walks the ``n_chunks`` chunks
+of the window, one per cycle, and sends the ones that spike at some step (and the window's
+last); every detector lane needs ``max(1, pairs)`` cycles for the window's ``pairs =
+popcount(OR over t of spikes & bitmap)`` effectual pairs (each weight read once for all steps;
+empty chunks are dropped in its look-ahead too). Each lane takes its beats from its own FIFO of
+``window_depth`` window beats (:class:`~fireflys_hw.synapse.SynapseArray`), so the lanes drift
+apart instead of waiting for each other at every chunk, and a lane busy in one window catches up
+in a lighter one. A block of ``B`` consecutive windows costs about ``max(B * n_chunks, busiest
+lane's pairs in the block)``, with ``B = 2`` when a lane FIFO holds a whole window
+(``window_depth >= n_chunks``), else 1 (:func:`fireflys_hw.plan.lane_block`), and::
 
-    cycles/frame ~= sum over blocks of B consecutive (pixel, group, streamed step) of
+    cycles/frame ~= sum over blocks of B consecutive (pixel, group) windows of
                         max(B * n_chunks, max over lanes of the block's pairs)
-                    + (Kh - 1) * Wp * S                                           # window fill
+                    + (Kh - 1) * Wp                                              # window fill
 
-for frames back to back. A static input streams one step (``S = 1``) and its lanes emit ``T``
-beats per (pixel, group), one per cycle, so its compute term is at least ``Ho * Wo * G * T``.
-The fill is the part of a frame's first window that the orchestrator's holding area could not
-prefetch during the previous frame (``span = (Kh-1) * Wp + Kw`` pixels, ``Kw`` prefetched);
-the very first frame of a run waits for the whole ``span * S`` beats and the pipeline latency
-(about 10 cycles) instead. The input side needs ``Hp * Wp * S`` cycles per frame and is never
-the bottleneck while ``Ho * Wo * G * n_chunks >= Hp * Wp``. In terms of densities (``s1``
-input spikes, ``s2`` non-zero weights), for the planner::
+for frames back to back. The ``T`` neuron updates of a window follow in a ``T``-stage chain
+(:class:`~fireflys_hw.neuron.NeuronLanes`) that takes a window per cycle, so they cost latency,
+not throughput. The fill is the part of a frame's first window that the orchestrator's holding
+area could not prefetch during the previous frame (``span = (Kh-1) * Wp + Kw`` pixels, ``Kw``
+prefetched); the very first frame of a run waits for the whole ``span`` and the pipeline
+latency instead. The input side needs ``Hp * Wp`` cycles per frame (a beat per pixel) and is
+never the bottleneck while ``Ho * Wo * G * n_chunks >= Hp * Wp``. In terms of densities
+(``s1`` input spikes per step, ``s2`` non-zero weights), for the planner::
 
-    cycles/frame ~= Ho * Wo * G * S * max(n_chunks, Kh * Kw * Ci' * s1 * s2 * imbalance)
-                    + (Kh - 1) * Wp * S
+    cycles/frame ~= Ho * Wo * G * max(n_chunks, Kh * Kw * Ci' * s_any * s2 * imbalance)
+                    + (Kh - 1) * Wp,          s_any = 1 - (1 - s1) ** S
 
-with ``imbalance >= 1`` the ratio of the busiest lane's pairs to the mean (1.0 for
-``P_Co = 1``). The max-pool and the collector run at one beat per cycle and are never the
-bottleneck. Note the floor ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)`` per step: at realistic
-spike densities it, not the effectual pairs, often sets the pace, so ``P_Ci >= Ci'`` is where
-``P_Co`` pays off.
+(``S = T``, or 1 for a static input; ``s_any`` the density of inputs that spike at some step,
+for independent steps) with ``imbalance >= 1`` the ratio of the busiest lane's pairs to the
+mean (1.0 for ``P_Co = 1``). The collector and the max-pool run at one beat (pixel) per cycle
+and are never the bottleneck. Note the floor ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)`` per
+window: the walk reads every chunk, empty or not (dropping an empty chunk saves the lanes its
+beat, not the walk its cycle), so ``P_Ci >= Ci'`` is where ``P_Co`` pays off.
 
-The formula is a model, not the exact recurrence (:func:`fireflys_hw.synapse.array_cycles` is
-that): on a random SCNN5 the simulated cores came out within 3 % of it; with the lanes joined
-at the input (``window_depth = 0``, ``B = 1``) up to 8 % above it (18 % before the detectors
-dropped empty chunks while waiting, see :class:`~fireflys_hw.detector.SparsityDetector`). A
+The formula is a model, not the exact recurrence (:func:`fireflys_hw.synapse.array_cycles` with
+``walk=True`` is that, and :func:`fireflys_hw.cyclemodel.batch_array_cycles` for the planner). A
 lane that is busy on consecutive chunks is slower than the formula (its look-ahead holds two
 non-empty chunks). ``benchmarks/bench_core.py`` compares the formula with simulation.
 """
@@ -61,7 +60,7 @@ from .neuron import Argmax, lane_score_beat, lane_spike_beat
 from .orchestrator import DataflowOrchestrator
 from .padding import Padding, check_positive
 from .plan import lane_block
-from .reference import im2col_windows
+from .reference import any_step, im2col_windows
 from .streams import spike_stream
 from .synapse import DEFAULT_WINDOW_DEPTH, SynapseArray
 from .weights import pack_weights, window_kernel
@@ -418,34 +417,32 @@ def core_cycles(layer: SynapticLayer, spikes: np.ndarray, p_co: int, p_ci: int,
                 input_bits: int = 1, static_input: bool = False,
                 window_depth: int = DEFAULT_WINDOW_DEPTH) -> int:
     """Modelled compute cycles of one frame ``spikes[t, c, h, w]`` through a
-    :class:`LayerCore`: ``sum over blocks of B consecutive (pixel, group, streamed step) of
-    max(B * n_chunks, max over lanes of the block's pairs)``, at least ``Ho * Wo * G * T`` for
-    a ``static_input`` (which streams ``t = 0`` only; see the module docstring; add the fill
-    ``(Kh - 1) * Wp * S`` for a frame that follows another, or ``span * S`` for the very
-    first)."""
+    :class:`LayerCore`: ``sum over blocks of B consecutive (pixel, group) windows of max(B *
+    n_chunks, max over lanes of the block's pairs)``, a pair being effectual in some step (see
+    the module docstring; add the fill ``(Kh - 1) * Wp`` for a frame that follows another, or
+    ``span`` for the very first)."""
     pw = pack_weights(layer, p_co, p_ci, input_bits)
-    beats = im2col_windows(spikes, layer, p_ci, p_co, input_bits, static_input)
-    # bitmaps as ints per (lane, group, chunk)
+    steps = 1 if static_input else len(spikes)
+    beats = im2col_windows(spikes, layer, p_ci, p_co, input_bits, static_input,
+                           drop_empty=False)
     words = np.array([pw.bitmap_words(lane) for lane in range(p_co)], dtype=object)
     block = lane_block(window_depth, pw.n_chunks)
     total = 0
     pairs = [0] * p_co
-    steps = 0
+    windows = 0
     for beat in beats:
         index = beat["group"] * pw.n_chunks + beat["chunk"]
-        x = beat["spikes"]
-        for lane in range(p_co):
-            pairs[lane] += bin(x & words[lane, index]).count("1")
+        x = any_step(beat["spikes"], p_ci, steps)
+        if x:
+            for lane in range(p_co):
+                pairs[lane] += bin(x & words[lane, index]).count("1")
         if beat["last_chunk"]:
-            steps += 1
-            if steps == block:
-                total += max(steps * pw.n_chunks, max(pairs))
-                pairs, steps = [0] * p_co, 0
-    if steps:
-        total += max(steps * pw.n_chunks, max(pairs))
-    if static_input:
-        _, oh, ow = layer.out_shape
-        total = max(total, oh * ow * pw.n_groups * len(spikes))
+            windows += 1
+            if windows == block:
+                total += max(windows * pw.n_chunks, max(pairs))
+                pairs, windows = [0] * p_co, 0
+    if windows:
+        total += max(windows * pw.n_chunks, max(pairs))
     return total
 
 
@@ -453,19 +450,17 @@ def core_cycles_estimate(layer: SynapticLayer, p_co: int, p_ci: int, T: int,
                          spike_density: float, input_bits: int = 1,
                          imbalance: float = 1.0, static_input: bool = False) -> float:
     """The planner's estimate of the cycles per frame of a :class:`LayerCore` from densities
-    (module docstring): ``Ho * Wo * G * S * max(n_chunks, Kh*Kw*Ci' * s1 * s2 * imbalance)``
-    (at least ``Ho * Wo * G * T``) plus the window fill ``(Kh - 1) * Wp * S``, ``S = 1`` for a
-    ``static_input``, else ``T``."""
+    (module docstring): ``Ho * Wo * G * max(n_chunks, Kh*Kw*Ci' * s_any * s2 * imbalance)``
+    plus the window fill ``(Kh - 1) * Wp``, ``s_any = 1 - (1 - s1) ** S`` (``S = 1`` for a
+    ``static_input``, else ``T``)."""
     co, oh, ow = layer.out_shape
     ci = layer.in_channels * input_bits
     kh, kw = window_kernel(layer)
     groups = -(-co // p_co)
     n_chunks = kh * kw * -(-ci // p_ci)
     s2 = float(np.count_nonzero(layer.weight)) / layer.weight.size
-    pairs = kh * kw * ci * spike_density * s2 * imbalance
-    wp = layer.in_shape[2] + 2 * layer.padding
     steps = 1 if static_input else T
-    compute = oh * ow * groups * steps * max(n_chunks, pairs)
-    if static_input:
-        compute = max(compute, oh * ow * groups * T)
-    return compute + (kh - 1) * wp * steps
+    s_any = 1.0 - (1.0 - spike_density) ** steps
+    pairs = kh * kw * ci * s_any * s2 * imbalance
+    wp = layer.in_shape[2] + 2 * layer.padding
+    return oh * ow * groups * max(n_chunks, pairs) + (kh - 1) * wp

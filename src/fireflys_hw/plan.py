@@ -109,13 +109,15 @@ class LayerStats:
     weight_density : float
         ``s2``: fraction of non-zero weights.
     mean_pairs : float
-        Mean effectual (spike AND non-zero weight) pairs per output-pixel window, i.e. per
-        (output pixel, output channel, time step): the work of one detector lane for one step.
+        Mean effectual (spike in some step AND non-zero weight) pairs per output-pixel window,
+        i.e. per (output pixel, output channel): the work of one detector lane for one window
+        (every step at once, the T-vectorised dataflow).
     frames : int
         Inputs measured (0 for a density-only estimate from :func:`stats_from_density`).
     pairs : ndarray or None
-        ``(frames, T, Co, Ho * Wo)`` effectual pairs of every window, or ``None`` (the density
-        model of :func:`predicted_cycles` is used then). Not saved in a plan.
+        ``(frames, Co, Ho * Wo)`` effectual pairs of every window (pairs effectual in some
+        step), or ``None`` (the density model of :func:`predicted_cycles` is used then). Not
+        saved in a plan.
     inputs : ndarray or None
         ``(frames, S, Ci', H, W)`` the layer's binary input (bit planes for a multi-bit first
         layer; ``S = 1`` for a static input) on the measured frames, for the cycle recurrence
@@ -131,28 +133,28 @@ class LayerStats:
     inputs: np.ndarray | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def lane_max_histogram(self, p_co: int, block: int = 1, static: bool = False
+    def lane_max_histogram(self, p_co: int, block: int = 1
                            ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """For ``P_Co`` lanes: a frame's steps in window-stream order (``for pixel: for
-        group: for t``; ``t = 0`` only if ``static``, the input being the same at every step)
-        cut into blocks of ``block`` consecutive steps, and per block ``max over the lanes of
-        the block's pairs`` (lane ``l`` serves channels ``group * P_Co + l``). Returns
-        ``(steps, values, counts)`` per block length (a frame's last block may be shorter):
-        the distinct values of that maximum and how often each occurs per frame (mean)."""
+        """For ``P_Co`` lanes: a frame's windows in window-stream order (``for pixel: for
+        group``) cut into blocks of ``block`` consecutive windows, and per block ``max over
+        the lanes of the block's pairs`` (lane ``l`` serves channels ``group * P_Co + l``).
+        Returns ``(windows, values, counts)`` per block length (a frame's last block may be
+        shorter): the distinct values of that maximum and how often each occurs per frame
+        (mean)."""
         if self.pairs is None:
             raise ValueError("lane_max_histogram needs measured pairs (measure_densities)")
-        key = (p_co, block, static)
+        key = (p_co, block)
         if key not in self._cache:
-            pairs = self.pairs[:, :1] if static else self.pairs
-            f, t, co, p = pairs.shape
+            pairs = self.pairs
+            f, co, p = pairs.shape
             groups = -(-co // p_co)
             if groups * p_co != co:
-                padded = np.zeros((f, t, groups * p_co, p), pairs.dtype)
-                padded[:, :, :co] = pairs
+                padded = np.zeros((f, groups * p_co, p), pairs.dtype)
+                padded[:, :co] = pairs
                 pairs = padded
-            # (frame, step in stream order, lane)
-            steps = pairs.reshape(f, t, groups, p_co, p).transpose(0, 4, 2, 1, 3)
-            steps = steps.reshape(f, p * groups * t, p_co)
+            # (frame, window in stream order, lane)
+            steps = pairs.reshape(f, groups, p_co, p).transpose(0, 3, 1, 2)
+            steps = steps.reshape(f, p * groups, p_co)
             n = steps.shape[1]
             full = n // block
             out = []
@@ -169,9 +171,9 @@ class LayerStats:
 
 
 def lane_block(window_depth: int, n_chunks: int) -> int:
-    """Consecutive steps over which :func:`predicted_cycles` takes the busiest lane: 2 when a
-    lane's FIFO of window beats holds a whole step (``window_depth >= n_chunks``), so that
-    a lane can run up to a step ahead of or behind the others and a busy step of one lane
+    """Consecutive windows over which :func:`predicted_cycles` takes the busiest lane: 2 when
+    a lane's FIFO of window beats holds a whole window (``window_depth >= n_chunks``), so that
+    a lane can run up to a window ahead of or behind the others and a busy window of one lane
     evens out with a light one; else 1. An empirical rule: exact simulation of random layers
     and a random SCNN5 put the cores within a few per cent of the model with it (a lane
     drifts by up to ``window_depth`` beats, not by whole blocks, and its look-ahead has limits
@@ -185,18 +187,21 @@ def _popcount(x: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _pairs_of(layer: SynapticLayer, x: np.ndarray, input_bits: int) -> np.ndarray:
-    """Effectual pairs ``(N, T', Co, Ho * Wo)`` for input ``x[n, t, c, h, w]``: the
-    convolution of the input's set bits with the layer's non-zero-weight mask. ``T' = 1``
-    when the input is the same at every step (direct encoding; broadcast it over T)."""
+    """Effectual pairs ``(N, Co, Ho * Wo)`` for input ``x[n, t, c, h, w]``, a pair counted once
+    when its input spikes in some step (the T-vectorised dataflow reads each weight once per
+    window): the convolution of the set bits of ``OR over t of x`` with the layer's
+    non-zero-weight mask."""
     mask = dataclasses.replace(layer, weight=(layer.weight != 0).astype(np.int64),
                                bias=np.zeros(layer.out_channels, np.int64))
-    if x.strides[1] == 0:         # direct encoding: the same input at every t, count once
+    x = np.asarray(x)
+    if x.strides[1] == 0:         # direct encoding: the same input at every t
         x = x[:, :1]
+    x = np.bitwise_or.reduce(x.astype(np.int64), axis=1, keepdims=True)
     if input_bits > 1:
         x = _popcount(x, input_bits)
-    pairs = synaptic_currents(mask, np.asarray(x), max(1, input_bits))
-    n, t = pairs.shape[:2]
-    pairs = pairs.reshape(n, t, layer.out_channels, -1)
+    pairs = synaptic_currents(mask, x, max(1, input_bits))
+    n = pairs.shape[0]
+    pairs = pairs.reshape(n, layer.out_channels, -1)
     dtype = np.uint16 if int(pairs.max(initial=0)) < 1 << 16 else np.uint32
     return pairs.astype(dtype)
 
@@ -207,7 +212,7 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
     every window on ``images`` (uint8, as :func:`fireflys_sw.golden.run_golden` takes them).
 
     A few tens of inputs are plenty: the planner needs the mean cycles per frame, and the
-    ``pairs`` arrays kept for it take ``2 * T * sum(Co * Ho * Wo)`` bytes per input.
+    ``pairs`` arrays kept for it take ``2 * sum(Co * Ho * Wo)`` bytes per input.
     """
     images = np.asarray(images)
     if len(images) == 0:
@@ -232,11 +237,7 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
                 bits[i] += x.size * input_bits
                 planes = bit_planes(xs, input_bits) if input_bits > 1 else np.asarray(xs)
                 inputs[i].append(planes.astype(np.uint8))
-                p = _pairs_of(layer, x, input_bits)
-                if p.shape[1] != artifact.T:
-                    p = np.ascontiguousarray(np.broadcast_to(
-                        p, (p.shape[0], artifact.T) + p.shape[2:]))
-                pairs[i].append(p)
+                pairs[i].append(_pairs_of(layer, x, input_bits))
             x = result.spikes[i]
     stats = []
     for i, layer in synaptic:
@@ -252,7 +253,9 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
 def stats_from_density(artifact: Artifact, spike_density: float | Sequence[float]
                        ) -> list[LayerStats]:
     """Density-only workload (no measurement): ``spike_density`` for every synaptic layer's
-    input, or one value per synaptic layer. ``mean_pairs = Kh * Kw * Ci' * s1 * s2``."""
+    input, or one value per synaptic layer. ``mean_pairs = Kh * Kw * Ci' * s_any * s2``,
+    ``s_any = 1 - (1 - s1) ** S`` the density of inputs that spike in some step (independent
+    steps; ``S = 1`` for a direct-encoded first layer, else ``T``)."""
     synaptic = [(i, layer) for i, layer in enumerate(artifact.layers)
                 if isinstance(layer, SynapticLayer)]
     if isinstance(spike_density, (int, float)) and not isinstance(spike_density, bool):
@@ -269,7 +272,9 @@ def stats_from_density(artifact: Artifact, spike_density: float | Sequence[float
         s2 = float(np.count_nonzero(layer.weight)) / layer.weight.size
         kh, kw = _window(layer)
         ci = _binary_in_channels(layer, artifact.input_bits if i == 0 else 1)
-        stats.append(LayerStats(i, s1, s2, kh * kw * ci * s1 * s2))
+        steps = 1 if i == 0 and artifact.input_encoding is InputEncoding.DIRECT else artifact.T
+        s_any = 1.0 - (1.0 - s1) ** steps
+        stats.append(LayerStats(i, s1, s2, kh * kw * ci * s_any * s2))
     return stats
 
 
@@ -281,36 +286,33 @@ def predicted_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: i
     """Predicted cycles per frame of one layer core, frames back to back (model estimate).
 
     The formula of :mod:`fireflys_hw.core` (its module docstring; :func:`~fireflys_hw.core.
-    core_cycles` evaluates the compute term on one frame). Per (output pixel, group, streamed
-    time step) the orchestrator sends ``n_chunks`` window beats, one per cycle, empty ones
-    included, into a FIFO of ``window_depth`` beats per detector lane; a lane needs one cycle
-    per effectual pair (empty chunks are dropped in its look-ahead, and the step's bias rides
-    in a slot that would otherwise be wasted), and the lanes drift apart by up to
-    ``window_depth`` beats. So a block of ``B`` consecutive steps costs ``max(B * n_chunks,
-    busiest lane's pairs in the block)``, ``B = lane_block(window_depth, n_chunks)`` (2 when a
-    lane FIFO holds a step, else 1; :func:`lane_block`)::
+    core_cycles` evaluates the compute term on one frame). The dataflow is T-vectorised: per
+    (output pixel, group) the orchestrator walks the window's ``n_chunks`` chunks, one per
+    cycle, each carrying every step, and sends the ones that spike in some step into a FIFO of
+    ``window_depth`` beats per detector lane; a lane needs one cycle per pair effectual in
+    some step (its weight is added into the accumulators of the steps it spikes in), and the
+    lanes drift apart by up to ``window_depth`` beats. So a block of ``B`` consecutive windows
+    costs ``max(B * n_chunks, busiest lane's pairs in the block)``, ``B = lane_block(
+    window_depth, n_chunks)`` (2 when a lane FIFO holds a window, else 1;
+    :func:`lane_block`)::
 
-        S       = 1 if static_input else T     # time steps the core streams
-        compute = sum over blocks of B consecutive (pixel, group, streamed step) of
+        compute = sum over blocks of B consecutive (pixel, group) windows of
                       max(B * n_chunks, max over the lanes of the block's pairs)
-        compute = max(compute, Ho * Wo * G * T) if static_input   # T beats out per result
-        fill    = (Kh - 1) * Wp * S        # the window rows not prefetched during the last frame
-        cycles  = max(compute + fill, Hp * Wp * S)       # the input side: one beat per cycle
+        fill    = (Kh - 1) * Wp            # the window rows not prefetched during the last frame
+        cycles  = max(compute + fill, Hp * Wp)        # the input side: one pixel per cycle
 
-    ``static_input``: the layer's input is the same at every time step (a direct-encoded
-    first layer); its core takes one beat per pixel and computes the current once, and the
-    neuron lanes apply it at every step (:class:`fireflys_hw.core.LayerCore`). ``stats`` are
-    then the same at every step (as :func:`measure_densities` records them) and count once.
+    ``T`` and ``static_input`` (a direct-encoded first layer, whose input is the same at every
+    step) do not enter the formula: the walk and the pairs are per window whatever the steps
+    a chunk carries, and the ``T`` neuron updates of a window are pipelined.
     ``window_depth = 0``: lanes that take each beat together, ``B = 1``.
 
     With measured ``stats.pairs`` the compute term is exact for the measured frames (mean over
-    them). Without, the density model: ``mu = stats.mean_pairs`` pairs per lane and step, the
-    busiest of ``P_Co`` lanes over a block ``~ mu + sqrt(2 * ln(P_Co) * mu / B)`` per step
-    (the expected maximum of ``P_Co`` Poisson counts of mean ``B * mu``, Gaussian
-    approximation), and ``compute = Ho * Wo * G * S * max(n_chunks, busiest)``. Simulated
-    cores came out within a few per cent of the formula, either way (a random SCNN5: within
-    3 %; ``benchmarks/bench_core.py``); layers whose lanes are each busy on consecutive
-    chunks are slower than it (a lane's look-ahead holds two non-empty chunks).
+    them). Without, the density model: ``mu = stats.mean_pairs`` pairs per lane and window,
+    the busiest of ``P_Co`` lanes over a block ``~ mu + sqrt(2 * ln(P_Co) * mu / B)`` per
+    window (the expected maximum of ``P_Co`` Poisson counts of mean ``B * mu``, Gaussian
+    approximation), and ``compute = Ho * Wo * G * max(n_chunks, busiest)``. Layers whose lanes
+    are each busy on consecutive chunks are slower than it (a lane's look-ahead holds two
+    non-empty chunks); :func:`recurrence_cycles` sees that.
     """
     co, ho, wo = layer.out_shape
     kh, kw = _window(layer)
@@ -319,20 +321,15 @@ def predicted_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: i
     n_chunks = kh * kw * -(-ci // p_ci)
     hp = layer.in_shape[1] + 2 * layer.padding
     wp = layer.in_shape[2] + 2 * layer.padding
-    steps = 1 if static_input else T
     block = lane_block(window_depth, n_chunks)
     if stats.pairs is not None:
         compute = sum(float(np.dot(counts, np.maximum(values, length * n_chunks)))
-                      for length, values, counts
-                      in stats.lane_max_histogram(p_co, block, static_input))
+                      for length, values, counts in stats.lane_max_histogram(p_co, block))
     else:
         mu = stats.mean_pairs
         busiest = mu + math.sqrt(2.0 * math.log(p_co) * mu / block) if p_co > 1 else mu
-        compute = ho * wo * groups * steps * max(float(n_chunks), busiest)
-    if static_input:
-        # the lanes emit T beats per (pixel, group), one per cycle
-        compute = max(compute, float(ho * wo * groups * T))
-    return max(compute + (kh - 1) * wp * steps, float(hp * wp * steps))
+        compute = ho * wo * groups * max(float(n_chunks), busiest)
+    return max(compute + (kh - 1) * wp, float(hp * wp))
 
 
 def recurrence_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: int, T: int,
@@ -342,12 +339,14 @@ def recurrence_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: 
     on the measured frames (model estimate, the planner's final figure).
 
     Where :func:`predicted_cycles` approximates how far the lanes drift apart (blocks of
-    ``lane_block`` steps), this evaluates the register-transfer recurrence of the array
+    ``lane_block`` windows), this evaluates the register-transfer recurrence of the
+    orchestrator's walk (one chunk per cycle, empty chunks dropped) and the array
     (:func:`fireflys_hw.cyclemodel.batch_array_cycles`: lane FIFOs of ``window_depth`` beats,
-    each detector's look-ahead, ``depth`` results in flight) on every measured frame's window
-    beats, then adds the same window fill and input floor::
+    each detector's look-ahead, ``depth`` results in flight, the ``T``-stage neuron chain's
+    latency) on every measured frame's window chunks, then adds the same window fill and
+    input floor::
 
-        cycles = max(mean over frames of array cycles + (Kh - 1) * Wp * S,  Hp * Wp * S)
+        cycles = max(mean over frames of array cycles + (Kh - 1) * Wp,  Hp * Wp)
 
     It needs ``stats.inputs`` (:func:`measure_densities`); its cost is one Python iteration
     per simulated cycle for all frames together (about 0.1 ms per cycle on a laptop core), so
@@ -359,14 +358,12 @@ def recurrence_cycles(layer: SynapticLayer, stats: LayerStats, p_co: int, p_ci: 
         raise ValueError("recurrence_cycles needs the measured inputs (measure_densities)")
     kh, _ = _window(layer)
     mask = expanded_weight(layer, input_bits) != 0
-    pairs, last_chunk, last_step = lane_pairs(stats.inputs, mask, p_co, p_ci, layer.padding)
-    cycles = batch_array_cycles(pairs, last_chunk, last_step, readout=layer.is_readout,
-                                window_depth=window_depth, depth=depth,
-                                static_T=T if static_input else None)
+    pairs, last_chunk, empty = lane_pairs(stats.inputs, mask, p_co, p_ci, layer.padding)
+    cycles = batch_array_cycles(pairs, last_chunk, empty=empty, readout=layer.is_readout, T=T,
+                                window_depth=window_depth, depth=depth)
     hp = layer.in_shape[1] + 2 * layer.padding
     wp = layer.in_shape[2] + 2 * layer.padding
-    steps = 1 if static_input else T
-    return max(float(cycles.mean()) + (kh - 1) * wp * steps, float(hp * wp * steps))
+    return max(float(cycles.mean()) + (kh - 1) * wp, float(hp * wp))
 
 
 # --- resources --------------------------------------------------------------------------------
@@ -472,16 +469,22 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: widest register (membrane / current; the readout's score); ``address_bits`` the weight
 #: store's address; ``group_bits`` ``ceil(log2 G)`` for ``G > 1``; ``channels`` ``Co``;
 #: ``score_bits_total`` ``Co * score_bits`` (readout); ``window_bits`` the bits of a window
-#: beat (:func:`window_beat_bits`).
+#: beat (:func:`window_beat_bits`); ``step_bits`` ``(S - 1) * P_Ci``, the detector's spike bits
+#: beyond one step (T-vectorised dataflow: OR over the steps and a spike bit per step per
+#: pair; 1 LUT and 3 FF per bit, counted by hand, not fitted); ``chain_bits`` the neuron
+#: lane's registers beyond one accumulator and one membrane (:func:`_chain_bits`: the other
+#: accumulators and the ``T``-stage update chain; 1 FF per bit). The fit was made on the per-step
+#: dataflow; :func:`predicted_resources` scales ``membrane_bits`` by the lane's ``T``
+#: accumulators and update stages.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
                      "ff": {"const": 0.0, "p_ci": 0.0, "ci": 0.0}},
     # one detector lane with its neuron lane and output FIFO (FireFly-S counts them together)
     "lane": {"lut": {"const": 0.0, "p_ci": 0.0, "p_ci_log2": 1.13, "membrane_bits": 5.54,
-                     "address_bits": 4.87, "group_bits": 0.0},
+                     "address_bits": 4.87, "group_bits": 0.0, "step_bits": 1.0},
              "ff": {"const": 52.29, "p_ci": 6.1, "membrane_bits": 0.0, "address_bits": 3.65,
-                    "group_bits": 8.52}},
+                    "group_bits": 8.52, "step_bits": 3.0, "chain_bits": 1.0}},
     # reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
     "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},
     "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 0.0},
@@ -555,20 +558,22 @@ DEFAULT_RESOURCE_MODEL = ResourceModel(RESOURCE_COEFFICIENTS, FAMILY_MODELS)
 
 
 def window_beat_bits(p_ci: int, n_chunks: int, steps: int, groups: int) -> int:
-    """Bits of one window beat (:func:`fireflys_hw.streams.window_chunk`: spikes, chunk, t,
-    group and two flags), the width of a detector lane's window FIFO."""
+    """Bits of one window beat (:func:`fireflys_hw.streams.window_chunk`: ``steps * p_ci``
+    spikes, chunk, group and the last-chunk flag), the width of a detector lane's window
+    FIFO."""
     def field(n: int) -> int:
         return max(1, (max(n, 2) - 1).bit_length())
-    return p_ci + field(n_chunks) + field(steps) + field(groups) + 2
+    return steps * p_ci + field(n_chunks) + field(groups) + 1
 
 
 def fifo_depth(T: int, out_width: int, readout: bool = False) -> int:
-    """Depth of the FIFO from a core to the next: one row of the core's output map (``T *
-    width`` beats, the burst a max-pool releases at once), at least two pixels (``2 * T``),
-    rounded up to a power of two; 2 after the readout (one result per frame)."""
+    """Depth of the FIFO from a core to the next: one row of the core's output map (``width``
+    beats, a beat being a pixel at every step: the burst a max-pool releases at once), at
+    least two pixels, rounded up to a power of two; 2 after the readout (one result per
+    frame). ``T`` does not count (kept for the callers)."""
     if readout:
         return 2
-    return 1 << (max(2 * T, T * out_width) - 1).bit_length()
+    return 1 << (max(2, out_width) - 1).bit_length()
 
 
 @dataclass(frozen=True)
@@ -585,8 +590,8 @@ class _LayerContext:
 
     @property
     def steps(self) -> int:
-        """Input beats per pixel: ``T``, or 1 for a static input (direct-encoded first
-        layer)."""
+        """Time steps an input beat carries: ``T``, or 1 for a static input (direct-encoded
+        first layer)."""
         return 1 if self.static_input else self.T
 
     @property
@@ -650,21 +655,45 @@ def predicted_resources(layer: SynapticLayer, p_co: int, p_ci: int, *, T: int,
     lanes, collector, max-pool, FIFO) ``+ memories``, each memory mapped by the family's memory
     model (:meth:`ResourceModel.memory`):
 
-    * orchestrator buffer: ``(span + Kw) * T`` words of ``Ci'`` bits, ``span = (Kh - 1) * Wp +
-      Kw`` pixels (``T`` is 1 for a ``static_input``, a direct-encoded first layer);
+    * orchestrator buffer: ``span + Kw`` words of ``S * Ci'`` bits (a pixel at every step),
+      ``span = (Kh - 1) * Wp + Kw`` pixels (``S = T``, or 1 for a ``static_input``, a
+      direct-encoded first layer);
     * per lane, the compressed weight store (``max over lanes of the lane's non-zero weights``
       words of the stored weight width) and the bitmap ROM (``G * 2**ceil(log2 n_chunks)``
       words of ``P_Ci`` + address bits);
     * per lane, bias and threshold per group (distributed, read asynchronously; none if G = 1);
     * per lane, the FIFO of window beats (``window_fifo``: its LUT RAM is in the coefficient);
-      for a ``static_input`` the lane's output FIFO holds the current (``LANE_FIFO_DEPTH``
-      words of ``current_bits``) instead of a spike;
-    * the collector's two banks of ``T`` words of ``G * P_Co`` bits (none if G = 1);
-    * the max-pool's line buffer, ``(Wo / k) * T`` words of ``Co`` bits;
-    * the FIFO to the next core, :func:`fifo_depth` words of ``Co`` bits.
+      the lane's output FIFO of ``T`` spikes per window (``LANE_FIFO_DEPTH`` words; the
+      coefficient holds its first bit);
+    * the collector's two words of ``T * G * P_Co`` bits (none if G = 1);
+    * the max-pool's line buffer, ``Wo / k`` words of ``T * Co`` bits;
+    * the FIFO to the next core, :func:`fifo_depth` words of ``T * Co`` bits.
+
+    The lane's logic scales with the steps it keeps: ``membrane_bits`` counts its ``T``
+    accumulators and ``T`` update stages (``T * `` the widest register), ``step_bits`` the
+    ``(S - 1) * P_Ci`` spike bits each of the detector's stages A0, A1, B carries beyond one
+    step (OR over the steps, the pair's spike at every step). The calibration (one step per
+    beat) fixed the per-bit coefficients; these features carry them to ``T`` steps.
     """
     return _resources(_LayerContext(layer, -1, T, input_bits, input_max, pool, static_input),
                       p_co, p_ci, family, model)
+
+
+def _chain_bits(layer: SynapticLayer, widths, T: int, steps: int, th_bits: int,
+                groups: int) -> int:
+    """Register bits a T-vectorised neuron lane has beyond the per-step lane the calibration
+    saw: ``S - 1`` more accumulators and the ``T - 1`` registers between the update stages
+    (membrane, the currents still to come, threshold, the spikes so far, group)."""
+    cbits = widths.current_bits
+    extra = (steps - 1) * cbits
+    if layer.is_readout:
+        return extra
+    vbits = max(widths.membrane_bits, cbits)
+    gbits = max(1, (max(groups, 2) - 1).bit_length())
+    for t in range(1, T):
+        rest = T - t if steps == T else 1
+        extra += 1 + vbits + rest * cbits + th_bits + t + gbits
+    return extra
 
 
 def _resources(ctx: _LayerContext, p_co: int, p_ci: int, family: str,
@@ -684,22 +713,27 @@ def _resources(ctx: _LayerContext, p_co: int, p_ci: int, family: str,
     else:
         lane_bits = max(widths.current_bits, widths.membrane_bits)
 
+    steps = ctx.steps
     total = model.module("padding", family)
-    total += model.module("orchestrator", family, p_ci=p_ci,
-                          chunk_mux=p_ci * (n_ci_chunks - 1), ci=ci)
+    total += model.module("orchestrator", family, p_ci=p_ci * steps,
+                          chunk_mux=steps * p_ci * (n_ci_chunks - 1), ci=ci * steps)
     span = (kh - 1) * wp + kw
-    total += model.memory(ci, (span + kw) * ctx.steps, family)      # orchestrator buffer
+    total += model.memory(ci * steps, span + kw, family)      # orchestrator buffer
 
     store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
+    # the T accumulators and T update stages of a spiking lane (the readout: S accumulators
+    # and their sum)
+    kept = T if not layer.is_readout else steps
     lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
-                        membrane_bits=lane_bits, address_bits=address_bits,
-                        group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0)
+                        membrane_bits=kept * lane_bits, address_bits=address_bits,
+                        group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0,
+                        step_bits=(steps - 1) * p_ci,
+                        chain_bits=_chain_bits(layer, widths, T, steps, th_bits, groups))
     lane += model.module("window_fifo", family,
-                         window_bits=window_beat_bits(p_ci, n_chunks, ctx.steps, groups))
-    if ctx.static_input and not layer.is_readout:
-        # the lane's output FIFO holds the current (applied T times), not a spike
-        lane += model.memory(widths.current_bits - 1, LANE_FIFO_DEPTH, family,
-                             sync_read=False)
+                         window_bits=window_beat_bits(p_ci, n_chunks, steps, groups))
+    if not layer.is_readout and T > 1:
+        # the lane's output FIFO holds T spikes per window (the coefficient has the first)
+        lane += model.memory(T - 1, LANE_FIFO_DEPTH, family, sync_read=False)
     lane += model.memory(weight_bits, store_depth, family, rom=True)
     lane += model.memory(p_ci + address_bits, groups * chunk_words, family, rom=True)
     if groups > 1:
@@ -712,16 +746,16 @@ def _resources(ctx: _LayerContext, p_co: int, p_ci: int, family: str,
                               score_bits_total=co * widths.score_bits)
     elif groups > 1:
         total += model.module("collector", family)
-        total += model.memory(groups * p_co, 2 * T, family)
+        total += model.memory(T * groups * p_co, 2, family)
     if ctx.pool is not None:
-        total += model.module("maxpool", family, channels=co)
-        total += model.memory(co, (layer.out_shape[2] // ctx.pool.kernel) * T, family)
+        total += model.module("maxpool", family, channels=T * co)
+        total += model.memory(T * co, layer.out_shape[2] // ctx.pool.kernel, family)
     out_c, _, out_w = ctx.out_map
     depth = fifo_depth(T, out_w, layer.is_readout)
     total += model.module("fifo", family)
     # SyncFIFOBuffered: depth - 1 entries read asynchronously, and an output register
-    total += model.memory(out_c if not layer.is_readout else co * widths.score_bits, depth - 1,
-                          family, sync_read=False)
+    total += model.memory(T * out_c if not layer.is_readout else co * widths.score_bits,
+                          depth - 1, family, sync_read=False)
     return total
 
 

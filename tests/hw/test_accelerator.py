@@ -12,7 +12,8 @@ from fireflys_hw.accelerator import (Accelerator, accelerator_stages, beat_words
                                      decode_readout, input_beats, words_to_int)
 from fireflys_hw.flow import _run_pysim, simulate_accelerator
 from fireflys_hw.plan import measure_densities
-from fireflys_hw.reference import bit_planes
+from fireflys_hw.reference import bit_planes, window_beats
+from fireflys_hw.weights import window_kernel
 from fireflys_hw.verilator import verilator_unavailable
 from fireflys_sw.artifact import InputEncoding
 from fireflys_sw.golden import encode_input, run_golden
@@ -90,21 +91,25 @@ def test_accelerator_frames_encoding():
 
 
 def test_accelerator_counters_exact():
-    """The profiling counters: window beats per frame are exactly ``Ho*Wo*G*S*n_chunks`` (``S
-    = 1`` for the direct-encoded first layer, which streams each window once), the pairs
-    exactly the golden model's effectual pairs (counted once for the first layer), frames and
-    beats counted right."""
+    """The profiling counters: window beats per frame are exactly the chunks the orchestrators
+    send (those that spike in some step, and each window's last), the pairs exactly the golden
+    model's pairs effectual in some step, frames and beats counted right."""
     a = small("1x6x6-4c3p1-mp2-5fc", seed=3, T=2, input_bits=2)
     par = [(3, 1), (2, 4)]
     report, images = check(a, par, seed=3, stall_in=0.0, stall_out=0.0)
     stats = measure_densities(a, images)
     layers = [a.layers[0], a.layers[2]]
-    for stage, layer, st, (p_co, p_ci), ci, steps in zip(report.stages, layers, stats, par,
-                                                         (2, 4), (1, a.T)):
+    for stage, layer, st, (p_co, p_ci) in zip(report.stages, layers, stats, par):
         co, ho, wo = layer.out_shape
-        n_chunks = 9 * -(-ci // p_ci)      # conv 3x3; the fc's window is the 3x3 pooled map
-        assert stage.window_cycles == ho * wo * -(-co // p_co) * steps * n_chunks
-        assert stage.pairs == pytest.approx(st.pairs.sum() / len(images) * steps / a.T)
+        groups = -(-co // p_co)
+        p = layer.padding
+        beats = [len(window_beats(np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))),
+                                  window_kernel(layer), p_ci, groups)) for x in st.inputs]
+        assert stage.window_cycles == pytest.approx(np.mean(beats))
+        n_chunks = window_kernel(layer)[0] * window_kernel(layer)[1] * \
+            -(-st.inputs.shape[2] // p_ci)
+        assert stage.window_cycles < ho * wo * groups * n_chunks
+        assert stage.pairs == pytest.approx(st.pairs.sum() / len(images))
         assert stage.simulated_cycles >= stage.window_cycles
     # frames back to back with no stalls: the interval is the slowest core's busy cycles plus
     # its window fill, within the 15 % the core tests allow for the model

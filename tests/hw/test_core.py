@@ -217,7 +217,7 @@ def test_core_cycles_formula():
     core = LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T)
     frames = [random_spikes(rng, layer, T, density=0.3) for _ in range(2)]
     [interval] = steady_frame_cycles(core, frames)
-    fill = (3 - 1) * (4 + 2) * T
+    fill = (3 - 1) * (4 + 2)
     model = core_cycles(layer, frames[1], p_co, p_ci) + fill
     assert abs(interval / model - 1) < 0.15, (interval, model)
 
@@ -263,7 +263,7 @@ def steady_frame_cycles(core, frames):
 def test_core_cycles_skewed_lanes():
     """With each lane busy on different chunks, lanes joined at the input pay every lane's
     excess in turn; the lane FIFOs let them drift apart, which brings the simulated frame
-    within 10 % of the planner's predicted_cycles (``max(n_chunks, busiest lane)`` per step)."""
+    within 10 % of the planner's predicted_cycles (``max(n_chunks, busiest lane)`` per window)."""
     rng = np.random.default_rng(70)
     layer = skewed_layer(rng)
     T, p_co, p_ci = 2, 8, 16
