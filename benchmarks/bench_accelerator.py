@@ -43,11 +43,11 @@ import sys
 import time
 
 
-from fireflys_hw import core, synapse
-from fireflys_hw.orchestrator import DataflowOrchestrator
-from fireflys_hw.accelerator import input_beats, words_to_int
-from fireflys_hw.detector import SparsityDetector
+from fireflys_hw.gateware import core, synapse
+from fireflys_hw.gateware.orchestrator import DataflowOrchestrator
+from fireflys_hw.gateware.detector import SparsityDetector
 from fireflys_hw.flow import build_accelerator, make_plan, simulate_accelerator
+from fireflys_hw.host.beats import input_beats, words_to_int
 from fireflys_sw.synthetic import random_artifact, random_images
 
 FIREFLY_S_CYCLES = 33_100

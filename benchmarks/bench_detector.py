@@ -82,9 +82,9 @@ def simulate_array(dut, beats, n_out):
 
 
 def main():
-    from fireflys_hw.detector import SparsityDetector, detector_cycles
-    from fireflys_hw.reference import im2col_windows
-    from fireflys_hw.synapse import SynapseArray, array_cycles
+    from fireflys_hw.gateware.detector import SparsityDetector, detector_cycles
+    from fireflys_hw.compiler.reference import im2col_windows
+    from fireflys_hw.gateware.synapse import SynapseArray, array_cycles
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -5,22 +5,23 @@ Usage: python benchmarks/bench_plan.py [--images N] [--seed S] [--models scnn5,s
 For random SCNN5 / SCNN7 / SCNN9 artifacts (:func:`fireflys_sw.synthetic.random_artifact`,
 90 % weight sparsity, thresholds set for ~15 % spike density, T = 4, 4-bit weights, 8-bit
 direct-encoded input) it measures the workload on ``N`` random inputs
-(:func:`fireflys_hw.plan.measure_densities`), plans each within FireFly-S's LUT budget on the
+(:func:`fireflys_hw.compiler.measure_densities`), plans each within FireFly-S's LUT budget on the
 xczu5ev at 333 MHz, prints the plan table, and compares the predicted cycles per frame with
 FireFly-S's published frame rates (Table VI, converted at 333 MHz).
 
 All planner figures are MODEL ESTIMATES: cycles from the detector/orchestrator formula
-(:func:`fireflys_hw.plan.predicted_cycles`, which equals :func:`fireflys_hw.core.core_cycles`
-on the measured frames and ran 1-7 % below simulation), resources from the linear model
-calibrated on FireFly-S's per-module costs (not synthesised). The networks are random, not
-the trained ones, so spike statistics differ from the paper's.
+(:func:`fireflys_hw.compiler.predicted_cycles`, which equals
+:func:`fireflys_hw.gateware.core.core_cycles` on the measured frames and ran 1-7 % below
+simulation), resources from the linear model calibrated on FireFly-S's per-module costs (not
+synthesised). The networks are random, not the trained ones, so spike statistics differ from the
+paper's.
 """
 
 import argparse
 import time
 
 from fireflys_sw.synthetic import random_artifact, random_images
-from fireflys_hw.plan import PlanError, format_plan, measure_densities, plan_accelerator
+from fireflys_hw.compiler import PlanError, format_plan, measure_densities, plan_accelerator
 
 # FireFly-S on the KV260 (Table VI): LUT / FF / BRAM used, FPS at 333 MHz
 FIREFLY_S = {

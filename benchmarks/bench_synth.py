@@ -109,7 +109,7 @@ def main(argv=None):
 
     if args.no_ecp5:
         return 0
-    from boards import BoardError, build_board
+    from fireflys_boards import BoardError, build_board
     out = tempfile.mkdtemp(prefix="fireflys-ulx3s-")
     start = time.perf_counter()
     try:

@@ -10,9 +10,9 @@ a fixed parallelism so that the set does not change with the planner) with yowas
 
 * the target: logic LUTs + the LUTs its LUT RAM cells occupy (what Vivado's "CLB LUTs"
   counts), and FFs;
-* the model: :func:`fireflys_hw.plan.predicted_resources` split into its memories (mapped by
+* the model: :func:`fireflys_hw.compiler.predicted_resources` split into its memories (mapped by
   the family's memory rules, not fitted) and the linear module terms of
-  :data:`fireflys_hw.plan.RESOURCE_COEFFICIENTS`.
+  :data:`fireflys_hw.compiler.RESOURCE_COEFFICIENTS`.
 
 Then it fits the module terms listed in ``FITTED`` by non-negative least squares (relative
 errors, so that small cores count as much as big ones), keeps the others, and prints the
@@ -82,22 +82,22 @@ def core_terms(artifact, plan):
     """Per core of ``plan``: ``(memories, {(module, term): (lut feature, ff feature)})`` where
     the core's model is ``memories + sum(coefficient * feature)`` (the model is linear in its
     coefficients, so each feature is the model with that one coefficient set to 1)."""
-    from fireflys_hw import plan as planmod
+    from fireflys_hw.compiler import resources as planmod
     base = planmod.DEFAULT_RESOURCE_MODEL
     zero = {m: {k: {t: 0.0 for t in terms} for k, terms in table.items()}
             for m, table in base.coefficients.items()}
-    stages = planmod._stage_contexts(artifact)
+    stages = planmod.stage_contexts(artifact)
     out = []
     for ctx, lp in zip(stages, plan.layers):
         model = dataclasses.replace(base, coefficients=zero)
-        memories = planmod._resources(ctx, lp.p_co, lp.p_ci, "xcup", model)
+        memories = planmod.layer_resources(ctx, lp.p_co, lp.p_ci, "xcup", model)
         features = {}
         for module, table in base.coefficients.items():
             for term in set(table["lut"]) | set(table["ff"]):
                 unit = {m: {k: dict(v) for k, v in t.items()} for m, t in zero.items()}
                 unit[module]["lut"][term] = 1.0
                 unit[module]["ff"][term] = 1.0
-                res = planmod._resources(ctx, lp.p_co, lp.p_ci, "xcup",
+                res = planmod.layer_resources(ctx, lp.p_co, lp.p_ci, "xcup",
                                          dataclasses.replace(base, coefficients=unit))
                 features[(module, term)] = (res.lut - memories.lut, res.ff - memories.ff)
         out.append((memories, features))
@@ -113,7 +113,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from scipy.optimize import nnls
 
-    from fireflys_hw.plan import RESOURCE_COEFFICIENTS
+    from fireflys_hw.compiler import RESOURCE_COEFFICIENTS
 
     designs = args.designs.split(",")
     start = time.perf_counter()

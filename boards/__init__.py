@@ -6,14 +6,15 @@ name           platform                             device profile  clock    bui
 arty-a7-35     amaranth-boards ArtyA7_35Platform    xc7a35t         100 MHz  Vivado build tree
 arty-a7-100    amaranth-boards ArtyA7_100Platform   xc7a100t        100 MHz  Vivado build tree
 ulx3s-85f      amaranth-boards ULX3S_85F_Platform   LFE5U-85F       25 MHz   bitstream (yowasp)
-kv260          :class:`boards.kv260.KV260Platform`  xczu5ev         100 MHz  Vivado build tree
+kv260          KV260Platform (ours, ``kv260.py``)   xczu5ev         100 MHz  Vivado build tree
                                                                              + AXI4-Stream module
 =============  ===================================  ==============  =======  ====================
 
-Every target puts the accelerator behind the UART link (:class:`fireflys_hw.link.UARTBridge`,
-protocol in :mod:`fireflys_hw.protocol`); the KV260 build also writes the accelerator with
-AXI4-Stream ports for a DMA (:mod:`fireflys_hw.axis`). ``docs/boards.md`` has the wiring and
-the steps after the build. Only this package knows pin names.
+Every target puts the accelerator behind the UART link
+(:class:`fireflys_hw.gateware.link.UARTBridge`, protocol in :mod:`fireflys_hw.host.protocol`); the
+KV260 build also writes the accelerator with AXI4-Stream ports for a DMA
+(:mod:`fireflys_hw.gateware.axis`). ``docs/boards.md`` has the wiring and the steps after the
+build. Only this package knows pin names.
 
 :func:`build_board` is the step ``artifact -> board build``: plan for the board's device (or
 check a given plan against it), refuse a model that does not fit with one line, write the
@@ -68,7 +69,7 @@ def _kv260():
 @dataclass(frozen=True)
 class BoardTarget:
     """One board: its Amaranth platform, the device profile the planner budgets against
-    (:mod:`fireflys_hw.devices`), its clock, and how far :func:`build_board` takes it."""
+    (:mod:`fireflys_hw.compiler.devices`), its clock, and how far :func:`build_board` takes it."""
 
     name: str
     description: str
@@ -100,10 +101,10 @@ def board_target(name: str) -> BoardTarget:
 
 
 def fit_problems(plan, device) -> list[str]:
-    """Resources of ``plan`` (the planner's model estimates, :mod:`fireflys_hw.plan`) that
+    """Resources of ``plan`` (the planner's model estimates, :mod:`fireflys_hw.compiler`) that
     exceed ``device``'s capacity, worst first, each as ``"LUT: 45,120 > 20,800 (+24,320,
     217 %)"``."""
-    from fireflys_hw.devices import device_profile
+    from fireflys_hw.compiler.devices import device_profile
     dev = device_profile(device)
     rows = [("LUT", plan.lut, dev.luts), ("FF", plan.ff, dev.ffs),
             ("BRAM", plan.bram_blocks, dev.bram_blocks)]
@@ -144,11 +145,11 @@ class BoardBuild:
 
 def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
     from fireflys_hw.flow import make_plan
-    from fireflys_hw.plan import PlanError, load_plan
+    from fireflys_hw.compiler import PlanError, load_plan
     if plan is not None and parallelism is not None:
         raise BoardError("give either a plan or a parallelism, not both")
     if plan is not None:
-        from fireflys_hw.plan import Plan, check_plan
+        from fireflys_hw.compiler import Plan, check_plan
         plan = plan if isinstance(plan, Plan) else load_plan(plan)
         check_plan(plan, artifact)
         parallelism = plan.parallelism()     # re-estimated below for this board's device
@@ -201,9 +202,9 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     utilisation go into the report.
     """
     from fireflys_hw.flow import build_accelerator
-    from fireflys_hw.plan import save_plan
-    from fireflys_hw.protocol import model_id
-    from fireflys_hw.uart import baud_divisor
+    from fireflys_hw.compiler import save_plan
+    from fireflys_hw.host.protocol import model_id
+    from fireflys_hw.gateware.uart import baud_divisor
 
     from .uart_top import UARTBoardTop
 
@@ -260,7 +261,7 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     if target.axis:
         from amaranth.back import verilog
 
-        from fireflys_hw.axis import AXIStreamAccelerator
+        from fireflys_hw.gateware.axis import AXIStreamAccelerator
         wrapper = AXIStreamAccelerator(build_accelerator(artifact, plan, profile=False))
         files["axis_verilog"] = out / "axis" / "fireflys_axis.v"
         files["axis_verilog"].parent.mkdir(exist_ok=True)

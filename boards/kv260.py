@@ -26,7 +26,7 @@ that agree with each other:
 The UART bring-up path puts a USB-UART adapter on PMOD J2: the FPGA transmits on pin 2 (E10)
 and receives on pin 3 (D10), Digilent's PMOD "type 3" UART assignment (host TXD on pin 2,
 RXD on pin 3) that adapters such as the Digilent Pmod USBUART follow; cross the lines if yours
-is labelled from its own side. The DMA path (``fireflys_hw.axis``) needs no pins: see
+is labelled from its own side. The DMA path (``fireflys_hw.gateware.axis``) needs no pins: see
 ``docs/boards.md``.
 """
 

@@ -1,4 +1,4 @@
-"""The top of every UART board target: the accelerator behind :class:`fireflys_hw.link.
+"""The top of every UART board target: the accelerator behind :class:`fireflys_hw.gateware.link.
 UARTBridge`, wired to the platform's ``uart`` 0 resource and, where the board has them, LEDs.
 
 LEDs (``led`` 0, 1, 2 when present): a frame is in flight; receive overrun (the host sent
@@ -8,8 +8,8 @@ faster than the accelerator took beats: a byte was lost); framing error (wrong b
 from amaranth.build import ResourceError
 from amaranth.hdl import Elaboratable, Module
 
-from fireflys_hw.link import UARTBridge
-from fireflys_hw.uart import baud_divisor
+from fireflys_hw.gateware.link import UARTBridge
+from fireflys_hw.gateware.uart import baud_divisor
 
 __all__ = ["UARTBoardTop"]
 

@@ -3,7 +3,8 @@
 
 A thin layer over :func:`fireflys_hw.flow.compile_accelerator`,
 :func:`fireflys_hw.flow.simulate_accelerator`, :func:`fireflys_hw.synth.synthesise_accelerator`,
-:func:`boards.build_board` and :class:`fireflys_hw.host.Board`; the main CLI adds them with::
+:func:`fireflys_boards.build_board` and :class:`fireflys_hw.host.board.Board`; the main CLI adds
+them with::
 
     from fireflys_hw.cli import add_subcommands
     add_subcommands(sub)          # sub = parser.add_subparsers(...)
@@ -264,7 +265,7 @@ def run_synth(args) -> int:
 
 def _add_build(subparsers) -> None:
     try:        # boards/ is a top-level package beside fireflys_hw
-        from boards import BOARDS, DEFAULT_BAUD
+        from fireflys_boards import BOARDS, DEFAULT_BAUD
     except ImportError:
         return
     p = subparsers.add_parser(
@@ -294,7 +295,7 @@ def _add_build(subparsers) -> None:
 
 
 def run_build(args) -> int:
-    from boards import board_target, build_board
+    from fireflys_boards import board_target, build_board
     target = board_target(args.board)       # a bad name fails before any work
     if args.plan and args.parallelism:
         raise CliError("give either --plan or --parallelism, not both")
@@ -341,7 +342,7 @@ def run_build(args) -> int:
 
 
 def _add_run(subparsers) -> None:
-    from .host import DEFAULT_BAUD, DEFAULT_TIMEOUT
+    from .host.board import DEFAULT_BAUD, DEFAULT_TIMEOUT
     p = subparsers.add_parser(
         "run", help="run test images on a board over its UART link and compare with the "
                     "golden model",
@@ -384,11 +385,11 @@ def run_run(args) -> int:
         raise CliError(f"--window must be at least 1, not {args.window}")
     artifact = _load(args)
     images, source = _images(artifact, args, args.images)
-    from .host import Board
+    from .host.board import Board
     if args.port == "sim":
         from .flow import build_accelerator, make_plan
-        from .protocol import model_id
-        from .simserial import simulated_board
+        from .host.protocol import model_id
+        from .sim.serial import simulated_board
         if args.plan and args.parallelism:
             raise CliError("give either --plan or --parallelism, not both")
         plan = make_plan(artifact, plan=args.plan, images=images[:PLAN_IMAGES],

@@ -308,7 +308,7 @@ def synthesise_accelerator(artifact, plan, *, family: str | None = None, cache: 
     the plan's device's) and report totals and per-core counts beside the planner's model."""
     from amaranth.back import rtlil
 
-    from .devices import device_profile
+    from .compiler.devices import device_profile
     from .flow import build_accelerator
     family = family or device_profile(plan.device).family
     if family not in SYNTH_FAMILIES:

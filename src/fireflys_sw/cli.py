@@ -233,7 +233,7 @@ def _run_demo(args) -> int:
     if args.no_hardware:
         return 0
     from fireflys_hw.flow import compile_accelerator, simulate_accelerator
-    from fireflys_hw.verilator import verilator_unavailable
+    from fireflys_hw.sim.verilator import verilator_unavailable
     images = data.test_x[:max(args.images, 16)]
     print(f"[2/3] compile: plan for the xczu5ev (KV260) and generate the accelerator into "
           f"{args.out}/")

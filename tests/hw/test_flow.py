@@ -8,7 +8,7 @@ import pytest
 
 from fireflys_hw.cli import CliError, parse_parallelism
 from fireflys_hw.flow import FlowError, compile_accelerator, make_plan, simulate_accelerator
-from fireflys_hw.plan import PlanError, load_plan, save_plan
+from fireflys_hw.compiler import PlanError, load_plan, save_plan
 from fireflys_sw.artifact import save_artifact
 from fireflys_sw.cli import main
 from fireflys_sw.synthetic import random_artifact, random_images

@@ -428,7 +428,7 @@ def test_dvs_gesture_layout_errors(tmp_path):
 
 
 def test_integrate_frames_fewer_events_than_steps():
-    from fireflys_sw.datasets import _Events
+    from fireflys_sw.datasets.dvs_gesture import _Events
     one = np.array([5])
     frames = integrate_frames(_Events(t=one, x=one, y=one, p=np.array([1])), T=4)
     # As SpikingJelly: with N < T every event lands in the last slice.
@@ -436,7 +436,7 @@ def test_integrate_frames_fewer_events_than_steps():
 
 
 def test_dvs_gesture_unwritable_cache_is_skipped(tmp_path, monkeypatch):
-    import fireflys_sw.datasets as datasets
+    import fireflys_sw.datasets.dvs_gesture as datasets
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

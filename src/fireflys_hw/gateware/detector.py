@@ -1,0 +1,425 @@
+"""The FireFly-S dual-side sparsity detector of one output-channel lane."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..compiler.weights import PackedWeights
+from .streams import effectual_event, window_stream
+from .util import popcount
+
+__all__ = ["SparsityDetector", "detector_cycles",
+           "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY"]
+
+#: Cycles from the input transfer of a beat to the first event it causes at ``events``
+#: (A0, A1, B, C, D, E registers), when nothing is ahead of it.
+DETECTOR_LATENCY = 6
+
+
+class SparsityDetector(wiring.Component):
+    """Find the effectual (spike AND non-zero weight) pairs of a window stream, one per cycle.
+
+    A window chunk carries ``P_Ci`` channels at each of ``T`` steps (:mod:`.streams`). Its
+    spikes ORed over the steps are ANDed with the lane's weight bitmap vector for ``(group,
+    chunk)``: the pairs effectual in *any* step. The set bits of the AND are found one per
+    cycle (lowest first, ``x & (x - 1)`` clears it), and each one's weight is read **once** from
+    the compressed store at ``base[group, chunk] + popcount(bitmap & below)``, ``below`` being
+    the bits under the set bit; the pair's ``T`` spike bits go with it (``steps``), so the
+    neuron lane adds the weight into the accumulators of the steps in which the input spikes.
+    The weights leave on ``events``, together with an ``end`` mark on the last slot of each
+    window; the neuron lane starts its accumulators from the bias (so the bias costs no cycle).
+
+    Pipeline (one register stage each; stages C..E never stall, see below)::
+
+        A0  latch the beat; the bitmap ROM reads {bitmap, base} at (group, chunk)
+        A1  x = (OR over t of spikes) & bitmap, n = popcount(x) (registered: the ROM output
+            only feeds this)
+        B   iterate over the set bits of x, one per cycle: a down-counter from n says when
+            the last one goes, so the hand-shake signals all come from registers
+        C   masked = bitmap & (x - 1) & ~x        (bits of the bitmap below the pair's spike)
+            steps[t] = any(spikes[t] & x & ~(x - 1))   (the pair's spike at every step)
+        D   offset = popcount(masked)
+        E   store address = base + offset (synchronous read: the weight comes with E's flags)
+
+    Empty chunks cost no B cycle: a chunk whose AND is zero is dropped in A1 (one per cycle,
+    while B is busy with an earlier chunk), unless it is the last chunk of a window: then its
+    ``end`` mark is handed to the chunk in B if that is a non-empty chunk of the same window
+    (``absorb``: its last pair will carry the mark; ``merge`` if that pair leaves B in this very
+    cycle), else it takes one B slot of its own (always for a window without any effectual
+    pair; otherwise only when B has run dry, so that slot costs no time). Handing the mark over
+    keeps A1 moving: the next window's empty chunks are dropped while B finishes this window's
+    pairs. And while A1 holds a non-empty chunk waiting for B, an empty chunk in A0 is dropped
+    there (an empty last chunk hands its end mark to A1's chunk of the same window), so the
+    input
+    keeps moving up to the next non-empty chunk: the look-ahead holds two non-empty chunks,
+    not two beats. The paper instead spends a B cycle on every chunk, empty or not
+    (``skip_empty=False``).
+
+    Cycle count, input back to back from cycle 0 and ``events`` always taken (exact,
+    :func:`detector_cycles` evaluates the recurrence; tests check it cycle for cycle)::
+
+        paper  (skip_empty=False): cycles = sum over chunks of max(1, pairs) + DETECTOR_LATENCY
+        ours   (skip_empty=True):  max(sum over windows of max(1, pairs), beats - 1)
+                                   + DETECTOR_LATENCY <= cycles <= paper
+
+    where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 6``. The input
+    bound (one beat per cycle) makes ``beats`` the floor whatever the sparsity.
+
+    ``events`` has no ``ready``: the slots leave at once, one per cycle at most. The owner must
+    make sure whatever follows can always take them (the synapse array admits a window only
+    when its neuron output FIFOs have room for the result).
+
+    Parameters
+    ----------
+    weights : PackedWeights
+        The layer's packed weights (:func:`fireflys_hw.compiler.weights.pack_weights`).
+    lane : int
+        Which lane of ``weights`` (``0 <= lane < weights.p_co``).
+    T : int
+        Time steps a chunk carries (``S``: ``T``, or 1 for a static input).
+    skip_empty : bool
+        ``True`` (default): drop empty chunks in A1 and merge end marks as above. ``False``:
+        the paper's behaviour, every chunk takes at least one B slot (``sum over chunks of
+        max(1, pairs)`` slots); kept for comparison (benchmarks/bench_detector.py).
+
+    Members
+    -------
+    input : ``In(window_stream(p_ci, n_chunks, T, n_groups))``
+        The window stream.
+    events : ``Out(stream.Signature(effectual_event(weight_bits, T, n_groups),
+    always_ready=True))``
+        One slot per effectual pair, plus an end-only slot per window whose end mark
+        could not ride on a pair (see above).
+    """
+
+    def __init__(self, weights: PackedWeights, lane: int, T: int, skip_empty: bool = True):
+        if not isinstance(weights, PackedWeights):
+            raise TypeError(f"weights must be a PackedWeights, not {weights!r}")
+        if isinstance(lane, bool) or not isinstance(lane, int):
+            raise TypeError(f"lane must be an integer, not {lane!r}")
+        if not 0 <= lane < weights.p_co:
+            raise ValueError(f"lane must be in [0, {weights.p_co}), not {lane}")
+        if isinstance(T, bool) or not isinstance(T, int):
+            raise TypeError(f"T must be an integer, not {T!r}")
+        if T < 1:
+            raise ValueError(f"T must be at least 1, not {T}")
+        self.weights = weights
+        self.lane = lane
+        self.T = T
+        self.skip_empty = bool(skip_empty)
+        super().__init__({
+            "input": In(window_stream(weights.p_ci, weights.n_chunks, T, weights.n_groups)),
+            "events": Out(stream.Signature(
+                effectual_event(weights.weight_bits, T, weights.n_groups), always_ready=True)),
+        })
+
+    @property
+    def chunk_bits(self) -> int:
+        return max(1, (self.weights.n_chunks - 1).bit_length())
+
+    def _vector_init(self):
+        w = self.weights
+        words = w.bitmap_words(self.lane)
+        init = []
+        for g in range(w.n_groups):
+            for ch in range(1 << self.chunk_bits):
+                if ch < w.n_chunks:
+                    init.append({"bitmap": words[g * w.n_chunks + ch],
+                                 "base": int(w.bases[self.lane, g, ch])})
+                else:
+                    init.append({"bitmap": 0, "base": 0})
+        return init
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self.weights
+        p_ci = w.p_ci
+        abits = w.address_bits
+        win = self.input.payload
+
+        # bitmap ROM, addressed by Cat(chunk, group): the chunk field padded to a power of two
+        # so that the address is wiring, not a multiplier
+        vec_layout = data.StructLayout({"bitmap": p_ci, "base": abits})
+        m.submodules.vectors = vectors = memory.Memory(
+            shape=vec_layout, depth=len(self._vector_init()), init=self._vector_init())
+        vec_rd = vectors.read_port()
+        store = w.stores[self.lane]
+        m.submodules.store = store_mem = memory.Memory(
+            shape=signed(w.weight_bits), depth=w.store_depth,
+            init=[int(v) for v in store] or [0])
+        store_rd = store_mem.read_port()
+
+        T = self.T
+        flags = data.StructLayout({"end": 1, "group": range(max(w.n_groups, 2))})
+
+        # --- A0 --------------------------------------------------------------------------
+        a0_valid = Signal()
+        a0_spikes = Signal(p_ci * T)
+        a0 = Signal(flags)
+        # --- A1 --------------------------------------------------------------------------
+        a1_valid = Signal()
+        a1_x = Signal(p_ci)
+        a1_spikes = Signal(p_ci * T)
+        a1_n = Signal(range(p_ci + 1))
+        a1_bitmap = Signal(p_ci)
+        a1_base = Signal(abits)
+        a1 = Signal(flags)
+        # --- B ---------------------------------------------------------------------------
+        b_valid = Signal()
+        b_x = Signal(p_ci)
+        b_spikes = Signal(p_ci * T)
+        b_n = Signal(range(p_ci + 1))       # set bits left in b_x
+        b_last = Signal()                  # b_n <= 1: this cycle emits the chunk's last slot
+        b_pair = Signal()
+        b_bitmap = Signal(p_ci)
+        b_base = Signal(abits)
+        b = Signal(flags)
+
+        a1_zero = a1_n == 0
+        b_take = ~b_valid | b_last
+        # an empty last chunk hands its end mark to the chunk in B (same window: B's chunk is
+        # not its window's last), so that it does not hold up A1 until B is done; if B emits its
+        # last slot now, that slot takes the mark at once (merge)
+        if self.skip_empty:
+            absorb = a1_valid & a1_zero & a1.end & b_valid & b_pair & ~b.end
+            merge = absorb & b_last
+            discard = a1_valid & a1_zero & (~a1.end | absorb)
+        else:
+            absorb = merge = discard = Const(0)
+        b_load = a1_valid & ~discard & b_take
+        a1_free = ~a1_valid | discard | b_take
+        # while A1 waits for B, an empty chunk in A0 is dropped there (an empty last chunk
+        # hands its end mark to A1's chunk of the same window), so that the input keeps moving
+        # up to the next non-empty chunk
+        x = Signal(p_ci)
+        any_step = a0_spikes[:p_ci]
+        for t in range(1, T):
+            any_step = any_step | a0_spikes[t * p_ci:(t + 1) * p_ci]
+        m.d.comb += x.eq(any_step & vec_rd.data.bitmap)
+        if self.skip_empty:
+            a0_absorb = a0.end & ~a1_zero & ~a1.end
+            a0_drop = a0_valid & ~x.any() & ~a1_free & (~a0.end | a0_absorb)
+        else:
+            a0_drop = Const(0)
+        a0_free = ~a0_valid | a1_free | a0_drop
+
+        m.d.comb += [
+            self.input.ready.eq(a0_free),
+            vec_rd.en.eq(a0_free),
+            vec_rd.addr.eq(Cat(win.chunk[:self.chunk_bits] if w.n_chunks > 1 else Const(0, 1),
+                               win.group[:max(1, (w.n_groups - 1).bit_length())]
+                               if w.n_groups > 1 else Const(0, 0))),
+        ]
+        with m.If(a0_free):
+            m.d.sync += [
+                a0_valid.eq(self.input.valid),
+                a0_spikes.eq(win.spikes),
+                a0.end.eq(win.last_chunk),
+                a0.group.eq(win.group),
+            ]
+
+        with m.If(a1_free):
+            m.d.sync += [
+                a1_valid.eq(a0_valid),
+                a1_x.eq(x),
+                a1_spikes.eq(a0_spikes),
+                a1_n.eq(popcount(x)),
+                a1_bitmap.eq(vec_rd.data.bitmap),
+                a1_base.eq(vec_rd.data.base),
+                a1.eq(a0),
+            ]
+        with m.Elif(a0_drop & a0.end):
+            m.d.sync += a1.end.eq(1)
+
+        with m.If(b_take):
+            m.d.sync += b_valid.eq(b_load)
+        with m.If(b_load):
+            m.d.sync += [
+                b_x.eq(a1_x),
+                b_spikes.eq(a1_spikes),
+                b_n.eq(a1_n),
+                b_last.eq(a1_n <= 1),
+                b_pair.eq(~a1_zero),
+                b_bitmap.eq(a1_bitmap),
+                b_base.eq(a1_base),
+                b.eq(a1),
+            ]
+        with m.Elif(b_valid & ~b_last):
+            m.d.sync += [
+                b_x.eq(b_x & (b_x - 1)),
+                b_n.eq(b_n - 1),
+                b_last.eq(b_n <= 2),
+            ]
+            with m.If(absorb):
+                m.d.sync += b.end.eq(1)
+
+        # --- C: the bitmap bits below the lowest set bit of x ----------------------------
+        b_xm1 = Signal(p_ci)
+        m.d.comb += b_xm1.eq(b_x - 1)
+        c_valid = Signal()
+        c_masked = Signal(p_ci)
+        c_base = Signal(abits)
+        c_pair = Signal()
+        c_steps = Signal(T)
+        c = Signal(flags)
+        lowest = b_x & ~b_xm1
+        m.d.sync += [
+            c_valid.eq(b_valid),
+            c_masked.eq(b_bitmap & b_xm1 & ~b_x),
+            c_base.eq(b_base),
+            c_pair.eq(b_pair),
+            c_steps.eq(Cat((b_spikes[t * p_ci:(t + 1) * p_ci] & lowest).any()
+                           for t in range(T))),
+            c.end.eq((b.end & b_last) | merge),
+            c.group.eq(b.group),
+        ]
+        # --- D: offset in the store ------------------------------------------------------
+        d_valid = Signal()
+        d_offset = Signal(range(p_ci + 1))
+        d_base = Signal(abits)
+        d_pair = Signal()
+        d_steps = Signal(T)
+        d = Signal(flags)
+        m.d.sync += [
+            d_valid.eq(c_valid),
+            d_offset.eq(popcount(c_masked)),
+            d_base.eq(c_base),
+            d_pair.eq(c_pair),
+            d_steps.eq(c_steps),
+            d.eq(c),
+        ]
+        # --- E: read the weight ----------------------------------------------------------
+        e_valid = Signal()
+        e_pair = Signal()
+        e_steps = Signal(T)
+        e = Signal(flags)
+        m.d.comb += [
+            store_rd.addr.eq(d_base + d_offset),
+            store_rd.en.eq(1),
+        ]
+        m.d.sync += [
+            e_valid.eq(d_valid),
+            e_pair.eq(d_pair),
+            e_steps.eq(d_steps),
+            e.eq(d),
+        ]
+        ev = self.events.payload
+        m.d.comb += [
+            self.events.valid.eq(e_valid),
+            ev.weight.eq(store_rd.data),
+            ev.pair.eq(e_pair),
+            ev.steps.eq(e_steps),
+            ev.end.eq(e.end),
+            ev.group.eq(e.group),
+        ]
+        return m
+
+
+def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> list[int]:
+    """The exact cycle of every event slot of a detector, for back-to-back input.
+
+    ``beats`` lists the window-stream beats as ``(pairs, last_chunk)``, ``pairs`` =
+    ``popcount(spikes & bitmap)`` of the lane. The input is valid in every cycle from cycle 0
+    on (the first beat transfers in cycle 0). Returns, per output slot in order, the cycle in
+    which it is valid at ``events``. This is the register-transfer recurrence of the pipeline
+    (A0/A1/B, then a fixed 3-cycle tail C, D, E), evaluated cycle by cycle:
+
+    * ``take_B = B empty or B.left <= 1``; A1's chunk is dropped if it is empty and not a
+      window's last (``discard``), or empty, last, and B holds a non-empty chunk that is not
+      its window's last (``absorb``: B's chunk takes the end mark, its last slot carries it;
+      ``merge`` when that slot is emitted now); else B loads it when ``take_B``;
+    * A1 is free if empty, dropped or taken; A0 if empty, if A1 is free, or if A1 is not
+      free and A0's chunk is empty and not a window's last, or empty, last, and A1's chunk is
+      non-empty and not its window's last (A1's chunk takes the end mark); the input moves
+      when A0 is free.
+
+    With ``skip_empty=False`` (the paper's behaviour) it comes down to the closed form
+    ``cycles = sum over chunks of max(1, pairs) + DETECTOR_LATENCY`` (``cycles`` = last slot
+    + 1). With skipping, ``max(sum over windows of max(1, pairs of the window), beats - 1) +
+    DETECTOR_LATENCY <= cycles <= sum over chunks of max(1, pairs) + DETECTOR_LATENCY``.
+    """
+    return lockstep_cycles([beats], skip_empty)[0]
+
+
+class DetectorModel:
+    """The register-transfer recurrence of one :class:`SparsityDetector` (A0, A1, B; the tail
+    C, D, E is a fixed 3 cycles), advanced one clock cycle at a time, for the cycle models
+    (:func:`detector_cycles`, :func:`lockstep_cycles`,
+    :func:`fireflys_hw.gateware.synapse.array_cycles`).
+
+    A beat is ``(pairs, last_chunk)``, ``pairs = popcount(spikes & bitmap)`` of the lane. In
+    each cycle: :attr:`ready` (A0 is free: the input may transfer), then :meth:`clock` with
+    the beat that transfers (or ``None``); it returns the ``end`` flag of the slot B emits in
+    this cycle (valid at ``events`` 3 cycles later), or ``None`` if B is empty.
+    """
+
+    def __init__(self, skip_empty: bool = True):
+        self.skip_empty = skip_empty
+        self.a0 = None
+        self.a1 = None
+        self.b = None              # [left, last_chunk, pair]
+        self._plan()
+
+    def _plan(self):
+        a1, b = self.a1, self.b
+        b_last = b is not None and b[0] <= 1
+        self._b_last = b_last
+        self._b_take = b is None or b_last
+        self._absorb = (self.skip_empty and a1 is not None and a1[0] == 0 and a1[1]
+                        and b is not None and b[2] and not b[1])
+        self._merge = self._absorb and b_last
+        self._discard = (self.skip_empty and a1 is not None and a1[0] == 0
+                         and (not a1[1] or self._absorb))
+        self._a1_free = a1 is None or self._discard or self._b_take
+        a0 = self.a0
+        self._a0_drop = (self.skip_empty and a0 is not None and a0[0] == 0
+                         and not self._a1_free
+                         and (not a0[1] or (a1[0] > 0 and not a1[1])))
+        self.ready = a0 is None or self._a1_free or self._a0_drop
+
+    @property
+    def idle(self) -> bool:
+        return self.a0 is None and self.a1 is None and self.b is None
+
+    def clock(self, beat=None):
+        a1, b = self.a1, self.b
+        end = None if b is None else bool((b[1] and self._b_last) or self._merge)
+        if self._b_take:
+            load = a1 is not None and not self._discard
+            self.b = [a1[0], a1[1], a1[0] > 0] if load else None
+        else:
+            self.b = [b[0] - 1, b[1] or self._absorb, b[2]]
+        if self._a1_free:
+            self.a1 = self.a0
+        elif self._a0_drop and self.a0[1]:
+            self.a1 = (self.a1[0], True)
+        if self.ready:
+            self.a0 = beat
+        elif beat is not None:
+            raise ValueError("a beat offered to a detector that is not ready")
+        self._plan()
+        return end
+
+
+def lockstep_cycles(lanes: list[list[tuple[int, bool]]], skip_empty: bool = True,
+                    with_ends: bool = False) -> list[list]:
+    """:func:`detector_cycles` for several lanes fed by one broadcast stream that moves only
+    when every lane's A0 is free (the lanes joined at the input). ``lanes[l]`` lists lane
+    ``l``'s ``(pairs, last_chunk)`` for the same beats. Returns each lane's slot cycles (with
+    ``with_ends``: ``(cycle, end)`` pairs, ``end`` marking the slot that closes a window)."""
+    n = len(lanes[0])
+    out = [[] for _ in lanes]
+    dets = [DetectorModel(skip_empty) for _ in lanes]
+    nxt = 0
+    cycle = 0
+    while nxt < n or not all(d.idle for d in dets):
+        take = nxt < n and all(d.ready for d in dets)
+        for lane, det in enumerate(dets):
+            end = det.clock(lanes[lane][nxt] if take else None)
+            if end is not None:
+                out[lane].append((cycle + 3, end) if with_ends else cycle + 3)
+        nxt += int(take)
+        cycle += 1
+    return out

@@ -1,0 +1,240 @@
+"""The host link: bytes in -> accelerator input beats, result beats -> bytes out, and the
+accelerator behind a UART (:class:`UARTBridge`), the board-independent top that the board
+targets in ``boards/`` wire to their pins.
+
+The byte protocol is in :mod:`fireflys_hw.host.protocol` (sync byte, then the payload,
+little-endian).
+
+::
+
+    rx pin -> UARTReceiver -> byte FIFO -> HostLink -> Accelerator.input
+    tx pin <- UARTTransmitter <--------- HostLink <- Accelerator.output
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..host.protocol import (FRAME_SYNC, INFO_REPLY, INFO_REQUEST, RESULT_SYNC, LinkInfo,
+                             beat_bytes)
+from .uart import UARTReceiver, UARTTransmitter
+
+__all__ = ["HostLink", "UARTBridge", "link_info", "DEFAULT_RX_FIFO_DEPTH"]
+
+#: Bytes the bridge buffers between the UART receiver and the link.
+DEFAULT_RX_FIFO_DEPTH = 64
+
+
+def _payload_shape(port):
+    return port.signature.members["payload"].shape
+
+
+def link_info(accelerator, model_id: int = 0) -> LinkInfo:
+    """The :class:`~fireflys_hw.host.protocol.LinkInfo` of a link in front of ``accelerator``."""
+    beat_bits = Value.cast(accelerator.input.payload).shape().width
+    result_bits = Value.cast(accelerator.output.payload).shape().width
+    return LinkInfo(beat_bits=beat_bits, beats_per_frame=accelerator.beats_per_frame,
+                    result_bits=result_bits, classes=accelerator.classes,
+                    score_bits=accelerator.score_bits, model_id=model_id)
+
+
+class HostLink(wiring.Component):
+    """Frame bytes from the host into input beats; result beats into bytes for the host.
+
+    The protocol (:mod:`fireflys_hw.host.protocol`): ``FRAME_SYNC`` then ``beats_per_frame`` beats
+    of ``ceil(beat_bits / 8)`` bytes, little-endian, become ``beats`` transfers; each
+    ``results`` transfer leaves as ``RESULT_SYNC`` and ``ceil(result_bits / 8)`` bytes; an
+    ``INFO_REQUEST`` byte between frames is answered with ``INFO_REPLY`` and ``info``.
+
+    Parameters
+    ----------
+    beat_shape : shape
+        The payload of an input beat (the accelerator's ``input`` payload).
+    beats_per_frame : int
+    result_shape : shape
+        The payload of a result (the accelerator's ``output`` payload).
+    info : LinkInfo
+        The record sent in answer to ``INFO_REQUEST``.
+
+    Members
+    -------
+    rx : ``In(stream.Signature(8))``
+        Bytes from the host. Taken as fast as ``beats`` is taken.
+    tx : ``Out(stream.Signature(8))``
+        Bytes to the host.
+    beats : ``Out(stream.Signature(beat_shape))``
+        Input beats for the accelerator.
+    results : ``In(stream.Signature(result_shape))``
+        The accelerator's results.
+    """
+
+    def __init__(self, beat_shape, beats_per_frame: int, result_shape, info: LinkInfo):
+        if isinstance(beats_per_frame, bool) or not isinstance(beats_per_frame, int) \
+                or beats_per_frame < 1:
+            raise ValueError(f"beats_per_frame must be a positive integer, not "
+                             f"{beats_per_frame!r}")
+        if not isinstance(info, LinkInfo):
+            raise TypeError(f"info must be a LinkInfo, not {info!r}")
+        self.beats_per_frame = beats_per_frame
+        self.info = info
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "beats": Out(stream.Signature(beat_shape)),
+            "results": In(stream.Signature(result_shape)),
+        })
+        self.beat_bits = Value.cast(self.beats.payload).shape().width
+        self.result_bits = Value.cast(self.results.payload).shape().width
+
+    def elaborate(self, platform):
+        m = Module()
+        n_beat = beat_bytes(self.beat_bits)
+        n_result = beat_bytes(self.result_bits)
+        info_bytes = self.info.to_bytes()
+
+        # --- host -> accelerator -------------------------------------------------------------
+        beat = Value.cast(self.beats.payload)
+        shift = Signal(8 * n_beat)             # a beat's bytes, the newest at the top
+        byte_i = Signal(range(n_beat))
+        beat_i = Signal(range(self.beats_per_frame))
+        info_pending = Signal()
+        assembled = Cat(shift[8:], self.rx.payload)
+
+        with m.If(self.beats.ready):
+            m.d.sync += self.beats.valid.eq(0)
+        with m.FSM(name="receive"):
+            with m.State("idle"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    with m.If(self.rx.payload == FRAME_SYNC):
+                        m.d.sync += [byte_i.eq(0), beat_i.eq(0)]
+                        m.next = "frame"
+                    with m.Elif(self.rx.payload == INFO_REQUEST):
+                        m.d.sync += info_pending.eq(1)
+            with m.State("frame"):
+                # a byte is only taken while the beat register is free, so a beat's payload
+                # never changes while it waits
+                m.d.comb += self.rx.ready.eq(~self.beats.valid)
+                with m.If(self.rx.valid & self.rx.ready):
+                    m.d.sync += shift.eq(assembled)
+                    with m.If(byte_i == n_beat - 1):
+                        m.d.sync += [byte_i.eq(0), self.beats.valid.eq(1),
+                                     beat.eq(assembled[:self.beat_bits])]
+                        with m.If(beat_i == self.beats_per_frame - 1):
+                            m.next = "idle"
+                        with m.Else():
+                            m.d.sync += beat_i.eq(beat_i + 1)
+                    with m.Else():
+                        m.d.sync += byte_i.eq(byte_i + 1)
+
+        # --- accelerator -> host -------------------------------------------------------------
+        result = Signal(8 * n_result)
+        count = Signal(range(max(n_result, len(info_bytes)) + 1))
+        sending_info = Signal()
+        info_rom = Array(Const(b, 8) for b in info_bytes)
+        with m.FSM(name="send"):
+            with m.State("idle"):
+                with m.If(info_pending):
+                    m.d.sync += [sending_info.eq(1), info_pending.eq(0)]
+                    m.next = "header"
+                with m.Elif(self.results.valid):
+                    m.d.comb += self.results.ready.eq(1)
+                    m.d.sync += [sending_info.eq(0), result.eq(Value.cast(self.results.payload))]
+                    m.next = "header"
+            with m.State("header"):
+                m.d.comb += [self.tx.valid.eq(1),
+                             self.tx.payload.eq(Mux(sending_info, INFO_REPLY, RESULT_SYNC))]
+                with m.If(self.tx.ready):
+                    m.d.sync += count.eq(0)
+                    m.next = "body"
+            with m.State("body"):
+                m.d.comb += [self.tx.valid.eq(1),
+                             self.tx.payload.eq(Mux(sending_info, info_rom[count], result[:8]))]
+                with m.If(self.tx.ready):
+                    m.d.sync += [count.eq(count + 1), result.eq(result >> 8)]
+                    with m.If(Mux(sending_info, count == len(info_bytes) - 1,
+                                  count == n_result - 1)):
+                        m.next = "idle"
+        return m
+
+
+class UARTBridge(wiring.Component):
+    """An accelerator behind a UART: the top of every UART board target, without pins.
+
+    Parameters
+    ----------
+    accelerator : Accelerator
+        Built with or without profiling counters (they are not used here).
+    divisor : int
+        Clocks per bit (:func:`fireflys_hw.gateware.uart.baud_divisor`).
+    model_id : int
+        Reported in the info record (:func:`fireflys_hw.host.protocol.model_id`).
+    rx_fifo_depth : int
+        Bytes buffered between the receiver and the link.
+
+    Members
+    -------
+    rx : ``In(1)``
+        Serial line from the host (idle high).
+    tx : ``Out(1)``
+        Serial line to the host.
+    overrun, framing_error : ``Out(1)``
+        The receiver's sticky error flags (:class:`~fireflys_hw.gateware.uart.UARTReceiver`).
+    busy : ``Out(1)``
+        A frame is being received or computed (for an activity LED).
+
+    Attributes
+    ----------
+    info : LinkInfo
+        What the link reports (:func:`link_info`).
+    """
+
+    def __init__(self, accelerator, *, divisor: int, model_id: int = 0,
+                 rx_fifo_depth: int = DEFAULT_RX_FIFO_DEPTH):
+        if isinstance(rx_fifo_depth, bool) or not isinstance(rx_fifo_depth, int) \
+                or rx_fifo_depth < 2:
+            raise ValueError(f"rx_fifo_depth must be an integer of at least 2, not "
+                             f"{rx_fifo_depth!r}")
+        self.accelerator = accelerator
+        self.divisor = divisor
+        self.rx_fifo_depth = rx_fifo_depth
+        self.info = link_info(accelerator, model_id)
+        self.receiver = UARTReceiver(divisor)
+        self.transmitter = UARTTransmitter(divisor)
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "overrun": Out(1),
+            "framing_error": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = self.accelerator
+        m.submodules.accelerator = acc
+        m.submodules.receiver = rx = self.receiver
+        m.submodules.transmitter = tx = self.transmitter
+        m.submodules.rx_fifo = buf = fifo.SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
+        m.submodules.link = link = HostLink(_payload_shape(acc.input), acc.beats_per_frame,
+                                            _payload_shape(acc.output), self.info)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
+                     self.overrun.eq(rx.overrun), self.framing_error.eq(rx.framing_error)]
+        wiring.connect(m, rx.data, buf.w_stream)
+        wiring.connect(m, buf.r_stream, link.rx)
+        wiring.connect(m, link.beats, acc.input)
+        wiring.connect(m, acc.output, link.results)
+        wiring.connect(m, link.tx, tx.data)
+
+        # frames in flight: counted at the first beat taken and at each result sent
+        beats = Signal(range(acc.beats_per_frame))
+        in_flight = Signal(8)
+        started = acc.input.valid & acc.input.ready & (beats == 0)
+        finished = acc.output.valid & acc.output.ready
+        with m.If(acc.input.valid & acc.input.ready):
+            m.d.sync += beats.eq(Mux(beats == acc.beats_per_frame - 1, 0, beats + 1))
+        m.d.sync += in_flight.eq(in_flight + started - finished)
+        m.d.comb += self.busy.eq(in_flight != 0)
+        return m

@@ -1,0 +1,416 @@
+"""The neuron lanes of a synapse array (LIF / IF / readout) and the readout's argmax."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fireflys_sw.artifact import SynapticLayer
+from fireflys_sw.golden import layer_widths, signed_bits
+from fireflys_sw.spec import NeuronKind
+
+from .streams import effectual_event
+
+__all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "prediction_beat",
+           "neuron_latency"]
+
+
+def neuron_latency(T: int, readout: bool) -> int:
+    """Cycles from a window's ``end`` slot at ``events`` to the beat being valid at ``output``
+    when the output FIFOs are empty: accumulator register, then the ``T`` update stages (the
+    last one writes the FIFO), then the FIFO; the readout sums into the FIFO at once."""
+    return 2 if readout else T + 1
+
+
+def lane_spike_beat(p_co: int, T: int, n_groups: int) -> data.StructLayout:
+    """One output pixel of one group of ``p_co`` output channels at every step: bit ``t * p_co
+    + l`` of ``spikes`` is channel ``group * p_co + l`` at step ``t``."""
+    return data.StructLayout({"spikes": T * p_co, "group": range(max(n_groups, 2))})
+
+
+def lane_score_beat(p_co: int, score_bits: int, n_groups: int) -> data.StructLayout:
+    """The readout scores ``sum_t I`` of one group of ``p_co`` output channels."""
+    return data.StructLayout({"scores": data.ArrayLayout(signed(score_bits), p_co),
+                              "group": range(max(n_groups, 2))})
+
+
+def prediction_beat(classes: int, score_bits: int) -> data.StructLayout:
+    """The readout's argmax (``index``, lowest on ties) and its score."""
+    return data.StructLayout({"index": range(max(classes, 2)), "score": signed(score_bits)})
+
+
+class NeuronLanes(wiring.Component):
+    """``P_Co`` neuron lanes: accumulate each lane's effectual weights into the ``T`` currents
+    of a window, run the ``T`` neuron updates, and emit one beat per (output pixel, group) with
+    every lane's spikes at every step.
+
+    Per lane (``c = group * p_co + lane``) and window, for ``t = 0 .. T-1``::
+
+        I[t] = B[c] + sum of the weights of the pairs that spike at step t
+                                                # T accumulators, each starting at B[c]
+        H = V + ((I[t] - V) >> leak_shift)   (LIF)  or  H = V + I[t]   (IF)  # charge
+        s[t] = H >= TH[c]                                                  # fire
+        V = 0 if s[t] else H                                               # reset
+        V = 0 before t = 0 of every window (every output pixel starts afresh)
+
+    A pair's weight arrives once with its spike bits at every step (``steps`` of
+    :func:`~fireflys_hw.gateware.detector.effectual_event`) and is added into the accumulators of those
+    steps, all in the same cycle. The readout (``neuron NONE``) instead emits ``score[c] =
+    sum_t I[t]``. Bias and threshold are per-group ROMs (asynchronous read: they are small,
+    distributed RAM). Register widths come from :func:`fireflys_sw.golden.layer_widths`, so no
+    value can overflow. Lanes past ``Co`` (the padded last group) have bias 0 and never fire /
+    score 0.
+
+    The ``T`` updates follow the window in a chain of ``T`` register stages (the membrane
+    recurrence over ``t`` is the only sequential part): stage ``t`` charges, fires and resets
+    with ``I[t]`` and hands ``V`` and the currents still to come to stage ``t + 1``, so a lane
+    can finish a window every cycle with one update (one subtract, shift, add, compare) per
+    cycle in each stage, not ``T`` of them in series.
+
+    The lanes' ``end`` slots arrive at different cycles (each lane has its own effectual
+    pairs), so every lane writes its result into its own FIFO of ``depth`` entries; ``output``
+    is valid when every lane's FIFO holds its next result (a join), and pops them together. The
+    FIFOs are written without looking at their fill level: the owner admits at most ``depth``
+    windows that are not yet popped from ``output`` (see
+    :class:`~fireflys_hw.gateware.synapse.SynapseArray`).
+
+    Latency from a window's ``end`` slot at ``events`` to its beat at ``output``
+    (:func:`neuron_latency`): accumulator register, ``T`` update stages (the last writes the
+    FIFO), FIFO: ``T + 1`` cycles; the readout: accumulator register, sum into the FIFO, FIFO:
+    2 cycles.
+
+    Static input (``static_input=True``, a direct-encoded first layer): the input is the same
+    at every time step, so is the current, and the detectors compute it once per (pixel,
+    group): the events carry one step. Each lane has one accumulator, ``I[t] = I`` for every
+    ``t`` in the chain above, and the readout emits ``T * I``. The beats leaving are the same
+    as without it.
+
+    Parameters
+    ----------
+    layer : SynapticLayer
+        Bias, threshold, neuron kind and leak of the layer.
+    p_co : int
+        Lanes.
+    T : int
+        Time steps.
+    weight_bits : int
+        Width of the incoming weights (:attr:`PackedWeights.weight_bits`).
+    input_max : int
+        Largest input value (1 for spikes; ``2**input_bits - 1`` for the first layer), for the
+        widths.
+    depth : int
+        Entries of each lane's output FIFO.
+    static_input : bool
+        The events carry one step, whose current is applied at every step (above).
+
+    Members
+    -------
+    events : ``In(stream.Signature(effectual_event(weight_bits, steps, n_groups),
+    always_ready=True)).array(p_co)``
+        One event stream per lane, from the sparsity detectors; ``steps`` is ``T``, or 1 with
+        ``static_input``.
+    output : ``Out(stream.Signature(lane_spike_beat(p_co, T, n_groups)))``
+        or, for the readout, ``Out(stream.Signature(lane_score_beat(p_co, score_bits,
+        n_groups)))``.
+    """
+
+    def __init__(self, layer: SynapticLayer, p_co: int, T: int, weight_bits: int,
+                 input_max: int = 1, depth: int = 16, static_input: bool = False):
+        if not isinstance(layer, SynapticLayer):
+            raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
+        for name, value in (("p_co", p_co), ("T", T), ("weight_bits", weight_bits),
+                            ("input_max", input_max), ("depth", depth)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        if p_co > layer.out_channels:
+            raise ValueError(f"p_co must be at most the layer's output channels "
+                             f"({layer.out_channels}), not {p_co}")
+        self.layer = layer
+        self.p_co = p_co
+        self.T = T
+        self.weight_bits = weight_bits
+        self.depth = depth
+        self.static_input = bool(static_input)
+        self.widths = layer_widths(layer, input_max, T)
+        self.n_groups = -(-layer.out_channels // p_co)
+        event_sig = stream.Signature(effectual_event(weight_bits, self.steps, self.n_groups),
+                                     always_ready=True)
+        super().__init__({
+            "events": In(event_sig).array(p_co),
+            "output": Out(stream.Signature(self.beat_layout)),
+        })
+
+    @property
+    def readout(self) -> bool:
+        return self.layer.is_readout
+
+    @property
+    def steps(self) -> int:
+        """Time steps in the events: ``T``, or 1 with ``static_input``."""
+        return 1 if self.static_input else self.T
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a window's ``end`` slot at ``events`` to its beat at ``output`` when
+        the FIFOs are empty (:func:`neuron_latency`)."""
+        return neuron_latency(self.T, self.readout)
+
+    @property
+    def beat_layout(self) -> data.StructLayout:
+        if self.readout:
+            return lane_score_beat(self.p_co, self.widths.score_bits, self.n_groups)
+        return lane_spike_beat(self.p_co, self.T, self.n_groups)
+
+    @property
+    def current_bits(self) -> int:
+        """Accumulator width. Every partial sum ``B + (some of the step's weights)`` lies
+        between the current bounds (they sum all negative / all positive weights), so the
+        current's width holds the accumulator at every cycle, not only at the window's end."""
+        return self.widths.current_bits
+
+    def _per_lane(self, values: np.ndarray, pad: int) -> list[list[int]]:
+        full = np.full(self.n_groups * self.p_co, pad, np.int64)
+        full[:len(values)] = values
+        full = full.reshape(self.n_groups, self.p_co)
+        return [[int(v) for v in full[:, lane]] for lane in range(self.p_co)]
+
+    def elaborate(self, platform):
+        m = Module()
+        layer = self.layer
+        T, G, S = self.T, self.n_groups, self.steps
+        cbits = self.current_bits
+        gbits = range(max(G, 2))
+        biases = self._per_lane(layer.bias, 0)
+        bias_bits = max(2, signed_bits(int(np.min(layer.bias, initial=0)),
+                                       int(np.max(layer.bias, initial=0))))
+        if self.readout:
+            out_bits = self.widths.score_bits
+        else:
+            thresholds = self._per_lane(layer.threshold, 1)
+            th_bits = max(2, signed_bits(min(min(t) for t in thresholds),
+                                         max(max(t) for t in thresholds)))
+            vbits = max(self.widths.membrane_bits, cbits)
+            out_bits = T
+        tag_bits = Signal(gbits).shape().width
+
+        fifos = []
+        for lane in range(self.p_co):
+            ev = self.events[lane]
+            width = out_bits + (tag_bits if lane == 0 else 0)
+            q = fifo.SyncFIFO(width=width, depth=self.depth)
+            m.submodules[f"fifo{lane}"] = q
+            fifos.append(q)
+
+            m.submodules[f"bias{lane}"] = bias_mem = memory.Memory(
+                shape=signed(bias_bits), depth=G, init=biases[lane])
+            bias_rd = bias_mem.read_port(domain="comb")
+
+            # --- accumulate: the first slot of a window starts every step from the bias -----
+            accs = [Signal(signed(cbits), name=f"acc{lane}_{s}") for s in range(S)]
+            fresh = Signal(init=1)
+            g_valid = Signal()
+            g_group = Signal(gbits)
+            m.d.comb += bias_rd.addr.eq(ev.payload.group)
+            m.d.sync += g_valid.eq(ev.valid & ev.payload.end)
+            with m.If(ev.valid):
+                m.d.sync += [
+                    fresh.eq(ev.payload.end),
+                    g_group.eq(ev.payload.group),
+                ]
+                for s, acc in enumerate(accs):
+                    m.d.sync += acc.eq(
+                        Mux(fresh, bias_rd.data, acc)
+                        + Mux(ev.payload.pair & ev.payload.steps[s], ev.payload.weight, 0))
+
+            # --- once per window (the cycle after its end slot): accs hold I[t] -------------
+            if self.readout:
+                total = Signal(signed(out_bits))
+                if S == T:
+                    m.d.comb += total.eq(_tree_sum(accs))
+                else:
+                    # static: the one step stands for T equal ones, sum_t I = T * I
+                    m.d.comb += total.eq(accs[0] * T)
+                m.d.comb += [
+                    q.w_en.eq(g_valid),
+                    q.w_data[:out_bits].eq(total),
+                ]
+                if lane == 0:
+                    m.d.comb += q.w_data[out_bits:].eq(g_group)
+                continue
+
+            m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
+                shape=signed(th_bits), depth=G, init=thresholds[lane])
+            th_rd = th_mem.read_port(domain="comb")
+            m.d.comb += th_rd.addr.eq(g_group)
+            # the update chain: stage t holds V after step t - 1, the spikes so far and the
+            # currents of steps t .. T-1 (one current for a static input)
+            valid, v, spikes, currents, th, group = (g_valid, None, [], list(accs),
+                                                     th_rd.data, g_group)
+            for t in range(T):
+                current = currents[0]
+                h = Signal(signed(vbits), name=f"h{lane}_{t}")
+                spike = Signal(name=f"s{lane}_{t}")
+                v_old = 0 if v is None else v
+                if layer.neuron is NeuronKind.LIF:
+                    m.d.comb += h.eq(v_old + ((current - v_old) >> layer.leak_shift))
+                else:
+                    m.d.comb += h.eq(v_old + current)
+                m.d.comb += spike.eq(h >= th)
+                spikes = spikes + [spike]
+                if t == T - 1:
+                    break
+                n_valid = Signal(name=f"u{lane}_{t + 1}_valid")
+                n_v = Signal(signed(vbits), name=f"u{lane}_{t + 1}_v")
+                n_spikes = [Signal(name=f"u{lane}_{t + 1}_s{j}") for j in range(t + 1)]
+                rest = currents[1:] if S == T else currents
+                n_currents = [Signal(signed(cbits), name=f"u{lane}_{t + 1}_i{j}")
+                              for j in range(len(rest))]
+                n_th = Signal(signed(th_bits), name=f"u{lane}_{t + 1}_th")
+                n_group = Signal(gbits, name=f"u{lane}_{t + 1}_group")
+                m.d.sync += [
+                    n_valid.eq(valid),
+                    n_v.eq(Mux(spike, 0, h)),
+                    n_th.eq(th),
+                    n_group.eq(group),
+                    *[a.eq(b) for a, b in zip(n_spikes, spikes)],
+                    *[a.eq(b) for a, b in zip(n_currents, rest)],
+                ]
+                valid, v, spikes, currents, th, group = (n_valid, n_v, n_spikes, n_currents,
+                                                         n_th, n_group)
+            m.d.comb += [
+                q.w_en.eq(valid),
+                q.w_data[:T].eq(Cat(*spikes)),
+            ]
+            if lane == 0:
+                m.d.comb += q.w_data[out_bits:].eq(group)
+
+        # --- join: a beat leaves when every lane has its result ----------------------------
+        all_ready = Signal()
+        m.d.comb += all_ready.eq(Cat(q.r_rdy for q in fifos).all())
+        out = self.output.payload
+        m.d.comb += [
+            self.output.valid.eq(all_ready),
+            out.group.eq(fifos[0].r_data[out_bits:]),
+        ]
+        fire = all_ready & self.output.ready
+        for lane, q in enumerate(fifos):
+            m.d.comb += q.r_en.eq(fire)
+            if self.readout:
+                m.d.comb += out.scores[lane].eq(q.r_data[:out_bits])
+            else:
+                for t in range(T):
+                    m.d.comb += out.spikes[t * self.p_co + lane].eq(q.r_data[t])
+        return m
+
+
+def _tree_sum(values):
+    """A balanced adder tree (``log2(len(values))`` adders deep, not a chain)."""
+    values = list(values)
+    while len(values) > 1:
+        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+class Argmax(wiring.Component):
+    """The readout's prediction: the index of the largest score, lowest index on ties.
+
+    Takes the readout lanes' score beats (``n_groups`` per frame, group order) and emits one
+    beat per frame. Inside a group the lanes are compared by a tree whose left inputs hold the
+    lower indices and win ties; across groups a later group replaces the running best only if
+    strictly greater, so the lowest index wins every tie. Lanes past ``classes`` are ignored.
+    Latency: one cycle after the last group's beat.
+
+    Parameters
+    ----------
+    classes : int
+        Output channels of the readout (``Co``).
+    p_co : int
+        Lanes per score beat.
+    score_bits : int
+        Score width.
+
+    Members
+    -------
+    input : ``In(stream.Signature(lane_score_beat(p_co, score_bits, n_groups)))``
+    output : ``Out(stream.Signature(prediction_beat(classes, score_bits)))``
+    """
+
+    def __init__(self, classes: int, p_co: int, score_bits: int):
+        for name, value in (("classes", classes), ("p_co", p_co), ("score_bits", score_bits)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        if p_co > classes:
+            raise ValueError(f"p_co must be at most classes ({classes}), not {p_co}")
+        self.classes = classes
+        self.p_co = p_co
+        self.score_bits = score_bits
+        self.n_groups = -(-classes // p_co)
+        super().__init__({
+            "input": In(stream.Signature(lane_score_beat(p_co, score_bits, self.n_groups))),
+            "output": Out(stream.Signature(prediction_beat(classes, score_bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        G, P = self.n_groups, self.p_co
+        inp = self.input.payload
+
+        # the tree over the lanes of this beat; lane indices are group * P + lane
+        last_group_lanes = self.classes - (G - 1) * P
+        level = []
+        for lane in range(P):
+            valid = Signal(name=f"lane{lane}_valid")
+            # lanes past `classes` exist only in the last group
+            if lane < last_group_lanes:
+                m.d.comb += valid.eq(1)
+            else:
+                m.d.comb += valid.eq(inp.group != G - 1)
+            idx = Signal(range(max(P, 2)), name=f"idx{lane}")
+            m.d.comb += idx.eq(lane)
+            level.append((valid, inp.scores[lane], idx))
+        while len(level) > 1:
+            nxt = []
+            for i in range(0, len(level) - 1, 2):
+                (va, sa, ia), (vb, sb, ib) = level[i], level[i + 1]
+                take_b = vb & (~va | (sb > sa))
+                v = Signal()
+                s = Signal(signed(self.score_bits))
+                ix = Signal(range(max(P, 2)))
+                m.d.comb += [v.eq(va | vb), s.eq(Mux(take_b, sb, sa)), ix.eq(Mux(take_b, ib, ia))]
+                nxt.append((v, s, ix))
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        _, beat_best, beat_idx = level[0]
+
+        best = Signal(signed(self.score_bits))
+        best_idx = Signal(range(max(self.classes, 2)))
+        out_valid = Signal()
+        first = inp.group == 0
+        take = first | (beat_best > best)
+        new_best = Signal(signed(self.score_bits))
+        new_idx = Signal(range(max(self.classes, 2)))
+        m.d.comb += [
+            new_best.eq(Mux(take, beat_best, best)),
+            new_idx.eq(Mux(take, inp.group * P + beat_idx, best_idx)),
+            self.input.ready.eq(~out_valid | self.output.ready),
+            self.output.valid.eq(out_valid),
+            self.output.payload.index.eq(best_idx),
+            self.output.payload.score.eq(best),
+        ]
+        with m.If(self.output.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(self.input.valid & self.input.ready):
+            m.d.sync += [best.eq(new_best), best_idx.eq(new_idx)]
+            with m.If(inp.group == G - 1):
+                m.d.sync += out_valid.eq(1)
+        return m

@@ -1,0 +1,295 @@
+"""The FireFly-S dataflow orchestrator: implicit im2col from a spike stream to a window stream."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .streams import spike_stream, window_stream
+from .util import check_positive
+
+__all__ = ["DataflowOrchestrator"]
+
+
+class DataflowOrchestrator(wiring.Component):
+    """Replay every receptive field of a (padded) spike map as a window stream.
+
+    The incoming spike stream is pushed into a circular buffer in on-chip RAM, one word of
+    ``T * channels`` bits per pixel (all its time steps, :mod:`.streams`). The pop address is
+    ``base + offset`` (mod the buffer size), where ``base`` is the window's top-left pixel and
+    ``offset`` walks the window: ``+1`` per kernel column, ``+(width - kernel_w + 1)`` per kernel
+    row; ``base`` moves ``+1`` per window, ``+kernel_w`` at a row's end and ``+span`` at a
+    frame's end (DESIGN.md Sec. 4 with whole pixels as words: there is no loop over ``t``, each
+    chunk carries every step). This is the im2col and the ``n_groups``-fold window reuse, with
+    no copy of the data. Each word read is cut into ``ceil(channels / p_ci)`` chunks of ``p_ci``
+    channels at every step (``T * p_ci`` bits, bit ``t * p_ci + i``; channels past
+    ``channels`` are 0), one beat each.
+
+    Output order (:func:`.streams.window_chunk`), per output pixel in raster order::
+
+        for group in range(n_groups):
+            for kh in range(kernel_h):
+                for kw in range(kernel_w):
+                    for ci_chunk in range(n_ci_chunks):
+                        chunk = (kh * kernel_w + kw) * n_ci_chunks + ci_chunk
+
+    ``last_chunk`` is set on the last chunk of a window (per group).
+
+    **No empty beats** (``drop_empty``, the default): a chunk whose spikes are 0 at every step
+    is not sent, unless it is a window's last (it carries the end mark; one beat per window at
+    least). The drop costs the walk no cycle of its own beyond the chunk's read: the output
+    register holding an empty chunk is overwritten by the next read in the same cycle. So the
+    walk reads one chunk per cycle, ``n_chunks`` per (pixel, group), and sends only the
+    non-empty ones (and each window's last).
+
+    Buffer sizing: a window needs ``span = (kernel_h - 1) * width + kernel_w`` pixels in the
+    buffer (FireFly-S' ``((Kh - 1) * Fw + Kw) * T * Ci`` bits). The default ``depth`` adds a
+    holding area of ``kernel_w`` pixels, so while a window is replayed the writer can fetch
+    everything the *next* window needs, including the ``kernel_w`` new pixels at a row's end:
+    the output never waits for the input inside a frame if the upstream keeps pace, and the
+    upstream is only held back when the buffer really is full. At a frame boundary the next
+    frame's first window needs ``span`` new pixels, of which the holding area prefetches
+    ``kernel_w``; the rest (``(kernel_h - 1) * width`` pixels) is the pipeline fill.
+    Total: ``(span + kernel_w) * T * channels`` bits.
+
+    Throughput: one chunk read per cycle whenever the buffer holds the window and the output
+    is ready (or the chunk is dropped), i.e. ``out_height * out_width * n_groups * n_chunks``
+    cycles per frame plus the fill. Latency: one cycle (synchronous RAM read).
+
+    Parameters
+    ----------
+    channels : int
+        Input channels ``Ci`` (bits per pixel and step).
+    height, width : int
+        The (already padded) map entering; the convolution is "valid", stride 1.
+    T : int
+        Time steps per beat (``S``: ``T``, or 1 for a static input).
+    kernel : int or (int, int)
+        ``K`` or ``(kernel_h, kernel_w)``. A fully connected layer is the window that covers the
+        whole map: ``kernel = (height, width)``, one output position.
+    p_ci : int
+        Channels per window chunk.
+    n_groups : int
+        Times each window is replayed (``ceil(Co / P_Co)``, one per output channel group).
+    depth : int or None
+        Buffer depth in pixels, at least ``span``; ``None`` = ``span + kernel_w`` (see above).
+    drop_empty : bool
+        Leave out chunks that are 0 at every step (see above).
+
+    Members
+    -------
+    input : ``In(spike_stream(T * channels))``
+        ``height * width`` beats per frame.
+    output : ``Out(window_stream(p_ci, n_chunks, T, n_groups))``
+        At most :attr:`beats_per_frame` beats per frame (exactly that without ``drop_empty``).
+    """
+
+    def __init__(self, channels: int, height: int, width: int, T: int, kernel, p_ci: int,
+                 n_groups: int = 1, depth: int | None = None, drop_empty: bool = True):
+        self.channels = check_positive("channels", channels)
+        self.height = check_positive("height", height)
+        self.width = check_positive("width", width)
+        self.T = check_positive("T", T)
+        if isinstance(kernel, tuple):
+            if len(kernel) != 2:
+                raise ValueError(f"kernel must be an int or a pair (kernel_h, kernel_w), "
+                                 f"not {kernel!r}")
+            kh, kw = kernel
+        else:
+            kh = kw = kernel
+        self.kernel_h = check_positive("kernel_h", kh)
+        self.kernel_w = check_positive("kernel_w", kw)
+        if self.kernel_h > height or self.kernel_w > width:
+            raise ValueError(f"kernel {self.kernel_h}x{self.kernel_w} does not fit the "
+                             f"{height}x{width} map")
+        self.p_ci = check_positive("p_ci", p_ci)
+        self.n_groups = check_positive("n_groups", n_groups)
+        self.drop_empty = bool(drop_empty)
+        span = self.span
+        if depth is None:
+            depth = span + self.kernel_w
+        check_positive("depth", depth)
+        if depth < span:
+            raise ValueError(f"depth must be at least the window span {span} pixels, "
+                             f"not {depth}")
+        self.depth = depth
+        super().__init__({
+            "input": In(spike_stream(self.T * channels)),
+            "output": Out(window_stream(self.p_ci, self.n_chunks, self.T, self.n_groups)),
+        })
+
+    @property
+    def n_ci_chunks(self) -> int:
+        return -(-self.channels // self.p_ci)
+
+    @property
+    def n_chunks(self) -> int:
+        return self.kernel_h * self.kernel_w * self.n_ci_chunks
+
+    @property
+    def out_height(self) -> int:
+        return self.height - self.kernel_h + 1
+
+    @property
+    def out_width(self) -> int:
+        return self.width - self.kernel_w + 1
+
+    @property
+    def span(self) -> int:
+        """Pixels from a window's top-left to its bottom-right, in raster order."""
+        return (self.kernel_h - 1) * self.width + self.kernel_w
+
+    @property
+    def buffer_bits(self) -> int:
+        return self.depth * self.T * self.channels
+
+    @property
+    def beats_per_frame(self) -> int:
+        """Chunks walked per frame (= cycles per frame at full rate; the window-stream beats
+        without ``drop_empty``)."""
+        return self.out_height * self.out_width * self.n_groups * self.n_chunks
+
+    def elaborate(self, platform):
+        m = Module()
+        T, D, C, P = self.T, self.depth, self.channels, self.p_ci
+        kh_n, kw_n, nci = self.kernel_h, self.kernel_w, self.n_ci_chunks
+
+        m.submodules.buffer = buffer = memory.Memory(shape=T * C, depth=D, init=[])
+        wr = buffer.write_port()
+        rd = buffer.read_port()
+
+        # --- push side ------------------------------------------------------------------
+        # ``level``: complete pixels in the buffer from the current window's top-left on. The
+        # slot being written is base + level (mod D), free while level < D.
+        level = Signal(range(D + 1))
+        wptr = Signal(range(D))
+        inc = Signal()
+        m.d.comb += [
+            self.input.ready.eq(level < D),
+            wr.addr.eq(wptr),
+            wr.data.eq(self.input.payload.spikes),
+            wr.en.eq(self.input.valid & self.input.ready),
+            inc.eq(wr.en),
+        ]
+        with m.If(wr.en):
+            m.d.sync += wptr.eq(_wrap_inc(wptr, D))
+
+        # --- pop side: stride counters ------------------------------------------------------
+        base = Signal(range(D))        # pixel address of the window's top-left
+        off = Signal(range(D))         # pixel offset of (kh, kw) inside the window
+        kh = Signal(range(kh_n))
+        kw = Signal(range(kw_n))
+        cic = Signal(range(max(nci, 2)))
+        chunk = Signal(range(max(self.n_chunks, 2)))
+        group = Signal(range(max(self.n_groups, 2)))
+        ow = Signal(range(self.out_width))
+        oh = Signal(range(self.out_height))
+
+        cic_last = cic == nci - 1
+        kw_last = kw == kw_n - 1
+        kh_last = kh == kh_n - 1
+        chunk_last = Signal()
+        group_last = group == self.n_groups - 1
+        m.d.comb += chunk_last.eq(cic_last & kw_last & kh_last)
+
+        # the stage after the RAM read: its beat is on the output unless it is dropped
+        out_valid = Signal()
+        o_last = Signal()
+        o_cic = Signal.like(cic)
+        payload = self.output.payload
+        # channels past Ci read as 0; chunk j is, for t = 0..T-1, channels j*P .. j*P+P-1 of
+        # step t (wiring: the word keeps the stream's t-major order); the read port holds its
+        # data while ``advance`` is low, so the payload is stable during a stall
+        chunks = []
+        for j in range(nci):
+            parts = []
+            for t in range(T):
+                lo = t * C + j * P
+                hi = t * C + min(C, (j + 1) * P)
+                parts.append(rd.data[lo:hi])
+                if hi - lo < P:
+                    parts.append(Const(0, P - (hi - lo)))
+            chunks.append(Cat(*parts))
+        if nci == 1:
+            m.d.comb += payload.spikes.eq(chunks[0])
+        else:
+            m.d.comb += payload.spikes.eq(Array(chunks)[o_cic])
+        empty = Signal()
+        if self.drop_empty:
+            m.d.comb += empty.eq(~payload.spikes.any() & ~o_last)
+
+        advance = Signal()
+        issue = Signal()
+        m.d.comb += [
+            self.output.valid.eq(out_valid & ~empty),
+            advance.eq(~out_valid | self.output.ready | empty),
+            issue.eq(level >= self.span),
+        ]
+
+        # pop address = base + off (mod D); base < D and off < span <= D, so a single
+        # conditional subtraction wraps it
+        total = Signal(range(2 * D))
+        m.d.comb += total.eq(base + off)
+        m.d.comb += [
+            rd.addr.eq(_wrap_sum(total, D)),
+            rd.en.eq(advance),
+        ]
+
+        # pixels freed when a window is done (constants, no multiplier)
+        dec = Signal(range(D + 1))
+        with m.If(advance):
+            m.d.sync += out_valid.eq(issue)
+        with m.If(advance & issue):
+            with m.If(cic_last):
+                m.d.sync += cic.eq(0)
+                with m.If(kw_last):
+                    m.d.sync += kw.eq(0)
+                    with m.If(kh_last):
+                        m.d.sync += [kh.eq(0), chunk.eq(0), off.eq(0)]
+                        with m.If(group_last):
+                            m.d.sync += group.eq(0)
+                            # the window is done: move base, free the pixels behind it
+                            with m.If(ow == self.out_width - 1):
+                                m.d.sync += ow.eq(0)
+                                with m.If(oh == self.out_height - 1):
+                                    m.d.sync += oh.eq(0)
+                                    m.d.comb += dec.eq(self.span)
+                                with m.Else():
+                                    m.d.sync += oh.eq(oh + 1)
+                                    m.d.comb += dec.eq(kw_n)
+                            with m.Else():
+                                m.d.sync += ow.eq(ow + 1)
+                                m.d.comb += dec.eq(1)
+                            m.d.sync += base.eq(_wrap_sum(base + dec, D))
+                        with m.Else():
+                            m.d.sync += group.eq(group + 1)
+                    with m.Else():
+                        m.d.sync += [
+                            kh.eq(kh + 1), chunk.eq(chunk + 1),
+                            off.eq(off + (self.width - kw_n + 1)),
+                        ]
+                with m.Else():
+                    m.d.sync += [kw.eq(kw + 1), chunk.eq(chunk + 1), off.eq(off + 1)]
+            with m.Else():
+                m.d.sync += [cic.eq(cic + 1), chunk.eq(chunk + 1)]
+        m.d.sync += level.eq(level + inc - dec)
+
+        # --- output stage: what was issued with the read, one cycle later -----------------
+        with m.If(advance):
+            m.d.sync += [
+                o_cic.eq(cic),
+                o_last.eq(chunk_last),
+                payload.chunk.eq(chunk),
+                payload.group.eq(group),
+                payload.last_chunk.eq(chunk_last),
+            ]
+        return m
+
+
+def _wrap_inc(value, modulus: int):
+    """``(value + 1) % modulus`` for ``value < modulus``."""
+    return Mux(value == modulus - 1, 0, value + 1)
+
+
+def _wrap_sum(total, modulus: int):
+    """``total % modulus`` for ``total < 2 * modulus``."""
+    return Mux(total >= modulus, total - modulus, total)

@@ -1,0 +1,112 @@
+"""Zero padding of a spike stream (the first stage of a layer core)."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .streams import spike_stream
+from .util import check_positive
+
+__all__ = ["Padding"]
+
+
+class Padding(wiring.Component):
+    """Surround a spike map with ``padding`` rings of all-zero pixels.
+
+    A frame entering is ``height * width`` pixels of ``T`` beats each (raster order, time steps
+    innermost, see :mod:`.streams`); a frame leaving is ``(height + 2 * padding) *
+    (width + 2 * padding)`` pixels, the border pixels being ``T`` all-zero beats each that the
+    component makes up itself (the input is not stalled for them). With ``padding = 0`` the
+    component is a wire. Latency is zero (the payload passes through combinationally), so a
+    padding stage costs no cycles beyond the border beats.
+
+    Parameters
+    ----------
+    channels : int
+        Bits per beat (channels ``C``).
+    height, width : int
+        The map entering, ``H x W``.
+    T : int
+        Beats per pixel (a layer core uses 1: its beats carry every time step).
+    padding : int
+        Rings of zeros ``p`` (stride-1 "same" padding for a ``2p+1`` kernel; ``0`` = "valid").
+
+    Members
+    -------
+    input : ``In(spike_stream(channels))``
+        ``H * W * T`` beats per frame.
+    output : ``Out(spike_stream(channels))``
+        ``(H + 2p) * (W + 2p) * T`` beats per frame.
+    """
+
+    def __init__(self, channels: int, height: int, width: int, T: int, padding: int):
+        self.channels = check_positive("channels", channels)
+        self.height = check_positive("height", height)
+        self.width = check_positive("width", width)
+        self.T = check_positive("T", T)
+        self.padding = check_positive("padding", padding, 0)
+        super().__init__({
+            "input": In(spike_stream(channels)),
+            "output": Out(spike_stream(channels)),
+        })
+
+    @property
+    def out_height(self) -> int:
+        return self.height + 2 * self.padding
+
+    @property
+    def out_width(self) -> int:
+        return self.width + 2 * self.padding
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.padding == 0:
+            wiring.connect(m, wiring.flipped(self.input), wiring.flipped(self.output))
+            return m
+
+        p, T = self.padding, self.T
+        hp, wp = self.out_height, self.out_width
+        # position of the beat being offered downstream, in padded coordinates
+        h = Signal(range(hp))
+        w = Signal(range(wp))
+        t = Signal(range(T))
+        # row/column flags kept in registers so the pass-through decision is one AND, not four
+        # comparators on the ready/valid path
+        row_in = Signal(init=p == 0)
+        col_in = Signal(init=p == 0)
+        inside = Signal()
+        m.d.comb += inside.eq(row_in & col_in)
+
+        with m.If(inside):
+            m.d.comb += [
+                self.output.valid.eq(self.input.valid),
+                self.output.payload.eq(self.input.payload),
+                self.input.ready.eq(self.output.ready),
+            ]
+        with m.Else():
+            # the payload stays 0 (its reset value): a border beat
+            m.d.comb += self.output.valid.eq(1)
+
+        with m.If(self.output.valid & self.output.ready):
+            with m.If(t == T - 1):
+                m.d.sync += t.eq(0)
+                with m.If(w == wp - 1):
+                    m.d.sync += w.eq(0)
+                    m.d.sync += col_in.eq(0)
+                    with m.If(h == hp - 1):
+                        m.d.sync += [h.eq(0), row_in.eq(0)]
+                    with m.Else():
+                        m.d.sync += h.eq(h + 1)
+                        with m.If(h == p - 1):
+                            m.d.sync += row_in.eq(1)
+                        with m.Elif(h == p + self.height - 1):
+                            m.d.sync += row_in.eq(0)
+                with m.Else():
+                    m.d.sync += w.eq(w + 1)
+                    with m.If(w == p - 1):
+                        m.d.sync += col_in.eq(1)
+                    with m.Elif(w == p + self.width - 1):
+                        m.d.sync += col_in.eq(0)
+            with m.Else():
+                m.d.sync += t.eq(t + 1)
+        return m

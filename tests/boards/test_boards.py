@@ -1,0 +1,254 @@
+"""Board targets: build trees, the ECP5 bitstream, fit checks, and the AXI4-Stream top."""
+
+# amaranth: UnusedElaboratable=no
+
+import json
+import random
+import subprocess
+
+import numpy as np
+import pytest
+from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal
+from amaranth.sim import Simulator
+
+from fireflys_boards import BOARDS, BoardError, board_target, build_board, parse_nextpnr_log
+from fireflys_hw.gateware.axis import AXIStreamAccelerator, axis_data_bits
+from fireflys_hw.flow import build_accelerator, make_plan
+from fireflys_hw.host.beats import decode_readout, input_beats
+from fireflys_hw.host.protocol import model_id
+from fireflys_hw.synth import yosys_command
+from fireflys_sw.artifact import save_artifact
+from fireflys_sw.cli import main
+from fireflys_sw.golden import run_golden
+from fireflys_sw.synthetic import random_artifact, random_images
+
+TINY_PARALLELISM = [(2, 2), (3, 2)]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_artifact("1x4x4-2c3p1-mp2-3fc", seed=0, T=2, input_bits=2,
+                           weight_sparsity=0.5, spike_density=0.3)
+
+
+@pytest.fixture(scope="module")
+def scnn5():
+    return random_artifact("scnn5", seed=0, T=4, weight_sparsity=0.9, spike_density=0.15)
+
+
+# --- names and fit ------------------------------------------------------------------------------
+
+def test_unknown_board_is_one_line(capsys, tiny, tmp_path):
+    with pytest.raises(BoardError, match=r"^unknown board 'arty': known boards are arty-a7-35, "
+                                         r"arty-a7-100, ulx3s-85f, kv260$"):
+        board_target("arty")
+    path = save_artifact(tiny, tmp_path / "tiny.npz")
+    assert main(["build", str(path), "--board", "nexys", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fireflys: error: unknown board 'nexys': known boards are arty-a7-35, "
+                   "arty-a7-100, ulx3s-85f, kv260"]
+    assert not (tmp_path / "b").exists()
+
+
+def test_model_does_not_fit_fixed_parallelism(capsys, scnn5, tmp_path):
+    big = [(8, 1), (16, 8), (32, 16), (64, 32), (64, 64), (10, 64)]
+    with pytest.raises(BoardError, match=r"^random-1x28x28-.* does not fit arty-a7-35 \(xc7a35t\), "
+                                         r"by the planner's resource model: LUT: [\d,]+ > "
+                                         r"20,800 \(\+[\d,]+, \d+ %\)"):
+        build_board(scnn5, "arty-a7-35", tmp_path / "b", parallelism=big)
+    path = save_artifact(scnn5, tmp_path / "scnn5.npz")
+    rc = main(["build", str(path), "--board", "arty-a7-35", "--out", str(tmp_path / "b"),
+               "--dataset", "synthetic", "--parallelism", ",".join(f"{a}:{b}" for a, b in big)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "does not fit arty-a7-35" in err[0]
+    assert not (tmp_path / "b").exists()
+
+
+def test_model_does_not_fit_planned(tmp_path):
+    # at 70 % weight sparsity its block RAM alone exceeds the xc7a35t's 50 blocks
+    scnn9 = random_artifact("scnn9", seed=0, T=4, weight_sparsity=0.7, spike_density=0.15)
+    with pytest.raises(BoardError, match=r"^arty-a7-35: .* does not fit xc7a35t even at the "
+                                         r"least parallelism: (LUT|FF|BRAM) [\d.,]+ > [\d.,]+ "
+                                         r"by [\d.,]+"):
+        build_board(scnn9, "arty-a7-35", tmp_path / "b")
+
+
+def test_parse_nextpnr_log():
+    text = """Info: Max frequency for clock '$glbnet$clk': 48.10 MHz (PASS at 25.00 MHz)
+Info: Device utilisation:
+Info:       TRELLIS_FF:   601/83640     0%
+Info:     TRELLIS_COMB:  1286/83640     1%
+Info: Max frequency for clock '$glbnet$clk': 84.33 MHz (PASS at 25.00 MHz)
+"""
+    parsed = parse_nextpnr_log(text)
+    assert parsed["fmax_mhz"] == {"$glbnet$clk": 84.33}
+    assert parsed["utilisation"]["TRELLIS_COMB"] == [1286, 83640]
+
+
+# --- build trees --------------------------------------------------------------------------------
+
+XILINX_PINS = {"arty-a7-35": ("D10", "A9", "xc7a35ticsg324-1L"),
+               "arty-a7-100": ("D10", "A9", "xc7a100ticsg324-1L"),
+               "kv260": ("E10", "D10", "xczu5ev-sfvc784-2-i")}
+
+
+@pytest.mark.parametrize("board", sorted(XILINX_PINS))
+def test_xilinx_build_tree(tiny, tmp_path, board):
+    tx, rx, part = XILINX_PINS[board]
+    result = build_board(tiny, board, tmp_path, parallelism=TINY_PARALLELISM)
+    for name in ("top.v", "top.xdc", "top.tcl", "build_top.sh", "plan.json", "board.json"):
+        assert (tmp_path / name).is_file(), name
+    tcl = (tmp_path / "top.tcl").read_text()
+    assert f"create_project -force -name top -part {part}" in tcl
+    assert "synth_design -top top" in tcl and "write_bitstream" in tcl
+    xdc = (tmp_path / "top.xdc").read_text()
+    assert f'set_property LOC {tx} [get_ports "uart_0__tx__io"]' in xdc
+    assert f'set_property LOC {rx} [get_ports "uart_0__rx__io"]' in xdc
+    assert "create_clock" in xdc and "LVCMOS33" in xdc
+    assert "vivado" in (tmp_path / "build_top.sh").read_text()
+    verilog = (tmp_path / "top.v").read_text()
+    assert "module top(" in verilog
+    manifest = json.loads((tmp_path / "board.json").read_text())
+    assert manifest["board"] == board and manifest["model_id"] == f"0x{model_id(tiny):08x}"
+    assert manifest["link"]["beats_per_frame"] == 16 and manifest["link"]["classes"] == 3
+    assert manifest["divisor"] == 868              # 100 MHz / 115200 baud
+    assert result.plan.parallelism() == {0: (2, 2), 2: (3, 2)}
+    if board == "kv260":
+        assert "PS8 ps (" in verilog and "BUFG_PS" in verilog
+        axis = (tmp_path / "axis" / "fireflys_axis.v").read_text()
+        assert "module fireflys_axis(" in axis
+        for port in ("aclk", "aresetn", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready",
+                     "s_axis_tlast", "m_axis_tdata", "m_axis_tvalid", "m_axis_tready",
+                     "m_axis_tlast"):
+            assert f" {port};" in axis, port
+        assert "input [7:0] s_axis_tdata;" in axis and "output [31:0] m_axis_tdata;" in axis
+        header = axis[axis.index("module fireflys_axis("):].split(";", 1)[0]
+        assert "clk," not in header.replace("aclk,", "") and "rst" not in header
+    else:
+        assert "BUFGCTRL" in verilog or "BUFGCE" in verilog
+
+
+def test_cli_build_arty(capsys, tiny, tmp_path):
+    path = save_artifact(tiny, tmp_path / "tiny.npz")
+    rc = main(["build", str(path), "--board", "arty-a7-100", "--out", str(tmp_path / "b"),
+               "--parallelism", "2:2,3:2", "--baud", "921600"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "arty-a7-100 (xc7a100ticsg324-1L, 100 MHz)" in out
+    assert "UART link at 921600 baud: 17 bytes per frame in, 4 out" in out
+    assert json.loads((tmp_path / "b" / "board.json").read_text())["divisor"] == 109
+
+
+def test_bad_baud_is_one_line(tiny, tmp_path):
+    with pytest.raises(BoardError, match=r"^ulx3s-85f: baud 12000000 is too fast for a 25 MHz "
+                                         r"clock"):
+        build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM, baud=12_000_000)
+
+
+@pytest.mark.synth
+def test_ulx3s_bitstream_and_fmax(tiny, tmp_path):
+    result = build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM)
+    bit = tmp_path / "top.bit"
+    assert bit.is_file() and bit.stat().st_size > 100_000
+    assert (tmp_path / "top.lpf").read_text().count("LOCATE COMP") >= 2
+    fmax = result.fmax_mhz
+    assert fmax and all(mhz > 25 for mhz in fmax.values())
+    util = result.report["nextpnr"]["utilisation"]
+    assert 0 < util["TRELLIS_COMB"][0] < util["TRELLIS_COMB"][1]
+    assert json.loads((tmp_path / "board.json").read_text())["nextpnr"]["fmax_mhz"] == fmax
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("board,family", [("arty-a7-35", "xc7"), ("kv260", "xcup")])
+def test_xilinx_verilog_synthesises(tiny, tmp_path, board, family):
+    # the build tree's Verilog is complete: Yosys maps it (Vivado is not available here);
+    # amaranth's Arty clock buffer carries a SIM_DEVICE that Yosys' BUFGCTRL model lacks
+    build_board(tiny, board, tmp_path, parallelism=TINY_PARALLELISM)
+    subprocess.run([yosys_command(), "-q", "-p",
+                    f"read_verilog top.v; setparam -unset SIM_DEVICE t:BUFGCTRL; "
+                    f"synth_xilinx -flatten -family {family} -top top; tee -q -o stat.txt stat"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    stat = (tmp_path / "stat.txt").read_text()
+    assert "LUT" in stat and "FDRE" in stat
+
+
+# --- the AXI4-Stream top ------------------------------------------------------------------------
+
+def _axis_run(dut, frames, *, last_at, seed=0, stall=0.3):
+    """Drive ``frames`` into ``s_axis`` with random gaps (``tlast`` where ``last_at(frame, k)``)
+    and collect results from ``m_axis`` with random stalls."""
+    top = Module()
+    top.domains.tb = ClockDomain("tb")
+    top.submodules.dut = dut
+    top.d.comb += [dut.aclk.eq(ClockSignal("tb")), dut.aresetn.eq(~ResetSignal("tb"))]
+    rng = random.Random(seed)
+    results, words = [], []
+
+    async def producer(ctx):
+        for f, frame in enumerate(frames):
+            for k, beat in enumerate(frame):
+                while rng.random() < stall:
+                    ctx.set(dut.s_axis_tvalid, 0)
+                    await ctx.tick("tb")
+                ctx.set(dut.s_axis_tdata, int(beat[0]))
+                ctx.set(dut.s_axis_tlast, last_at(f, k))
+                ctx.set(dut.s_axis_tvalid, 1)
+                await ctx.tick("tb").until(dut.s_axis_tready)
+        ctx.set(dut.s_axis_tvalid, 0)
+
+    async def consumer(ctx):
+        waited = 0
+        while len(results) < len(frames):
+            ready = rng.random() >= stall
+            ctx.set(dut.m_axis_tready, ready)
+            _, _, valid, data, last = await ctx.tick("tb").sample(
+                dut.m_axis_tvalid, dut.m_axis_tdata, dut.m_axis_tlast)
+            waited += 1
+            assert waited < 100_000
+            if valid and ready:
+                words.append(int(data))
+                if last:
+                    results.append(sum(w << (32 * i) for i, w in enumerate(words)))
+                    words.clear()
+        results.append(bool(ctx.get(dut.frame_error)))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8, domain="tb")
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return results[:-1], results[-1]
+
+
+def test_axis_round_trip_bit_exact(tiny):
+    plan = make_plan(tiny, parallelism=TINY_PARALLELISM)
+    acc = build_accelerator(tiny, plan, profile=False)
+    dut = AXIStreamAccelerator(acc)
+    assert dut.in_data_bits == 8 and dut.result_words == 1
+    images = random_images(tiny, 4, seed=7)
+    beats = input_beats(tiny, images)
+    bpf = beats.shape[1]
+    values, error = _axis_run(dut, beats, last_at=lambda f, k: k == bpf - 1)
+    golden = run_golden(tiny, images)
+    assert not error
+    for k, value in enumerate(values):
+        scores, index = decode_readout(value, tiny.classes, acc.score_bits)
+        assert scores == list(golden.scores[k]) and index == golden.prediction[k]
+
+
+def test_axis_flags_misplaced_tlast(tiny):
+    acc = build_accelerator(tiny, make_plan(tiny, parallelism=TINY_PARALLELISM), profile=False)
+    beats = input_beats(tiny, random_images(tiny, 1, seed=7))
+    _, error = _axis_run(AXIStreamAccelerator(acc), beats, last_at=lambda f, k: k == 3,
+                         stall=0.0)
+    assert error
+
+
+def test_axis_data_bits():
+    assert [axis_data_bits(b) for b in (1, 8, 9, 17, 33, 100)] == [8, 8, 16, 32, 64, 128]
+
+
+def test_board_registry():
+    assert set(BOARDS) == {"arty-a7-35", "arty-a7-100", "ulx3s-85f", "kv260"}
+    assert board_target(" KV260 ").device == "xczu5ev"
+    assert np.isclose(board_target("ulx3s-85f").clock_hz, 25e6)
