@@ -38,14 +38,14 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
   - ``windows``: cycles in which its window stream (orchestrator -> synapse array) transfers
     a beat (at most ``Ho * Wo * G * n_chunks`` per frame: the chunks that spike at some step,
     and each window's last);
-  - ``busy``: cycles in which the window stream is valid (the core has work) and the synapse
-    array is either admitting beats (it has credit,
-    :attr:`~fireflys_hw.gateware.synapse.SynapseArray.credit`: its results are being taken
-    downstream) or, out of credit, still working through the beats in its lanes' FIFOs
-    (:attr:`~fireflys_hw.gateware.synapse.SynapseArray.working`): the window beat transfers or a
-    detector works on effectual pairs; over a steady-state interval this is the core's own
-    cycles per frame, and the core whose ``busy`` is closest to the whole interval is the
-    bottleneck;
+  - ``busy``: cycles in which the core has work -- its orchestrator's walk holds a chunk
+    (:attr:`~fireflys_hw.gateware.orchestrator.DataflowOrchestrator.walking`: a window beat
+    offered, or an empty chunk dropped) or a lane's FIFO holds window beats
+    (:attr:`~fireflys_hw.gateware.synapse.SynapseArray.working`) -- and is not ``blocked``:
+    the synapse array admits beats (it has credit,
+    :attr:`~fireflys_hw.gateware.synapse.SynapseArray.credit`) or works through the beats in
+    its lanes' FIFOs; over a steady-state interval this is the core's own cycles per frame,
+    and the core whose ``busy`` is closest to the whole interval is the bottleneck;
   - ``blocked``: cycles in which the window stream is valid, the synapse array is out of
     credit and its lanes have nothing left to do: the core is held back by the downstream
     (next core, FIFO or host); the rest of the interval, ``cycles - busy - blocked``, the core
@@ -288,7 +288,10 @@ class Accelerator(wiring.Component):
             flags = {
                 "in": core.input.valid & core.input.ready,
                 "windows": win.valid & win.ready,
-                "busy": win.valid & working,
+                # the walk (sending or dropping chunks) or the lanes have work, and the
+                # downstream does not hold the core
+                "busy": ((core.orchestrator.walking | core.synapses.working)
+                         & ~(win.valid & ~working)),
                 "blocked": win.valid & ~working,
             }
             for name, flag in flags.items():

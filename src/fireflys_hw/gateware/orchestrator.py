@@ -81,6 +81,12 @@ class DataflowOrchestrator(wiring.Component):
         ``height * width`` beats per frame.
     output : ``Out(window_stream(p_ci, n_chunks, T, n_groups))``
         At most :attr:`beats_per_frame` beats per frame (exactly that without ``drop_empty``).
+
+    Attributes
+    ----------
+    walking : Signal
+        High while the output register holds a chunk, sent (``output.valid``) or being
+        dropped: the walk has work (the accelerator's profiling counters read it).
     """
 
     def __init__(self, channels: int, height: int, width: int, T: int, kernel, p_ci: int,
@@ -112,6 +118,7 @@ class DataflowOrchestrator(wiring.Component):
             raise ValueError(f"depth must be at least the window span {span} pixels, "
                              f"not {depth}")
         self.depth = depth
+        self.walking = Signal()
         super().__init__({
             "input": In(spike_stream(self.T * channels)),
             "output": Out(window_stream(self.p_ci, self.n_chunks, self.T, self.n_groups)),
@@ -220,6 +227,7 @@ class DataflowOrchestrator(wiring.Component):
         advance = Signal()
         issue = Signal()
         m.d.comb += [
+            self.walking.eq(out_valid),
             self.output.valid.eq(out_valid & ~empty),
             advance.eq(~out_valid | self.output.ready | empty),
             issue.eq(level >= self.span),
