@@ -37,4 +37,9 @@ fi
 pip install --no-deps "spikingjelly==2.0.0"
 echo "setup: installing fireflys and its dependencies"
 pip install -e ".[train,dev]"
+# The [interop] extra (NIR, snnTorch and its exporter nirtorch) the same careful way: nirtorch
+# declares torch, so --no-deps keeps the torch installed above; their runtime needs (numpy,
+# h5py) came with [train]. Pinned versions make this a no-op when they are already there.
+echo "setup: installing the [interop] extra (nir, nirtorch, snntorch)"
+pip install --no-deps "nir==1.0.8" "nirtorch==2.0.5" "snntorch==1.0.0"
 echo "setup: done ($VENV)"
