@@ -186,7 +186,7 @@ def simulation_report(artifact, acc, plan, sample, trace: SimTrace, scores, pred
             # the dense first core: exact cycles; its convolution (busy) and its spike beats
             # (windows) overlap, its own cost is the larger
             predicted = direct_conv_frame_cycles(core.layer, lp.p_co, artifact.T,
-                                                 serialised=True)
+                                                 serialised=core.per_step)
             busy = max(busy, per_frame[f"core{k}_windows"])
         else:
             predicted = recurrence_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,

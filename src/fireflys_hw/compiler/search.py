@@ -95,7 +95,7 @@ class _Stage:
         if p not in self._cycles:
             if p[1] == _DENSE:
                 self._cycles[p] = float(direct_conv_frame_cycles(
-                    self.ctx.layer, p[0], self.ctx.T, serialised=True))
+                    self.ctx.layer, p[0], self.ctx.T))
             else:
                 self._cycles[p] = predicted_cycles(self.ctx.layer, self.stats, p[0], p[1],
                                                    self.ctx.T, input_bits=self.ctx.input_bits,
