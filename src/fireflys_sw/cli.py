@@ -20,6 +20,18 @@ FALLBACK_ARTIFACT = "scnn5-mnist5k"
 FALLBACK_DATASET = "mnist5k"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Says every option's default in ``--help`` (unless its help text already does)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default == argparse.SUPPRESS
+                or "default" in text or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="accuracy of an artifact on a data set (golden model)",
                        description="Run the integer golden model of ARTIFACT on the test split "
@@ -55,8 +67,8 @@ def _run_eval(args) -> int:
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe an artifact",
                        description="Print the layers, parameters and metadata of an artifact.")
-    p.add_argument("artifact")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("artifact", help="artifact .npz file or shipped name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_run_info)
 
 
@@ -164,9 +176,9 @@ def _add_init(sub) -> None:
                                    "initial weights and export it (for trying the flow).")
     p.add_argument("model", help="preset or spec string")
     p.add_argument("--out", required=True, help="artifact file to write")
-    p.add_argument("-T", type=int, default=4)
-    p.add_argument("--weight-bits", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-T", type=int, default=4, help="time steps")
+    p.add_argument("--weight-bits", type=int, default=4, help="bits per weight")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     p.set_defaults(run=_run_init)
 
 
@@ -239,16 +251,23 @@ def _run_demo(args) -> int:
           f"{args.out}/")
     result = compile_accelerator(artifact, args.out, images=images[:16])
     print("      " + result.files["report_text"].read_text().rstrip().replace("\n", "\n      "))
+    from fireflys_hw.plots import firefly_s_cycles, write_plots
     why = verilator_unavailable()
     if why is not None:
         print(f"[3/3] simulate: skipped ({why})")
+        paths = write_plots(result.out_dir, result.plan)
+        print(f"      pictures: {', '.join(str(p) for p in paths)}")
         return 0
     print(f"[3/3] simulate: {args.images} test images through the accelerator (Verilator; the "
           f"first build takes a few minutes, later runs are cached)")
-    sim = simulate_accelerator(artifact, images[:args.images], plan=result.plan)
+    sim = simulate_accelerator(artifact, images[:args.images], plan=result.plan,
+                               verilog_text=result.files["verilog"].read_text())
     print("      " + sim.format().replace("\n", "\n      "))
     (result.out_dir / "simulation.json").write_text(json.dumps(sim.as_dict(), indent=1) + "\n")
     print(f"      wrote {result.out_dir / 'simulation.json'}")
+    paths = write_plots(result.out_dir, result.plan, sim.as_dict(),
+                        firefly_s=firefly_s_cycles(artifact))
+    print(f"      pictures: {', '.join(str(p) for p in paths)}")
     return 0 if sim.mismatches == 0 else 1
 
 
@@ -267,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_subcommands(sub)
+    parser.formatter_class = _HelpFormatter
+    for command in sub.choices.values():
+        command.formatter_class = _HelpFormatter
     return parser
 
 

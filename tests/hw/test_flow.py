@@ -125,3 +125,26 @@ def test_cli_imports_no_amaranth():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_failed_compile_leaves_no_empty_folder(tiny_file, tmp_path, capsys):
+    out = tmp_path / "runs" / "nofit"
+    assert main(["compile", str(tiny_file), "--out", str(out), "--lut-budget", "10"]) == 2
+    assert "fireflys: error:" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_no_fit_is_refused_fast(tmp_path, capsys):
+    """A budget the smallest plan exceeds is refused from the resource model alone, without
+    the cycle recurrence (599 s for scnn5 before), and the message's numbers have separators."""
+    import re
+    import time
+    start = time.perf_counter()
+    assert main(["compile", "scnn5-fashion-mnist", "--out", str(tmp_path / "x"),
+                 "--lut-budget", "10", "--dataset", "synthetic"]) == 2
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert "does not fit xczu5ev even at the least parallelism" in err
+    assert re.search(r"\(\d{1,3}(,\d{3})+ % over\)", err), err
+    assert seconds < 10, f"refusal took {seconds:.1f} s"
+    assert not (tmp_path / "x").exists()
