@@ -154,6 +154,13 @@ def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
         check_plan(plan, artifact)
         parallelism = plan.parallelism()     # re-estimated below for this board's device
     try:
+        if parallelism is not None:
+            # whether it fits is the resource model's answer alone: give it before the cycle
+            # recurrence, which takes minutes on a big model
+            cheap = make_plan(artifact, parallelism=parallelism, images=images,
+                              device=target.device, clock_hz=target.clock_hz, recurrence=False)
+            if fit_problems(cheap, target.device):
+                return cheap
         return make_plan(artifact, parallelism=parallelism, images=images,
                          device=target.device, clock_hz=target.clock_hz)
     except PlanError as error:
@@ -190,7 +197,7 @@ class _ToolchainStatus:
     """Which tool of the ECP5 build runs and what it is doing, from the log's lines (for the
     progress display): yosys' passes, nextpnr's ``Info:`` phases, ecppack."""
 
-    _PASS = re.compile(r"^[\d.]+ Executing (.+?)\.?$")
+    _PASS = re.compile(r"^\d+(?:\.\d+)?\. Executing (.+?)\.?$")   # steps, not sub-steps
 
     def __call__(self, line: str) -> str | None:
         m = self._PASS.match(line)

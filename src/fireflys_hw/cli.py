@@ -187,7 +187,16 @@ def run_compile(args) -> int:
         print(json.dumps(result.report))
     else:
         print(result.files["report_text"].read_text(), end="")
+        print(wrote_line(result))
     return 0
+
+
+def wrote_line(result) -> str:
+    """``wrote top.il, ... into DIR (RTLIL 1.0 s, Verilog 2.0 s)`` for a compile result."""
+    seconds = result.report["seconds"]
+    return (f"wrote {', '.join(p.name for p in result.files.values())} into "
+            f"{result.out_dir}/ (RTLIL {seconds['rtlil']:.1f} s, Verilog "
+            f"{seconds['verilog']:.1f} s)")
 
 
 def run_simulate(args) -> int:
@@ -258,6 +267,9 @@ def _add_synth(subparsers) -> None:
     p.set_defaults(device=None)
     _add_data(p, "the planner measures spike densities on")
     p.add_argument("--no-cache", action="store_true", help="synthesise even if cached")
+    p.add_argument("--plot", metavar="DIR",
+                   help="write DIR/resources.png: LUT/FF/BRAM per core, the planner's model "
+                        "beside synthesis")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=run_synth)
 
@@ -276,6 +288,13 @@ def run_synth(args) -> int:
     # without --family, the plan's device's family (a --plan file names its device)
     report = synthesise_accelerator(artifact, plan, family=args.family,
                                     cache=not args.no_cache, progress=_progress)
+    if args.plot:
+        from pathlib import Path
+
+        from .plots import plot_resources
+        Path(args.plot).mkdir(parents=True, exist_ok=True)
+        path = plot_resources(plan, Path(args.plot) / "resources.png", synth=report.as_dict())
+        _progress(f"wrote {path}")
     if args.json:
         print(json.dumps(report.as_dict()))
     else:

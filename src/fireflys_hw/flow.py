@@ -252,9 +252,7 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
         format_plan(plan) + "\n\n"
         f"input: {acc.in_channels}-bit beats, {acc.beats_per_frame} per frame "
         f"({order}); output: {acc.classes} scores of {acc.score_bits} bits "
-        f"+ class index\n"
-        f"wrote {', '.join(p.name for p in files.values())} "
-        f"(RTLIL {seconds['rtlil']:.1f} s, Verilog {seconds['verilog']:.1f} s)\n")
+        f"+ class index\n")
     return CompileResult(out, files, plan, report)
 
 

@@ -105,33 +105,37 @@ def plot_resources(plan, path: str | os.PathLike, *, synth: Mapping | None = Non
     by_core = {c["index"]: c["synth"] for c in (synth or {}).get("cores", [])}
     x = np.arange(len(layers))
     kinds = (("lut", "lut", "LUT"), ("ff", "ff", "FF"), ("bram_blocks", "bram", "BRAM (36 Kb)"))
-    fig = _figure(max(8.0, 1.1 * len(layers) + 4), 3.6)
+    fig = _figure(max(9.0, 1.1 * len(layers) + 4), 4.2)
     axes = fig.subplots(1, 3)
     labels = [f"{lp.index}: {lp.kind.value}" for lp in layers]
     for ax, (attr, key, title) in zip(axes, kinds):
         model = [getattr(lp, attr) for lp in layers]
+        synth_values = []
+        digits = 1 if attr == "bram_blocks" else 0
+        total = f"model {sum(model):,.{digits}f}"
         if by_core:
             width = 0.4
+            synth_values = [by_core.get(lp.index, {}).get(key, 0) for lp in layers]
             ax.bar(x - width / 2, model, width, color=_GREY, label="planner's model")
-            ax.bar(x + width / 2, [by_core.get(lp.index, {}).get(key, 0) for lp in layers],
-                   width, color=_BLUE, label=f"synthesis ({synth.get('tool', 'yosys')})")
+            ax.bar(x + width / 2, synth_values, width, color=_BLUE,
+                   label=f"synthesis ({synth.get('tool', 'yosys')}, no place and route)")
+            total += f"\nsynthesis {sum(synth_values):,.{digits}f}"
         else:
             ax.bar(x, model, 0.6, color=_GREY, label="planner's model")
-        ax.set_xticks(x, labels, fontsize=8, rotation=45, ha="right")
-        total = f"{sum(model):,.{1 if attr == 'bram_blocks' else 0}f} in all (model)"
         if attr == "bram_blocks" and not sum(model):
-            total = "none in the model (memories in LUT RAM)"
-        ax.set_title(f"{title}: {total}", fontsize=9)
+            total += " (LUT RAM)"
+        ax.set_title(f"{title}\n{total}", fontsize=8)
+        ax.set_xticks(x, labels, fontsize=8, rotation=45, ha="right")
         if attr != "bram_blocks":
             ax.yaxis.set_major_formatter(_thousands())
-        else:
-            ax.set_ylim(0, max(1.0, max(model + [0]) * 1.15))
+        elif not any(model + synth_values):
+            ax.set_ylim(0, 1.0)         # an empty axis, not a collapsed one
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, frameon=False)
-    note = "" if by_core else "\n(planner's model only; 'fireflys synth' gives synthesis " \
-                              "figures)"
-    fig.suptitle(f"{plan.artifact} on {plan.device}: resources per layer core{note}",
-                 fontsize=10)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", fontsize=8, ncols=2, frameon=False)
+    note = "" if by_core else "; 'fireflys synth --plot' adds synthesis"
+    fig.suptitle(f"{plan.artifact} on {plan.device}: resources per layer core\n(the cores "
+                 f"only, not the FIFOs between them{note})", fontsize=9)
     return _save(fig, path)
 
 

@@ -128,7 +128,7 @@ class _YosysStatus:
     """What Yosys is doing, from its log (for the progress display): the pass it is executing
     and the layer core (module ``top.core<k>``) it last named."""
 
-    _PASS = re.compile(r"^[\d.]+ Executing (.+?)\.?$")
+    _PASS = re.compile(r"^\d+(?:\.\d+)?\. Executing (.+?)\.?$")   # steps, not sub-steps
     _CORE = re.compile(r"top\.core(\d+)")
 
     def __init__(self):

@@ -251,6 +251,8 @@ def _run_demo(args) -> int:
           f"{args.out}/")
     result = compile_accelerator(artifact, args.out, images=images[:16])
     print("      " + result.files["report_text"].read_text().rstrip().replace("\n", "\n      "))
+    from fireflys_hw.cli import wrote_line
+    print("      " + wrote_line(result))
     from fireflys_hw.plots import firefly_s_cycles, write_plots
     why = verilator_unavailable()
     if why is not None:
