@@ -53,6 +53,11 @@ pip install -e ".[train,dev]"
 echo "setup: if pip printed \"ERROR: pip's dependency resolver ... spikingjelly 2.0.0 requires" \
      "torchaudio/torchvision\" above, that is expected and harmless: fireflys does not use the" \
      "parts of SpikingJelly that need them (installed with --no-deps on purpose)"
+# The [interop] extra (NIR, snnTorch and its exporter nirtorch) the same careful way: nirtorch
+# declares torch, so --no-deps keeps the torch installed above; their runtime needs (numpy,
+# h5py) came with [train]. Pinned versions make this a no-op when they are already there.
+echo "setup: installing the [interop] extra (nir, nirtorch, snntorch)"
+pip install --no-deps "nir==1.0.8" "nirtorch==2.0.5" "snntorch==1.0.0"
 if [ "$complete" = 1 ]; then
     touch "$VENV/.installed"       # make's mark: set up, nothing to retry
     echo "setup: done ($VENV)"

@@ -273,6 +273,113 @@ def _run_demo(args) -> int:
     return 0 if sim.mismatches == 0 else 1
 
 
+# --- interop: fireflys import / fireflys export (docs/interop.md) -------------------------------
+
+def _add_import(sub) -> None:
+    p = sub.add_parser(
+        "import", help="import a NIR graph or a SpikingJelly network as an integer artifact",
+        description="Read SOURCE (a NIR file, or a SpikingJelly network given as "
+                    "module:function with --weights), map it onto the numeric contract "
+                    "(per-channel quantisation, tau to a leak shift, exact thresholds), write "
+                    "the artifact and report the mapping and the agreement between the source "
+                    "and the imported network (docs/interop.md).")
+    p.add_argument("source", help="a .nir file, or module:function building a SpikingJelly "
+                                  "network")
+    p.add_argument("--out", required=True, help="artifact file to write")
+    p.add_argument("--weights", help="state_dict file for a module:function source")
+    p.add_argument("--input-shape", help="C,H,W of the input (SpikingJelly sources; NIR files "
+                                         "that do not state it)")
+    p.add_argument("--dt", type=float, help="time step of the NIR file's LIF time constants "
+                                            "(default: recovered from tau / r)")
+    p.add_argument("-T", type=int, help="time steps per frame (default 4)")
+    p.add_argument("--weight-bits", type=int, help="2..8 (default 4)")
+    p.add_argument("--input-bits", type=int, help="first layer's input width (default 8)")
+    p.add_argument("--input-range", type=float,
+                   help="value the source network sees for a full-scale pixel (default 1.0)")
+    p.add_argument("--step", choices=["lsq", "max"], help="step size rule per channel: lsq "
+                   "(the training's LSQ initialisation, default) or max (no clipping)")
+    p.add_argument("--sparsity", type=float, help="prune each layer by magnitude first")
+    p.add_argument("--pool-as-or", action="store_true",
+                   help="accept average/sum pools and compute them as OR (max) pools")
+    p.add_argument("--tau-tolerance", type=float,
+                   help="accepted relative distance of tau/dt from a power of two (0.02)")
+    p.add_argument("--name", help="artifact name")
+    p.add_argument("--dataset", help="report accuracies on this data set's test split")
+    p.add_argument("--data-dir")
+    p.add_argument("--limit", type=int, help="test images for the report")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(run=_run_import)
+
+
+def _run_import(args) -> int:
+    from .artifact import save_artifact
+    from .interop import format_report, import_nir, import_spikingjelly
+    options = dict(T=args.T, weight_bits=args.weight_bits, input_bits=args.input_bits,
+                   input_range=args.input_range, step_rule=args.step, sparsity=args.sparsity,
+                   pool_as_or=args.pool_as_or or None, tau_tolerance=args.tau_tolerance,
+                   name=args.name)
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(v) for v in args.input_shape.replace("x", ",").split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1:
+            raise FireflysError(f"--input-shape must be C,H,W (e.g. 1,28,28), not "
+                                f"{args.input_shape!r}")
+    if args.source.lower().endswith(".nir") or (":" not in args.source):
+        if args.weights:
+            raise FireflysError("--weights goes with a module:function source, not a NIR file")
+        result = import_nir(args.source, dt=args.dt, input_shape=shape, **options)
+    else:
+        if shape is None:
+            raise FireflysError("a SpikingJelly source needs --input-shape C,H,W")
+        result = import_spikingjelly(args.source, input_shape=shape, weights=args.weights,
+                                     **options)
+    images = labels = None
+    inputs = None
+    if args.dataset:
+        from .datasets import load_dataset
+        data = load_dataset(args.dataset, args.data_dir, T=result.artifact.T)
+        if tuple(data.input_shape) != tuple(result.artifact.input_shape):
+            raise FireflysError(f"{data.name} gives {list(data.input_shape)} inputs, the network "
+                                f"takes {list(result.artifact.input_shape)}")
+        images, labels = data.test_x[:args.limit], data.test_y[:args.limit]
+        inputs = f"{len(images)} {data.name} test images"
+    report = result.report(images, labels, inputs=inputs)
+    path = save_artifact(result.artifact.with_metadata(import_report={
+        k: report[k] for k in ("inputs", "agreement") + (("accuracy",) if labels is not None
+                                                          else ())}), args.out)
+    report["written"] = str(path)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write an artifact as a standard NIR graph",
+                       description="Write ARTIFACT as NIR (exact integer weights, LIF parameters "
+                                   "of the integer leak, max-pool as SumPool2d + Threshold); "
+                                   "importing the file back gives the same network.")
+    p.add_argument("artifact", help="artifact .npz file or shipped name")
+    p.add_argument("--nir", required=True, metavar="OUT.nir", help="NIR file to write")
+    p.add_argument("--dt", type=float, default=1e-4,
+                   help="time step written into the LIF time constants (default 1e-4)")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from .artifact import load_artifact
+    from .interop import export_nir
+    artifact = load_artifact(args.artifact)
+    path = export_nir(artifact, args.nir, dt=args.dt)
+    print(f"wrote {path} ({len(artifact.layers)} layers of {artifact.name}, NIR)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fireflys",
@@ -280,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "accelerator (FireFly-S / E3NE flow).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_demo, _add_eval, _add_info, _add_train, _add_init):
+    for add in (_add_demo, _add_eval, _add_info, _add_train, _add_init, _add_import,
+                _add_export):
         add(sub)
     try:  # the hardware flow's commands (compile, simulate, ...) live beside the gateware
         from fireflys_hw.cli import add_subcommands
