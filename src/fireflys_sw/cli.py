@@ -118,26 +118,29 @@ def _add_train(sub) -> None:
                        description="Train a model with gradient-rewiring pruning and per-channel "
                                    "LSQ, export the integer artifact and report its golden-model "
                                    "accuracy. With --float, train the dense float baseline.")
-    p.add_argument("--dataset", default=DEFAULT_DATASET)
-    p.add_argument("--data-dir")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help="fashion-mnist, mnist, mnist5k, "
+                                                              "cifar10 or dvs-gesture")
+    p.add_argument("--data-dir", help="directory with the data set files (see docs/datasets.md)")
     p.add_argument("--model", default="scnn5", help="preset (scnn5, scnn7, scnn9) or spec string")
     p.add_argument("-T", type=int, default=4, help="time steps (default 4)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, default=64, help="images per optimiser step")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     p.add_argument("--sparsity", type=float, default=0.9, help="target weight sparsity in "
                                                                "[0.5, 1)")
     p.add_argument("--alpha", type=float, default=0.1, help="strength of the rewiring prior")
     p.add_argument("--cap-sparsity", action="store_true",
                    help="stop the prior's push on a layer once it reaches the target sparsity "
                         "(no overshoot with a strong --alpha)")
-    p.add_argument("--weight-bits", type=int, default=4)
-    p.add_argument("--neuron", default="lif", choices=["lif", "if"])
+    p.add_argument("--weight-bits", type=int, default=4, help="bits per weight (LSQ)")
+    p.add_argument("--neuron", default="lif", choices=["lif", "if"],
+                   help="leaky (lif) or plain (if) integrate-and-fire")
     p.add_argument("--float", dest="dense_float", action="store_true",
                    help="dense float baseline (no pruning, no quantisation)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and batch order")
     p.add_argument("--out", default="runs/train", help="output directory")
-    p.add_argument("--name", help="artifact name (default MODEL-DATASET)")
+    p.add_argument("--name", help="artifact name (default MODEL-DATASET-eEPOCHS-sSEED, never a "
+                                  "shipped model's name)")
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
     p.add_argument("--test-limit", type=int, help="use only the first N test images")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -160,7 +163,9 @@ def _run_train(args) -> int:
         neuron=args.neuron, dense_float=args.dense_float, seed=args.seed, out=args.out,
         name=args.name, train_limit=args.train_limit, test_limit=args.test_limit,
         resume=args.resume, init_from=args.init_from)
-    report = train(config)
+    from .outdir import removed_if_empty_on_failure
+    with removed_if_empty_on_failure(args.out):
+        report = train(config)
     if args.dense_float:
         print(f"float baseline test accuracy {report['float_test_accuracy']:.4f}")
     else:

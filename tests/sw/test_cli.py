@@ -100,9 +100,6 @@ def test_init_then_eval_a_random_scnn5(tmp_path, capsys):
     assert report["images"] == 100 and report["weight_bits"] == 4
 
 
-#: Training's options get their help in the commit that touches training.
-HELP_LATER = {"train"}
-
 
 def _subcommands():
     import argparse
@@ -118,8 +115,6 @@ def test_help_says_every_option_and_default(command):
     """Every option of every command has a help text, and --help states its default."""
     import argparse
     parser = _subcommands()[command]
-    if command in HELP_LATER:
-        pytest.skip("training's options are documented with the training changes")
     formatter = parser._get_formatter()
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
