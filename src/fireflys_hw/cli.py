@@ -103,7 +103,7 @@ def add_subcommands(subparsers) -> None:
                    help="images to simulate (default 8)")
     _add_data(p, "are simulated")
     p.add_argument("--backend", choices=("verilator", "pysim"), default="verilator",
-                   help="Verilator (compiled Verilog; default) or Amaranth's Python simulator "
+                   help="Verilator (compiled Verilog) or Amaranth's Python simulator "
                         "(slow: small models only)")
     p.add_argument("--clock-mhz", type=float, default=333.0, metavar="F",
                    help="clock for the frame rate (default 333, FireFly-S on the KV260)")
@@ -113,6 +113,9 @@ def add_subcommands(subparsers) -> None:
                    help="probability of output ready low in a cycle (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gaps and stalls")
     p.add_argument("--vcd", metavar="FILE", help="write a waveform (slow for whole frames)")
+    p.add_argument("--plot", metavar="DIR",
+                   help="write pictures into DIR: pipeline.png (per core predicted, busy and "
+                        "blocked cycles), resources.png (LUT/FF/BRAM per core), sparsity.png")
     _add_planning(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=run_simulate)
@@ -174,14 +177,26 @@ def run_compile(args) -> int:
     images = None
     if not planning["plan"]:
         images, _ = _images(artifact, args, PLAN_IMAGES)
+    from fireflys_sw.outdir import removed_if_empty_on_failure
+
     from .flow import compile_accelerator
-    result = compile_accelerator(artifact, args.out, images=images,
-                                 profile=not args.no_profile, **planning)
+    with removed_if_empty_on_failure(args.out):
+        result = compile_accelerator(artifact, args.out, images=images,
+                                     profile=not args.no_profile, **planning)
     if args.json:
         print(json.dumps(result.report))
     else:
         print(result.files["report_text"].read_text(), end="")
+        print(wrote_line(result))
     return 0
+
+
+def wrote_line(result) -> str:
+    """``wrote top.il, ... into DIR (RTLIL 1.0 s, Verilog 2.0 s)`` for a compile result."""
+    seconds = result.report["seconds"]
+    return (f"wrote {', '.join(p.name for p in result.files.values())} into "
+            f"{result.out_dir}/ (RTLIL {seconds['rtlil']:.1f} s, Verilog "
+            f"{seconds['verilog']:.1f} s)")
 
 
 def run_simulate(args) -> int:
@@ -195,16 +210,30 @@ def run_simulate(args) -> int:
             raise CliError(f"{flag} must be in [0, 1), not {p}")
     artifact = _load(args)
     images, source = _images(artifact, args, args.images)
-    from .flow import simulate_accelerator
-    report = simulate_accelerator(artifact, images, backend=args.backend, vcd=args.vcd,
-                                  clock_hz=args.clock_mhz * 1e6, stall_in=args.stall_in,
-                                  stall_out=args.stall_out, seed=args.seed, **planning)
+    from .flow import PLAN_SAMPLE, make_plan, simulate_accelerator
+    plan = make_plan(artifact, images=images[:PLAN_SAMPLE], clock_hz=args.clock_mhz * 1e6,
+                     **planning)
+    report = simulate_accelerator(artifact, images, plan=plan, backend=args.backend,
+                                  vcd=args.vcd, clock_hz=args.clock_mhz * 1e6,
+                                  stall_in=args.stall_in, stall_out=args.stall_out,
+                                  seed=args.seed)
+    if args.plot:
+        from .plots import firefly_s_cycles, write_plots
+        paths = write_plots(args.plot, plan, report.as_dict(),
+                            firefly_s=firefly_s_cycles(artifact))
+        _progress(f"wrote {', '.join(str(p) for p in paths)}")
     if args.json:
         d = report.as_dict()
         d["images"] = source
         print(json.dumps(d))
     else:
-        print(f"{source}:")
+        why = ""
+        if args.dataset is None:
+            shape = "x".join(map(str, artifact.input_shape))
+            why = (f" (the default for a {shape} model; --dataset chooses another)"
+                   if source != "random images" else
+                   f" (no data set is the default for a {shape} model; --dataset chooses one)")
+        print(f"simulated {len(images)} {source}{why}")
         print(report.format())
     return 0 if report.mismatches == 0 else 1
 
@@ -238,6 +267,9 @@ def _add_synth(subparsers) -> None:
     p.set_defaults(device=None)
     _add_data(p, "the planner measures spike densities on")
     p.add_argument("--no-cache", action="store_true", help="synthesise even if cached")
+    p.add_argument("--plot", metavar="DIR",
+                   help="write DIR/resources.png: LUT/FF/BRAM per core, the planner's model "
+                        "beside synthesis")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=run_synth)
 
@@ -256,6 +288,13 @@ def run_synth(args) -> int:
     # without --family, the plan's device's family (a --plan file names its device)
     report = synthesise_accelerator(artifact, plan, family=args.family,
                                     cache=not args.no_cache, progress=_progress)
+    if args.plot:
+        from pathlib import Path
+
+        from .plots import plot_resources
+        Path(args.plot).mkdir(parents=True, exist_ok=True)
+        path = plot_resources(plan, Path(args.plot) / "resources.png", synth=report.as_dict())
+        _progress(f"wrote {path}")
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -304,9 +343,11 @@ def run_build(args) -> int:
     images = None
     if not args.plan:
         images, _ = _images(artifact, args, PLAN_IMAGES)
-    result = build_board(artifact, target.name, args.out, plan=args.plan,
-                         parallelism=parallelism, images=images, baud=args.baud,
-                         run_toolchain=not args.no_toolchain, progress=_progress)
+    from fireflys_sw.outdir import removed_if_empty_on_failure
+    with removed_if_empty_on_failure(args.out):
+        result = build_board(artifact, target.name, args.out, plan=args.plan,
+                             parallelism=parallelism, images=images, baud=args.baud,
+                             run_toolchain=not args.no_toolchain, progress=_progress)
     r = result.report
     if args.json:
         print(json.dumps(r))

@@ -4,6 +4,7 @@ frozen data (:class:`Plan`, :class:`LayerPlan`), and its table (:func:`format_pl
 from __future__ import annotations
 
 import enum
+import textwrap
 from dataclasses import dataclass
 
 from fireflys_sw.artifact import LayerKind
@@ -230,4 +231,17 @@ def format_plan(plan: Plan) -> str:
         lines.append("* parallelism fixed by an override")
     if any(lp.dense for lp in plan.layers):
         lines.append("d dense first-layer datapath (P_Co lanes, a whole window per cycle)")
+    lines += PLAN_LEGEND
     return "\n".join(lines)
+
+
+#: What the columns and words of :func:`format_plan`'s table mean, printed under it.
+PLAN_LEGEND = textwrap.wrap(
+    "legend: P_Co, P_Ci: output channels computed in parallel, input channels per chunk; "
+    "G: groups of output channels (ceil(Co / P_Co)), each a pass over the input; "
+    "cycles/frame: the core's predicted cycles per frame; share: of the frame interval "
+    "(100 %: the bottleneck); BRAM: 36 Kb blocks; FIFO: depth of the FIFO after the core, in "
+    "beats; *: fixed by an override; stopped: why the planner stopped adding parallelism "
+    "(target: the --fps target is met; budget: the slowest core's next step would exceed a "
+    "budget; saturated: the slowest core cannot go faster, at its most parallel or fixed)",
+    width=100, subsequent_indent="  ")

@@ -400,6 +400,7 @@ def _raise_no_fit(artifact, dev, stages, current, total, lut_cap, ff_cap, bram_c
             worst = max(zip(stages, current), key=lambda sp: get(sp[0].resources(sp[1])))
             stage, p = worst
             need = get(stage.resources(p))
+            stage.recurrence = False      # the message needs the layer's name, not its cycles
             lp = _layer_plan(stage, p, False)
             excess = used - cap
             pct = 100.0 * excess / cap if cap else float("inf")
@@ -409,7 +410,7 @@ def _raise_no_fit(artifact, dev, stages, current, total, lut_cap, ff_cap, bram_c
             alone = " (it alone exceeds the budget)" if need > cap else ""
             raise PlanError(
                 f"{artifact.name} does not fit {dev.name} even at the least parallelism: "
-                f"{name} {amount} ({pct:.0f} % over); layer {lp.index} ({lp.describe()}) "
+                f"{name} {amount} ({pct:,.0f} % over); layer {lp.index} ({lp.describe()}) "
                 f"needs the most, {fmt_blocks(need) if name == 'BRAM' else f'{need:,.0f}'} "
                 f"{name}{alone}; smallest plan: {total.lut:,.0f} LUT, {total.ff:,.0f} FF, "
                 f"{fmt_blocks(total.bram_blocks)} BRAM")

@@ -16,6 +16,7 @@ simulated board the tests and ``fireflys run --port sim`` use.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -32,6 +33,15 @@ __all__ = ["Board", "BoardError", "RunResult", "DEFAULT_BAUD", "DEFAULT_TIMEOUT"
 DEFAULT_BAUD = 115_200
 #: Seconds to wait for an answer (a frame's result, an info record).
 DEFAULT_TIMEOUT = 2.0
+
+
+def _why(error: Exception) -> str:
+    """The reason in an error from opening a port, without pyserial's repetition of the port's
+    name ("could not open port X: [Errno 2] No such file or directory: 'X'")."""
+    code = getattr(error, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    return str(error)
 
 
 class BoardError(FireflysError, RuntimeError):
@@ -74,7 +84,9 @@ class Board:
                 self.port = serial.serial_for_url(port, baudrate=baud,
                                                   timeout=min(0.05, self.timeout))
             except (serial.SerialException, ValueError, OSError) as error:
-                raise BoardError(f"cannot open serial port {port!r}: {error}") from error
+                raise BoardError(f"cannot open serial port {port!r}: {_why(error)}; check the "
+                                 f"name (e.g. ls /dev/ttyUSB* /dev/ttyACM*), or use 'sim' for "
+                                 f"the simulated board") from error
             self.name = port
         else:
             self.port = port
