@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fireflys_sw.artifact import Artifact, load_artifact
+from fireflys_sw.artifact import Artifact, check_artifact, load_artifact
 from fireflys_sw.errors import FireflysError
 from fireflys_sw.golden import run_golden
 
@@ -62,7 +62,12 @@ class FlowError(FireflysError, ValueError):
 
 
 def _artifact(artifact: Artifact | str | os.PathLike) -> Artifact:
-    return artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+    """``artifact`` loaded if a path; an :class:`Artifact` built in Python is held to the
+    loader's rules (:func:`check_artifact`), so every stage after this can rely on them."""
+    if isinstance(artifact, Artifact):
+        check_artifact(artifact, f"artifact {artifact.name!r}")
+        return artifact
+    return load_artifact(artifact)
 
 
 def _images_for(artifact: Artifact, images) -> np.ndarray:
