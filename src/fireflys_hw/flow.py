@@ -294,6 +294,17 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
         Fail after this many cycles without a result (default: generous, from the plan).
     """
     from .host.beats import decode_readout, input_beats
+    if vcd is not None:
+        # refused before the build, not after minutes of simulation; no folder is made for it
+        vcd_path = Path(vcd)
+        if vcd_path.is_dir():
+            raise FlowError(f"vcd {str(vcd_path)!r} is a directory, not a file to write")
+        if not vcd_path.parent.is_dir():
+            raise FlowError(f"vcd {str(vcd_path)!r}: the folder {str(vcd_path.parent)!r} does "
+                            f"not exist")
+        if not os.access(vcd_path.parent, os.W_OK):
+            raise FlowError(f"vcd {str(vcd_path)!r}: the folder {str(vcd_path.parent)!r} is not "
+                            f"writable")
     artifact = _artifact(artifact)
     if backend not in BACKENDS:
         raise FlowError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
