@@ -42,6 +42,7 @@ SECTIONS = {
     "artifacts": 10_000,
     "specs": 5_000,
     "plans": 3_000,
+    "link": 5_000,
 }
 
 #: Kinds whose case function also takes a scratch folder for the files it writes.
@@ -147,6 +148,9 @@ def main(argv=None) -> int:
     if "plans" in kinds:
         from fireflys_hw.fuzzing import plan_bases
         plan_bases()
+    if "link" in kinds:
+        from fireflys_hw.fuzzing import link_bases
+        link_bases()
 
     tasks = [(kind, args.seed + i) for kind, count in kinds.items() for i in range(count)]
     report = {kind: {"inputs": 0, "accepted": 0, "refused": 0, "traceback": 0, "hang": 0,

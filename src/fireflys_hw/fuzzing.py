@@ -20,7 +20,7 @@ from typing import Any, Callable
 from fireflys_sw.errors import FireflysError
 from fireflys_sw.fuzzing import CaseResult
 
-__all__ = ["plan_bases", "mutate_plan", "plan_case", "CASES"]
+__all__ = ["plan_bases", "mutate_plan", "plan_case", "link_bases", "link_case", "CASES"]
 
 _PLAN_BASES: list | None = None
 
@@ -206,5 +206,112 @@ def plan_case(seed: int, directory: str | Path) -> CaseResult:
         path.unlink(missing_ok=True)
 
 
+# --- the serial link ------------------------------------------------------------------------------
+
+_LINK_BASES: list | None = None
+
+#: Info records a board with another bitstream (or a damaged one with a valid CRC) may send.
+_WRONG_INFO = ("version 99", "score_bits 0", "bigger beat_bits", "fewer beats", "classes",
+               "result_bits", "model_id", "score_bits + 1")
+
+
+def link_bases() -> list[dict]:
+    """Small artifacts with their link info (from the accelerator the board would carry), 4
+    images, their frames' beat bytes and golden results, built once per process."""
+    global _LINK_BASES
+    if _LINK_BASES is not None:
+        return _LINK_BASES
+    from fireflys_sw.artifact import InputEncoding
+    from fireflys_sw.golden import run_golden
+    from fireflys_sw.synthetic import random_artifact, random_images
+
+    from .flow import build_accelerator, make_plan
+    from .gateware.link import link_info
+    from .host.beats import input_beats
+    from .host.protocol import encode_readout, frame_bytes, model_id
+    artifacts = [
+        random_artifact("1x4x4-2c3p1-mp2-3fc", seed=0, T=2, input_bits=2, weight_sparsity=0.5,
+                        spike_density=0.3),
+        random_artifact("3x4x4-2c3p1-mp2-4fc", seed=2, T=2, input_bits=4, weight_sparsity=0.5,
+                        spike_density=0.3, encoding=InputEncoding.FRAMES),
+        random_artifact("1x6x6-3c3p1-mp2-10fc", seed=5, T=3, weight_bits=8),
+    ]
+    bases = []
+    for i, artifact in enumerate(artifacts):
+        plan = make_plan(artifact, parallelism=[(1, 1)] * sum(
+            1 for layer in artifact.layers if hasattr(layer, "weight")))
+        info = link_info(build_accelerator(artifact, plan, profile=False), model_id(artifact))
+        images = random_images(artifact, 4, seed=i)
+        golden = run_golden(artifact, images)
+        beats = input_beats(artifact, images)
+        values = [encode_readout(golden.scores[k], golden.prediction[k], info.classes,
+                                 info.score_bits) for k in range(len(images))]
+        payloads = [frame_bytes(beats[k], info.beat_bits)[2:-2] for k in range(len(images))]
+        bases.append({"artifact": artifact, "info": info, "images": images, "golden": golden,
+                      "values": values, "payloads": payloads})
+    _LINK_BASES = bases
+    return bases
+
+
+def _wrong_info(info, which: str) -> bytes:
+    import dataclasses
+    change = {"version 99": {"version": 99}, "score_bits 0": {"score_bits": 0},
+              "bigger beat_bits": {"beat_bits": info.beat_bits + 8},
+              "fewer beats": {"beats_per_frame": max(1, info.beats_per_frame - 1)},
+              "classes": {"classes": info.classes + 1},
+              "result_bits": {"result_bits": info.result_bits + 1},
+              "model_id": {"model_id": info.model_id ^ 1},
+              "score_bits + 1": {"score_bits": info.score_bits + 1,
+                                 "result_bits": info.result_bits + info.classes}}[which]
+    return dataclasses.replace(info, **change).to_bytes()
+
+
+def link_case(seed: int) -> CaseResult:
+    """Run 4 images through the host driver (:class:`~fireflys_hw.host.board.Board`) against
+    the link model (:class:`~fireflys_hw.sim.linkmodel.LinkModel`) behind a
+    :class:`~fireflys_hw.sim.linkmodel.FaultyPort` (or a board sending a wrong info record):
+    the driver must return the golden scores, or refuse with one line; scores that differ
+    from the golden model are a wrong result."""
+    import numpy as np
+
+    from .host.board import Board, BoardError
+    from .sim.linkmodel import FAULTS, FaultyPort, LinkModel
+    r = random.Random(seed)
+    base = r.choice(link_bases())
+    info, values, payloads = base["info"], base["values"], base["payloads"]
+    lookup = dict(zip(payloads, values))
+
+    def results(frame: bytes) -> int:
+        # a damaged frame: the accelerator computes a plausible result of another input
+        if frame in lookup:
+            return lookup[frame]
+        return values[(sum(frame) + 1) % len(values)] if frame not in payloads else 0
+
+    if r.random() < 0.1:
+        which = r.choice(_WRONG_INFO)
+        port = LinkModel(info, results, info_bytes=_wrong_info(info, which))
+        label = f"info {which}"
+    else:
+        kind = r.choice(FAULTS)
+        rate = r.choice([0.002, 0.01, 0.05, 0.2, 1.0])
+        budget = r.choice([1, 1, 2, 4, 8, 1000])
+        port = FaultyPort(LinkModel(info, results), kind, r, rate=rate, budget=budget,
+                          record_bytes=1 + info.record_bytes)
+        label = f"fault {kind}"
+    board = Board(port, timeout=0.003, retries=3)
+    try:
+        out = board.classify(base["artifact"], base["images"], window=r.choice([1, 2, 3]))
+    except BoardError as error:
+        message = str(error)
+        if "\n" in message or len(message) > 1000:
+            return CaseResult("wrong", label, f"message of {len(message)} characters")
+        return CaseResult("refused", label, message)
+    golden = base["golden"]
+    if not (np.array_equal(out.scores, golden.scores)
+            and np.array_equal(out.predictions, golden.prediction)):
+        return CaseResult("wrong", label, "scores differ from the golden model")
+    return CaseResult("accepted", label)
+
+
 #: The hardware-side input kinds of the fuzz benchmark: name -> case function.
-CASES: dict[str, Callable[..., CaseResult]] = {"plans": plan_case}
+CASES: dict[str, Callable[..., CaseResult]] = {"plans": plan_case, "link": link_case}
