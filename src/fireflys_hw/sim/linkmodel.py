@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..host.protocol import (CRC_BYTES, FRAME_SYNC, INFO_REPLY, INFO_REQUEST, STATUS_BAD_FRAME,
-                             LinkInfo, beat_bytes, crc16, result_record)
+                             LinkInfo, crc16, result_record)
 
 __all__ = ["LinkModel", "FaultyPort", "FAULTS"]
 
@@ -180,7 +180,3 @@ def crc_ok(record: bytes) -> bool:
     """Whether a record's body matches its trailing CRC (for tests)."""
     return crc16(record[:-CRC_BYTES]) == int.from_bytes(record[-CRC_BYTES:], "little")
 
-
-def beat_payload_bytes(info: LinkInfo) -> int:
-    """Bytes of one beat on the wire (for tests)."""
-    return beat_bytes(info.beat_bits)
