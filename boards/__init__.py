@@ -226,6 +226,7 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     utilisation go into the report.
     """
     from fireflys_hw.flow import build_accelerator
+    from fireflys_hw.host.board import frame_wire_bytes
     from fireflys_hw.compiler import save_plan
     from fireflys_hw.host.protocol import model_id
     from fireflys_hw.gateware.uart import baud_divisor
@@ -274,12 +275,13 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
         "divisor": top.bridge.divisor,
         "link": {"beat_bits": info.beat_bits, "beats_per_frame": info.beats_per_frame,
                  "result_bits": info.result_bits, "classes": info.classes,
-                 "score_bits": info.score_bits, "frame_bytes": info.frame_bytes + 1,
-                 "result_bytes": info.result_bytes + 1},
+                 "score_bits": info.score_bits, "protocol_version": info.version,
+                 "frame_bytes": frame_wire_bytes(info),
+                 "result_bytes": 1 + info.record_bytes},
         "predicted": {"lut": plan.lut, "ff": plan.ff, "bram_blocks": plan.bram_blocks,
                       "frame_cycles": plan.frame_cycles, "fps": plan.fps,
                       "note": "planner's model estimates for the accelerator alone"},
-        "uart_fps_limit": baud / 10 / (info.frame_bytes + 1),
+        "uart_fps_limit": baud / 10 / frame_wire_bytes(info),
     }
 
     if target.axis:

@@ -21,6 +21,8 @@ import json
 import logging
 import sys
 
+from fireflys_sw.argtypes import (POSITIVE, POSITIVE_FLOAT, PROBABILITY, SEED,
+                                  int_in)
 from fireflys_sw.errors import FireflysError
 
 __all__ = ["add_subcommands", "parse_parallelism", "CliError"]
@@ -61,9 +63,9 @@ def _add_planning(p: argparse.ArgumentParser) -> None:
                    help="fix P_Co:P_Ci of every synaptic layer, in order (e.g. '8:8,16:8,7:16')")
     g.add_argument("--device", default="xczu5ev", help="target part for the resource budget "
                                                       "(default xczu5ev, the KV260's)")
-    g.add_argument("--lut-budget", type=int, metavar="N", help="LUTs the plan may use")
-    g.add_argument("--fps", type=float, metavar="F", help="stop raising parallelism at this "
-                                                          "predicted frame rate")
+    g.add_argument("--lut-budget", type=POSITIVE, metavar="N", help="LUTs the plan may use")
+    g.add_argument("--fps", type=POSITIVE_FLOAT, metavar="F",
+                   help="stop raising parallelism at this predicted frame rate")
 
 
 def _add_data(p: argparse.ArgumentParser, what: str) -> None:
@@ -99,19 +101,19 @@ def add_subcommands(subparsers) -> None:
                     "cycles per frame (exact, simulated), latency, FPS at the clock, per-layer "
                     "cycles and utilisation.")
     p.add_argument("artifact", help="artifact .npz file or shipped name")
-    p.add_argument("--images", type=int, default=8, metavar="N",
+    p.add_argument("--images", type=POSITIVE, default=8, metavar="N",
                    help="images to simulate (default 8)")
     _add_data(p, "are simulated")
     p.add_argument("--backend", choices=("verilator", "pysim"), default="verilator",
                    help="Verilator (compiled Verilog) or Amaranth's Python simulator "
                         "(slow: small models only)")
-    p.add_argument("--clock-mhz", type=float, default=333.0, metavar="F",
+    p.add_argument("--clock-mhz", type=POSITIVE_FLOAT, default=333.0, metavar="F",
                    help="clock for the frame rate (default 333, FireFly-S on the KV260)")
-    p.add_argument("--stall-in", type=float, default=0.0, metavar="P",
+    p.add_argument("--stall-in", type=PROBABILITY, default=0.0, metavar="P",
                    help="probability of a gap before each input beat (default 0)")
-    p.add_argument("--stall-out", type=float, default=0.0, metavar="P",
+    p.add_argument("--stall-out", type=PROBABILITY, default=0.0, metavar="P",
                    help="probability of output ready low in a cycle (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the gaps and stalls")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the gaps and stalls")
     p.add_argument("--vcd", metavar="FILE", help="write a waveform (slow for whole frames)")
     p.add_argument("--plot", metavar="DIR",
                    help="write pictures into DIR: pipeline.png (per core predicted, busy and "
@@ -320,7 +322,7 @@ def _add_build(subparsers) -> None:
     p.add_argument("--board", required=True, metavar="NAME",
                    help=f"one of {', '.join(BOARDS)}")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+    p.add_argument("--baud", type=POSITIVE, default=DEFAULT_BAUD,
                    help=f"UART line speed (default {DEFAULT_BAUD})")
     g = p.add_argument_group("planning (default: the planner chooses within the board's device)")
     g.add_argument("--plan", metavar="FILE", help="use this plan's parallelism")
@@ -395,17 +397,17 @@ def _add_run(subparsers) -> None:
     p.add_argument("--port", required=True,
                    help="serial port or pyserial URL (/dev/ttyUSB1, COM3, socket://...), or "
                         "'sim' for the simulated board")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+    p.add_argument("--baud", type=POSITIVE, default=DEFAULT_BAUD,
                    help=f"UART line speed (default {DEFAULT_BAUD})")
-    p.add_argument("--images", type=int, default=16, metavar="N",
+    p.add_argument("--images", type=POSITIVE, default=16, metavar="N",
                    help="images to run (default 16)")
     _add_data(p, "are run")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+    p.add_argument("--timeout", type=POSITIVE_FLOAT, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--window", type=int, default=1, metavar="K",
+    p.add_argument("--window", type=POSITIVE, default=1, metavar="K",
                    help="frames in flight (default 1; the link has no flow control)")
     g = p.add_argument_group("--port sim only")
-    g.add_argument("--divisor", type=int, default=8,
+    g.add_argument("--divisor", type=int_in(1, 1 << 16), default=8,
                    help="clocks per UART bit in the simulation (default 8)")
     g.add_argument("--plan", metavar="FILE", help="use this plan")
     g.add_argument("--parallelism", metavar="PCO:PCI,...",

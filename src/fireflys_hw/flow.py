@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fireflys_sw.artifact import Artifact, load_artifact
+from fireflys_sw.artifact import Artifact, check_artifact, load_artifact
 from fireflys_sw.errors import FireflysError
 from fireflys_sw.golden import run_golden
 from fireflys_sw.progress import Progress
@@ -63,7 +63,12 @@ class FlowError(FireflysError, ValueError):
 
 
 def _artifact(artifact: Artifact | str | os.PathLike) -> Artifact:
-    return artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+    """``artifact`` loaded if a path; an :class:`Artifact` built in Python is held to the
+    loader's rules (:func:`check_artifact`), so every stage after this can rely on them."""
+    if isinstance(artifact, Artifact):
+        check_artifact(artifact, f"artifact {artifact.name!r}")
+        return artifact
+    return load_artifact(artifact)
 
 
 def _images_for(artifact: Artifact, images) -> np.ndarray:
@@ -303,6 +308,17 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
         instead of converting the design again.
     """
     from .host.beats import decode_readout, input_beats
+    if vcd is not None:
+        # refused before the build, not after minutes of simulation; no folder is made for it
+        vcd_path = Path(vcd)
+        if vcd_path.is_dir():
+            raise FlowError(f"vcd {str(vcd_path)!r} is a directory, not a file to write")
+        if not vcd_path.parent.is_dir():
+            raise FlowError(f"vcd {str(vcd_path)!r}: the folder {str(vcd_path.parent)!r} does "
+                            f"not exist")
+        if not os.access(vcd_path.parent, os.W_OK):
+            raise FlowError(f"vcd {str(vcd_path)!r}: the folder {str(vcd_path.parent)!r} is not "
+                            f"writable")
     artifact = _artifact(artifact)
     if backend not in BACKENDS:
         raise FlowError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")

@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from fireflys_sw.artifact import Artifact, SynapticLayer
+from fireflys_sw.artifact import Artifact, SynapticLayer, check_artifact
 from fireflys_sw.golden import layer_widths
 
 from .base import PlanError, layer_window
@@ -219,6 +219,8 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         needs the most of the exceeded resource, by how much the budget is exceeded, and the
         smallest plan's totals), or an argument is invalid.
     """
+    # the loader's rules first: a plan is only made for an artifact the gateware can build
+    check_artifact(artifact, f"artifact {artifact.name!r}")
     dev = device_profile(device)
     clock = float(clock_hz) if clock_hz is not None else dev.default_clock_hz
     if not clock > 0:

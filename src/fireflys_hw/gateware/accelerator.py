@@ -79,7 +79,7 @@ from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer
+from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer, check_artifact
 
 from ..compiler.direct import direct_conv_fits
 from ..compiler.resources import fifo_depth
@@ -100,12 +100,15 @@ def accelerator_stages(artifact: Artifact) -> list[tuple[int, SynapticLayer, Poo
     """The cores of ``artifact``: ``(index in artifact.layers, synaptic layer, fused pool or
     None)`` per synaptic layer.
 
-    Raises ``ValueError`` for layer sequences the accelerator cannot map: a network not starting
-    with a synaptic layer, a pool not following a spiking synaptic layer, or a readout that
-    leaves more than one pixel.
+    Runs :func:`~fireflys_sw.artifact.check_artifact` first (the semantic rules the loader and
+    the planner share), so an artifact the loader refuses is refused here with the same line
+    (:class:`~fireflys_sw.errors.ArtifactError`, a ``ValueError``); the checks below are what is
+    left of the mapping (a network not starting with a synaptic layer, a pool not following a
+    spiking synaptic layer, a readout leaving more than one pixel) and cannot fail after it.
     """
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {artifact!r}")
+    check_artifact(artifact, f"artifact {artifact.name!r}")
     stages = []
     for i, layer in enumerate(artifact.layers):
         if isinstance(layer, SynapticLayer):
