@@ -317,7 +317,7 @@ def _add_import(sub) -> None:
                    help="accepted relative distance of tau/dt from a power of two (0.02)")
     p.add_argument("--name", type=file_name, help="artifact name")
     p.add_argument("--dataset", help="report accuracies on this data set's test split")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="directory with the data set files (see docs/datasets.md)")
     p.add_argument("--limit", type=POSITIVE, help="test images for the report")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=_run_import)
