@@ -40,7 +40,7 @@ def test_round_trip_is_exact(saved):
     np.testing.assert_array_equal(run_golden(artifact, images).scores,
                                   run_golden(loaded, images).scores)
     assert loaded.metadata == artifact.metadata
-    assert loaded.version == ARTIFACT_VERSION
+    assert loaded.version == 1  # LIF/IF artifacts are still written as version 1
 
 
 def set_key(*keys, value):
@@ -63,7 +63,7 @@ def drop_key(*keys):
 
 HEADER_CASES = [
     (set_key("format", value="other"), r"format must be 'fireflys-artifact'"),
-    (set_key("version", value=ARTIFACT_VERSION + 1), r"version is 2, newer than this fireflys"),
+    (set_key("version", value=ARTIFACT_VERSION + 1), r"version is 3, newer than this fireflys"),
     (set_key("version", value="1"), r"version must be a positive integer"),
     (drop_key("name"), r"name is missing"),
     (set_key("name", value=3), r"name must be a string"),
