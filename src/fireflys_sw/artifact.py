@@ -1,8 +1,9 @@
 """The integer artifact: the versioned file that carries a trained, compressed network from the
 software side to the hardware side.
 
-Format (version 1): one ``.npz`` file (numpy's zip of ``.npy`` arrays, loaded with
-``allow_pickle=False``). The array ``header`` holds UTF-8 JSON::
+Format (version 1): one ``.npz`` file (numpy's zip of ``.npy`` arrays, read by the strict
+:class:`~fireflys_sw.npzfile.NpzFile`: no pickle, sizes checked before allocation, only the members
+the header names; limits in :mod:`fireflys_sw.limits`). The array ``header`` holds UTF-8 JSON::
 
     {"format": "fireflys-artifact", "version": 1, "name": str, "T": int,
      "input": {"shape": [C, H, W], "bits": int, "encoding": "direct" | "frames"},
@@ -33,7 +34,7 @@ import enum
 import io
 import json
 import os
-import zipfile
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,13 +42,16 @@ from typing import Any
 import numpy as np
 
 from .errors import ArtifactError
-from .fields import FieldReader
+from .fields import FieldReader, shown
+from .limits import (MAX_DIM, MAX_HEADER_BYTES, MAX_JSON_DEPTH, MAX_LAYERS, MAX_MACS,
+                     MAX_MAP_NEURONS, MAX_NEURON_STEPS, MAX_WEIGHTS)
+from .npzfile import NpzFile
 from .spec import NeuronKind
 
 __all__ = [
     "ARTIFACT_FORMAT", "ARTIFACT_VERSION", "InputEncoding", "LayerKind", "SynapticLayer",
     "PoolLayer", "Artifact", "save_artifact", "load_artifact", "shipped_artifacts",
-    "resolve_artifact", "signed_range", "RADIX_VERSION",
+    "resolve_artifact", "signed_range", "check_artifact", "RADIX_VERSION",
 ]
 
 ARTIFACT_FORMAT = "fireflys-artifact"
@@ -219,8 +223,9 @@ class Artifact:
         return replace(self, metadata={**self.metadata, **items})
 
     def validate(self) -> None:
-        """Check every field; raise :class:`ArtifactError` naming the first bad one."""
-        _validate(self, "artifact")
+        """Check every field; raise :class:`ArtifactError` naming the first bad one
+        (:func:`check_artifact`)."""
+        check_artifact(self, "artifact")
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -278,11 +283,16 @@ def shipped_artifacts() -> dict[str, Path]:
 
 def resolve_artifact(name_or_path: str | os.PathLike) -> Path:
     """A path to an artifact file, or the name of a shipped artifact."""
-    path = Path(name_or_path)
     shipped = shipped_artifacts()
-    if not path.exists() and str(name_or_path) in shipped:
+    try:
+        path = Path(name_or_path)
+        exists = path.exists()
+    except (OSError, ValueError) as error:   # a name too long, a NUL byte
+        raise ArtifactError(f"artifact {str(name_or_path)[:200]!r} cannot be opened: "
+                            f"{error}") from None
+    if not exists and str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
-    if not path.exists():
+    if not exists:
         names = ", ".join(shipped) or "none"
         raise ArtifactError(f"artifact {str(name_or_path)!r} not found: give a path to an .npz "
                             f"artifact or a shipped name ({names})")
@@ -293,49 +303,77 @@ class _Reader(FieldReader):
     """Fields of the JSON header."""
 
     error = ArtifactError
-    shape_max = 1 << 16
+    shape_max = MAX_DIM
+
+
+_MEMBER = re.compile(r"^layers\.(0|[1-9][0-9]{0,3})\.(weight|bias|threshold|shift)$")
 
 
 def load_artifact(name_or_path: str | os.PathLike) -> Artifact:
     """Load and validate an artifact file (or a shipped artifact by name).
 
     Raises :class:`ArtifactError` with one line naming the problem for a missing, truncated,
-    malformed, inconsistent or newer-version file.
+    malformed, inconsistent, oversized or newer-version file, or one the hardware flow cannot
+    map (:func:`check_artifact`). The container is read by :class:`~fireflys_sw.npzfile.NpzFile`:
+    no pickle, only the members the header names, sizes checked before allocation.
     """
     path = resolve_artifact(name_or_path)
     where = f"artifact {str(path)!r}"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ArtifactError(f"{where}: not a readable fireflys artifact (.npz): "
-                            f"{type(error).__name__}: {error}".splitlines()[0]) from error
-    if "header" not in arrays:
-        raise ArtifactError(f"{where}: header is missing (not a fireflys artifact)")
-    try:
-        header = json.loads(arrays.pop("header").astype(np.uint8).tobytes().decode())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ArtifactError(f"{where}: header is not valid JSON ({error})") from error
-    artifact = _from_header(header, arrays, _Reader(where))
-    _validate(artifact, where)
+    with NpzFile(path, ArtifactError, where, "fireflys artifact (.npz)") as npz:
+        if "header" not in npz.names:
+            raise ArtifactError(f"{where}: header is missing (not a fireflys artifact)")
+        header = _parse_json(npz.read_bytes("header", "header", MAX_HEADER_BYTES), where)
+        artifact = _from_header(header, npz, _Reader(where))
+    check_artifact(artifact, where)
     return artifact
 
 
-def _from_header(header: Any, arrays: dict[str, np.ndarray], r: _Reader) -> Artifact:
+def _parse_json(raw: bytes, where: str) -> Any:
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ArtifactError(f"{where}: header is nested too deeply (at most {MAX_JSON_DEPTH} "
+                            f"levels)") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{where}: header is not valid JSON "
+                            f"({str(error).splitlines()[0][:160]})") from None
+    # iterative, so that a deep header cannot exhaust the stack here either
+    stack = [(header, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ArtifactError(f"{where}: header is nested too deeply (at most "
+                                f"{MAX_JSON_DEPTH} levels)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return header
+
+
+def _from_header(header: Any, npz: NpzFile, r: _Reader) -> Artifact:
     if not isinstance(header, dict) or header.get("format") != ARTIFACT_FORMAT:
         raise r.fail("format", f"must be {ARTIFACT_FORMAT!r} (not a fireflys artifact)")
     version = r.get(header, "version", "version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise r.fail("version", f"must be a positive integer, not {version!r}")
+        raise r.fail("version", f"must be a positive integer, not {shown(version)}")
     if version > ARTIFACT_VERSION:
         raise r.fail("version", f"is {version}, newer than this fireflys reads "
                                 f"({ARTIFACT_VERSION}): upgrade fireflys")
     inp = r.get(header, "input", "input")
     weight_bits = r.int(header, "weight_bits", "weight_bits", 2, 8)
+    readout = r.str(header, "readout", "readout")
+    if readout not in ("sum-current", "radix-accumulator"):
+        raise r.fail("readout", f"is {readout[:40]!r}, not 'sum-current' (or "
+                                f"'radix-accumulator' for a radix network)")
     layers_json = r.get(header, "layers", "layers")
     if not isinstance(layers_json, list) or not layers_json:
         raise r.fail("layers", "must be a non-empty list")
-    layers: list[Layer] = []
+    if len(layers_json) > MAX_LAYERS:
+        raise r.fail("layers", f"has {len(layers_json)} layers, more than the limit of "
+                               f"{MAX_LAYERS}")
+    # the header's own fields first, so that the members can be matched before any is read
+    fields: list[tuple] = []
     for i, entry in enumerate(layers_json):
         name = f"layers[{i}]"
         kind = r.enum(entry, "kind", f"{name}.kind", LayerKind)
@@ -343,33 +381,54 @@ def _from_header(header: Any, arrays: dict[str, np.ndarray], r: _Reader) -> Arti
         out_shape = r.shape(entry, "out_shape", f"{name}.out_shape")
         kernel = r.int(entry, "kernel", f"{name}.kernel", 0, 64)
         if kind is LayerKind.MAXPOOL:
-            layers.append(PoolLayer(in_shape, out_shape, kernel))
+            fields.append((kind, in_shape, out_shape, kernel))
             continue
         padding = r.int(entry, "padding", f"{name}.padding", 0, 63)
         neuron = r.enum(entry, "neuron", f"{name}.neuron", NeuronKind)
         leak_shift = r.int(entry, "leak_shift", f"{name}.leak_shift", 0, 16)
+        fields.append((kind, in_shape, out_shape, kernel, padding, neuron, leak_shift))
+    # every member must be one the header uses: an extra one is refused unread
+    for member in npz.unexpected + [n + ".npy" for n in npz.names if n != "header"]:
+        m = _MEMBER.match(member[:-4]) if member.endswith(".npy") else None
+        if not m or int(m[1]) >= len(fields) or fields[int(m[1])][0] is LayerKind.MAXPOOL:
+            raise ArtifactError(f"{r.where}: member {member[:80]!r} is not part of the format "
+                                f"(only header.npy and layers.<i>.weight/bias/threshold/shift.npy of "
+                                f"the conv/fc layers the header lists)")
+    layers: list[Layer] = []
+    for i, entry in enumerate(fields):
+        name = f"layers[{i}]"
+        if entry[0] is LayerKind.MAXPOOL:
+            layers.append(PoolLayer(*entry[1:]))
+            continue
+        kind, in_shape, out_shape, kernel, padding, neuron, leak_shift = entry
 
-        def array(part: str, required: bool = True) -> np.ndarray | None:
+        def array(part: str, limit: int, required: bool = True) -> np.ndarray | None:
             key = f"layers.{i}.{part}"
-            if key not in arrays:
-                if required:
-                    raise r.fail(f"{name}.{part}", f"is missing (array {key!r})")
+            if key not in npz.names and not required:
                 return None
-            value = arrays[key]
-            if not np.issubdtype(value.dtype, np.integer):
-                raise r.fail(f"{name}.{part}", f"must hold integers, not {value.dtype}")
-            return value.astype(np.int64)
+            return npz.read_integers(key, f"{name}.{part}", limit)
 
         if neuron is NeuronKind.RADIX and version < RADIX_VERSION:
             raise r.fail(f"{name}.neuron", f"is 'radix', which needs version {RADIX_VERSION}, "
                                            f"but the file is version {version}")
         layers.append(SynapticLayer(
-            kind, in_shape, out_shape, kernel, padding, array("weight"), array("bias"),
-            array("threshold", required=neuron in (NeuronKind.LIF, NeuronKind.IF)), neuron,
-            leak_shift, array("shift", required=neuron is NeuronKind.RADIX)))
+            kind, in_shape, out_shape, kernel, padding, array("weight", MAX_WEIGHTS),
+            array("bias", MAX_DIM),
+            array("threshold", MAX_DIM,
+                  required=neuron in (NeuronKind.LIF, NeuronKind.IF)),
+            neuron, leak_shift,
+            array("shift", MAX_DIM, required=neuron is NeuronKind.RADIX)))
+    radix = any(isinstance(x, SynapticLayer) and x.neuron is NeuronKind.RADIX for x in layers)
+    if (readout == "radix-accumulator") != radix:
+        raise r.fail("readout", f"is {readout!r}, but the network "
+                                f"{'has' if radix else 'has no'} radix layers")
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
         raise r.fail("metadata", "must be a JSON object")
+    classes = r.int(header, "classes", "classes", 1, MAX_DIM)
+    if classes != layers[-1].out_shape[0]:
+        raise r.fail("classes", f"is {classes}, but the readout layers[{len(layers) - 1}] has "
+                                f"{layers[-1].out_shape[0]} outputs")
     return Artifact(
         name=r.str(header, "name", "name"),
         T=r.int(header, "T", "T", 1, 256),
@@ -382,6 +441,20 @@ def _from_header(header: Any, arrays: dict[str, np.ndarray], r: _Reader) -> Arti
         layers=tuple(layers), metadata=metadata, version=version)
 
 
+def check_artifact(artifact: Artifact, where: str = "artifact") -> None:
+    """Check that ``artifact`` is well formed and that the whole flow can run it; raise
+    :class:`ArtifactError` with one line ``"<where>: <field> <problem>"`` otherwise.
+
+    The one semantic check that the loader, :func:`save_artifact`, :meth:`Artifact.validate` and
+    the hardware flow share: field ranges, the shape chain, array shapes, dtypes and value
+    ranges, the size limits of :mod:`fireflys_sw.limits`, and what the accelerator maps (each
+    max-pool directly after a spiking conv/fc layer, whose core it joins; the last layer the
+    summed-current readout leaving one pixel, ``leak_shift`` 0). Imports nothing from the
+    hardware side.
+    """
+    _validate(artifact, where)
+
+
 def _validate(a: Artifact, where: str) -> None:
     def fail(name: str, problem: str) -> ArtifactError:
         return ArtifactError(f"{where}: {name} {problem}")
@@ -390,10 +463,17 @@ def _validate(a: Artifact, where: str) -> None:
         raise fail("T", f"is {a.T}, outside [1, 256]")
     if not 2 <= a.weight_bits <= 8:
         raise fail("weight_bits", f"is {a.weight_bits}, outside [2, 8]")
+    if not 2 <= a.bias_bits <= 32 or not 2 <= a.threshold_bits <= 32:
+        raise fail("bias_bits", f"and threshold_bits are {a.bias_bits} and {a.threshold_bits}, "
+                                f"each must be in [2, 32]")
     if not a.layers:
         raise fail("layers", "must be a non-empty list")
+    if len(a.layers) > MAX_LAYERS:
+        raise fail("layers", f"has {len(a.layers)} layers, more than the limit of {MAX_LAYERS}")
+    _check_map(a.input_shape, "input.shape", a.T, fail)
     shape = a.input_shape
-    spiking_input = False  # the first layer sees multi-bit integers, later ones spikes
+    previous = None
+    weights = macs = 0
     for i, layer in enumerate(a.layers):
         name = f"layers[{i}]"
         if tuple(layer.in_shape) != tuple(shape):
@@ -401,23 +481,41 @@ def _validate(a: Artifact, where: str) -> None:
                                            f"gives {list(shape)}")
         c, h, w = shape
         if isinstance(layer, PoolLayer):
-            if not spiking_input:
-                raise fail(f"{name}.kind", "maxpool must follow a spiking layer")
+            # the accelerator fuses a pool into the core of the spiking layer before it
+            if not isinstance(previous, SynapticLayer):
+                where_ = "first" if previous is None else "after another maxpool"
+                raise fail(f"{name}.kind", f"maxpool must directly follow a spiking conv or fc "
+                                           f"layer, not come {where_} (the accelerator fuses "
+                                           f"each pool into that layer's core)")
             k = layer.kernel
             if k < 2 or k > min(h, w):
                 raise fail(f"{name}.kernel", f"is {k}: a pool window must be 2..{min(h, w)}")
             expected = (c, h // k, w // k)
-        else:
+        elif isinstance(layer, SynapticLayer):
             expected = _check_synaptic(layer, a, name, fail, i == len(a.layers) - 1)
-            spiking_input = True
+            weights += int(layer.weight.size)
+            macs += int(layer.weight.size) * expected[1] * expected[2]
+        else:
+            raise fail(name, f"must be a SynapticLayer or PoolLayer, not {type(layer).__name__}")
         if tuple(layer.out_shape) != expected:
             raise fail(f"{name}.out_shape", f"is {list(layer.out_shape)}, expected "
                                             f"{list(expected)}")
+        _check_map(expected, f"{name}.out_shape", a.T, fail)
         shape = layer.out_shape
+        previous = layer
     last = a.layers[-1]
     if not isinstance(last, SynapticLayer) or not last.is_readout:
         raise fail(f"layers[{len(a.layers) - 1}].neuron",
                    "must be 'none': the last layer is the summed-current readout")
+    if tuple(last.out_shape[1:]) != (1, 1):
+        raise fail(f"layers[{len(a.layers) - 1}].out_shape",
+                   f"is {list(last.out_shape)}: the readout must leave one pixel (one score per "
+                   f"class), e.g. an fc layer")
+    if weights > MAX_WEIGHTS:
+        raise fail("layers", f"have {weights} weights, more than the limit of {MAX_WEIGHTS}")
+    if macs > MAX_MACS:
+        raise fail("layers", f"need {macs} multiply-accumulates per time step, more than the "
+                             f"limit of {MAX_MACS}")
     if a.radix:
         _check_radix(a, fail)
 
@@ -436,6 +534,16 @@ def _check_radix(a: Artifact, fail) -> None:
                                               f"radix layers must be radix throughout")
 
 
+def _check_map(shape, name: str, T: int, fail) -> None:
+    neurons = shape[0] * shape[1] * shape[2]
+    if neurons > MAX_MAP_NEURONS:
+        raise fail(name, f"is {list(shape)}, {neurons} neurons, more than the limit of "
+                         f"{MAX_MAP_NEURONS}")
+    if T * neurons > MAX_NEURON_STEPS:
+        raise fail(name, f"is {list(shape)}: T * {neurons} neurons = {T * neurons} neuron steps "
+                         f"per frame, more than the limit of {MAX_NEURON_STEPS}")
+
+
 def _check_synaptic(layer: SynapticLayer, a: Artifact, name: str, fail, is_last: bool):
     c, h, w = layer.in_shape
     co = layer.out_shape[0]
@@ -452,6 +560,14 @@ def _check_synaptic(layer: SynapticLayer, a: Artifact, name: str, fail, is_last:
         if layer.kernel != 0 or layer.padding != 0:
             raise fail(f"{name}.kernel", "must be 0 for a fully connected layer")
         expected, weight_shape = (co, 1, 1), (co, c * h * w)
+    for part in ("weight", "bias", "threshold"):
+        value = getattr(layer, part)
+        if value is not None and (not isinstance(value, np.ndarray)
+                                  or not np.issubdtype(value.dtype, np.integer)
+                                  or value.dtype == np.uint64):
+            what = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+            raise fail(f"{name}.{part}", f"must be an array of integers (int64 at most), not "
+                                         f"{what}")
     if layer.weight.shape != weight_shape:
         raise fail(f"{name}.weight", f"has shape {list(layer.weight.shape)}, expected "
                                      f"{list(weight_shape)}")
@@ -474,6 +590,9 @@ def _check_synaptic(layer: SynapticLayer, a: Artifact, name: str, fail, is_last:
             raise fail(f"{name}.threshold", "must be absent for the readout layer")
         if layer.shift is not None:
             raise fail(f"{name}.shift", "must be absent for the readout layer")
+        if layer.leak_shift != 0:
+            raise fail(f"{name}.leak_shift", f"is {layer.leak_shift}, must be 0 for the readout "
+                                             f"(it does not integrate)")
         return expected
     if is_last:
         raise fail(f"{name}.neuron", f"is {layer.neuron.value!r}, but the last layer must be "

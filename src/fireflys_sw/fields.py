@@ -7,7 +7,17 @@ from typing import Any
 
 from .errors import FireflysError
 
-__all__ = ["FieldReader"]
+__all__ = ["FieldReader", "shown"]
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a huge value keeps a message short."""
+    if isinstance(value, (str, list, dict)) and len(value) > limit:
+        value = "{...}" if isinstance(value, dict) else value[:limit]
+        text = value if isinstance(value, str) and value == "{...}" else repr(value)
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class FieldReader:
@@ -33,7 +43,7 @@ class FieldReader:
     def int(self, obj: dict, key: str, name: str, lo: int = 0, hi: int | None = None) -> int:
         value = self.get(obj, key, name)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, f"must be an integer, not {value!r}")
+            raise self.fail(name, f"must be an integer, not {shown(value)}")
         if hi is None and value < lo:
             raise self.fail(name, f"is {value}, less than {lo}")
         if hi is not None and not lo <= value <= hi:
@@ -43,7 +53,7 @@ class FieldReader:
     def str(self, obj: dict, key: str, name: str) -> str:
         value = self.get(obj, key, name)
         if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, not {value!r}")
+            raise self.fail(name, f"must be a string, not {shown(value)}")
         return value
 
     def enum(self, obj: dict, key: str, name: str, kind: type[Enum]) -> Any:
@@ -52,7 +62,7 @@ class FieldReader:
             return kind(value)
         except ValueError:
             allowed = ", ".join(repr(m.value) for m in kind)
-            raise self.fail(name, f"is {value!r}, not one of {allowed}") from None
+            raise self.fail(name, f"is {shown(value)}, not one of {allowed}") from None
 
     def shape(self, obj: dict, key: str, name: str) -> tuple[int, int, int]:
         value = self.get(obj, key, name)
@@ -60,5 +70,5 @@ class FieldReader:
         if (not isinstance(value, list) or len(value) != 3
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                            and (top is None or v <= top) for v in value)):
-            raise self.fail(name, f"must be three positive integers [C, H, W], not {value!r}")
+            raise self.fail(name, f"must be three positive integers [C, H, W], not {shown(value)}")
         return tuple(value)

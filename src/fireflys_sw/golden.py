@@ -35,14 +35,16 @@ from .spec import NeuronKind
 __all__ = [
     "quantise_images", "encode_input", "synaptic_currents", "neuronal_charge", "neuronal_fire",
     "neuronal_reset", "neuron_dynamics", "max_pool", "layer_forward", "GoldenResult",
-    "run_golden", "LayerWidths", "layer_widths", "signed_bits", "radix_value", "radix_digits",
-    "radix_charge", "radix_fire", "rounding_shift",
+    "run_golden", "LayerWidths", "layer_widths", "signed_bits", "membrane_dtype", "radix_value",
+    "radix_digits", "radix_charge", "radix_fire", "rounding_shift",
 ]
 
 # Integer sums below these magnitudes are exact in float32/float64 matrix products (every
 # partial sum is an integer that the mantissa holds), so BLAS can do the work.
 _FLOAT32_EXACT = 1 << 24
 _FLOAT64_EXACT = 1 << 53
+# Largest im2col matrix of a conv layer; above it the offsets are summed one by one.
+_IM2COL_BYTES = 1 << 27
 
 
 def quantise_images(images: np.ndarray, bits: int) -> np.ndarray:
@@ -95,11 +97,20 @@ def synaptic_currents(layer: SynapticLayer, x: np.ndarray, input_max: int = 1) -
         k, p = layer.kernel, layer.padding
         # channels-last so that each kernel offset is one (pixels x Ci) @ (Ci x Co) product
         padded = np.pad(flat.astype(dtype).transpose(0, 2, 3, 1), ((0, 0), (p, p), (p, p), (0, 0)))
-        cols = np.concatenate([padded[:, kh:kh + oh, kw:kw + ow, :]
-                               for kh in range(k) for kw in range(k)], axis=-1)
-        weight = layer.weight.astype(dtype).transpose(2, 3, 1, 0).reshape(-1, co)
-        out = (cols.reshape(-1, cols.shape[-1]) @ weight).reshape(n * t, oh, ow, co)
-        out = out.transpose(0, 3, 1, 2).reshape(n, t, co, oh, ow)
+        weight = layer.weight.astype(dtype).transpose(2, 3, 1, 0)   # (K, K, Ci, Co)
+        rows = n * t * oh * ow
+        if rows * k * k * padded.shape[-1] * np.dtype(dtype).itemsize <= _IM2COL_BYTES:
+            # all offsets side by side: one large product (fastest)
+            cols = np.concatenate([padded[:, kh:kh + oh, kw:kw + ow, :]
+                                   for kh in range(k) for kw in range(k)], axis=-1)
+            out = cols.reshape(rows, -1) @ weight.reshape(-1, co)
+        else:
+            # offset by offset, so that memory stays at the size of the input and output maps
+            out = np.zeros((rows, co), dtype)
+            for kh in range(k):
+                for kw in range(k):
+                    out += padded[:, kh:kh + oh, kw:kw + ow, :].reshape(rows, -1) @ weight[kh, kw]
+        out = out.reshape(n * t, oh, ow, co).transpose(0, 3, 1, 2).reshape(n, t, co, oh, ow)
     lo, hi = layer.current_bounds(input_max)
     itype = np.int32 if max(-int(lo.min()), int(hi.max())) < 1 << 30 else np.int64
     return out.astype(itype) + layer.bias.astype(itype)[None, None, :, None, None]
@@ -123,15 +134,31 @@ def neuronal_reset(h: np.ndarray, spike: np.ndarray) -> np.ndarray:
     return np.where(spike, 0, h)
 
 
-def neuron_dynamics(currents: np.ndarray, layer: SynapticLayer) -> np.ndarray:
+def membrane_dtype(layer: SynapticLayer, input_max: int, T: int) -> type:
+    """int32 where :func:`layer_widths` derives a membrane of at most 32 bits (``V``, ``H`` and
+    ``I - V`` all fit), else int64."""
+    return np.int32 if layer_widths(layer, input_max, T).membrane_bits <= 32 else np.int64
+
+
+def neuron_dynamics(currents: np.ndarray, layer: SynapticLayer, input_max: int = 1) -> np.ndarray:
     """Spikes ``s[n, t, c, ...]`` (uint8) of ``layer``'s neurons for ``currents[n, t, c, ...]``;
-    the membrane starts at 0 for every frame."""
-    # int32 arithmetic is exact where the layer's derived membrane width allows it
-    v = np.zeros(currents.shape[:1] + currents.shape[2:], currents.dtype)
+    the membrane starts at 0 for every frame.
+
+    The membrane is kept in the width the contract derives for it (:func:`membrane_dtype` for
+    inputs in ``[0, input_max]`` over ``T = currents.shape[1]`` steps), never narrower than the
+    currents: an IF membrane reaches ``T * min(I, 0)`` and ``TH - 1 + max(I)``, which can exceed
+    int32 even where the current fits it.
+    """
+    dtype = np.promote_types(membrane_dtype(layer, input_max, currents.shape[1]), currents.dtype)
+    if not np.issubdtype(dtype, np.signedinteger):
+        dtype = np.int64
+    v = np.zeros(currents.shape[:1] + currents.shape[2:], dtype)
+    threshold = layer.threshold.astype(dtype)
     spikes = np.empty(currents.shape, np.uint8)
     for t in range(currents.shape[1]):
-        h = neuronal_charge(v, currents[:, t], layer.neuron, layer.leak_shift)
-        s = neuronal_fire(h, layer.threshold)
+        h = neuronal_charge(v, currents[:, t].astype(dtype, copy=False), layer.neuron,
+                            layer.leak_shift)
+        s = neuronal_fire(h, threshold)
         v = neuronal_reset(h, s)
         spikes[:, t] = s
     return spikes
@@ -210,7 +237,7 @@ def layer_forward(layer, x: np.ndarray, input_max: int = 1) -> np.ndarray:
         current = np.broadcast_to(current, (x.shape[0], x.shape[1]) + current.shape[2:])
     else:
         current = synaptic_currents(layer, x, input_max)
-    return neuron_dynamics(current, layer)
+    return neuron_dynamics(current, layer, input_max)
 
 
 @dataclass
@@ -261,7 +288,7 @@ def run_golden(artifact: Artifact, images: np.ndarray, *, record: bool = False,
             if not (isinstance(layer, SynapticLayer) and layer.is_readout):
                 counts[i] += int(x.sum(dtype=np.int64))
                 steps[i] += x.size
-        scores.append(x.sum(axis=1).reshape(x.shape[0], -1))
+        scores.append(x.sum(axis=1, dtype=np.int64).reshape(x.shape[0], -1))
     score = (np.concatenate(scores) if scores
              else np.zeros((0, artifact.classes), np.int64))
     return GoldenResult(score, score.argmax(axis=1) if len(score) else np.zeros(0, np.int64),

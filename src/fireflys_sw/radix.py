@@ -245,7 +245,8 @@ class RadixNet(nn.Module):
     def weight_sparsity(self) -> dict[str, float]:
         result, zeros, total = {}, 0, 0
         for j in range(len(self.synapses)):
-            wq = self.integer_layer(j)[0] if self.folded else self.synapses[j].weight
+            wq = (self.integer_layer(j)[0] if self.folded
+                  else self.synapses[j].weight * self.float_masks[j])
             z, n = int((wq == 0).sum()), wq.numel()
             result[f"layer{j}"] = z / n
             zeros, total = zeros + z, total + n

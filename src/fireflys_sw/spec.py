@@ -9,7 +9,15 @@ Tokens, separated by ``-``:
 * ``{n}fc`` or ``{n}``: fully connected (the input is flattened in C, H, W order).
 
 Every conv/fc layer spikes except the last, which is the readout (summed currents). The last
-layer must be fully connected or a conv whose output is 1x1.
+layer must be fully connected or a conv whose output is 1x1. A max-pool directly follows a conv or
+fc layer (the accelerator fuses it into that layer's core): not first, not after another pool.
+
+Numbers are ASCII digits, at most :data:`~fireflys_sw.limits.MAX_NUMBER_DIGITS` of them, and each
+dimension at most :data:`~fireflys_sw.limits.MAX_DIM`; a spec is at most
+:data:`~fireflys_sw.limits.MAX_SPEC_CHARS` characters and :data:`~fireflys_sw.limits.MAX_LAYERS`
+layers, and the network at most :data:`~fireflys_sw.limits.MAX_WEIGHTS` weights,
+:data:`~fireflys_sw.limits.MAX_MAP_NEURONS` neurons in any map and
+:data:`~fireflys_sw.limits.MAX_MACS` multiply-accumulates per time step.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import re
 from dataclasses import dataclass
 
 from .errors import SpecError
+from .limits import (MAX_DIM, MAX_LAYERS, MAX_MACS, MAX_MAP_NEURONS, MAX_NUMBER_DIGITS,
+                     MAX_SPEC_CHARS, MAX_WEIGHTS)
 
 __all__ = [
     "NeuronKind", "ConvSpec", "PoolSpec", "FCSpec", "NetworkSpec", "PRESETS", "parse_spec",
@@ -95,10 +105,12 @@ PRESETS = {
               "-mp2-10fc"),
 }
 
-_INPUT = re.compile(r"^(\d+)x(\d+)x(\d+)$")
-_CONV = re.compile(r"^(\d+)c(\d+)(?:p(\d+))?$")
-_POOL = re.compile(r"^mp(\d+)$")
-_FC = re.compile(r"^(\d+)(?:fc)?$")
+# ASCII digits only (``\\d`` would take any Unicode digit), and few enough that int() is cheap
+_N = r"([0-9]+)"
+_INPUT = re.compile(rf"^{_N}x{_N}x{_N}$")
+_CONV = re.compile(rf"^{_N}c{_N}(?:p{_N})?$")
+_POOL = re.compile(rf"^mp{_N}$")
+_FC = re.compile(rf"^{_N}(?:fc)?$")
 
 
 def resolve_spec(text: str) -> str:
@@ -106,58 +118,111 @@ def resolve_spec(text: str) -> str:
     return PRESETS.get(text.strip().lower(), text.strip())
 
 
+def _shown(text: str) -> str:
+    """``text`` for a message: at most 80 characters."""
+    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
+
+
 def parse_spec(text: str) -> NetworkSpec:
     """Parse a spec string or preset name; a spec that cannot be built raises :class:`SpecError`
     naming the offending token."""
+    if not isinstance(text, str):
+        raise SpecError(f"model spec must be a string, not {type(text).__name__}")
+    if len(text) > MAX_SPEC_CHARS:
+        raise SpecError(f"model spec {_shown(text)} is {len(text)} characters, more than the "
+                        f"limit of {MAX_SPEC_CHARS}")
     text = resolve_spec(text)
+    shown = _shown(text)
     tokens = text.split("-")
+    if len(tokens) - 1 > MAX_LAYERS:
+        raise SpecError(f"model spec {shown}: {len(tokens) - 1} layers, more than the limit of "
+                        f"{MAX_LAYERS}")
+
+    def numbers(token: str, match: re.Match) -> tuple[int, ...]:
+        for digits in match.groups():
+            if digits is not None and len(digits) > MAX_NUMBER_DIGITS:
+                raise SpecError(f"model spec {shown}: {_shown(token)} has a number of "
+                                f"{len(digits)} digits (at most {MAX_NUMBER_DIGITS})")
+        values = tuple(int(d) if d is not None else None for d in match.groups())
+        for value in values:
+            if value is not None and value > MAX_DIM:
+                raise SpecError(f"model spec {shown}: {_shown(token)} has the number {value}, "
+                                f"more than the limit of {MAX_DIM}")
+        return values
+
     match = _INPUT.match(tokens[0])
     if not match:
-        raise SpecError(f"model spec {text!r}: the first token {tokens[0]!r} must be the input "
-                        f"shape CxHxW, e.g. 1x28x28")
-    shape = tuple(int(v) for v in match.groups())
+        raise SpecError(f"model spec {shown}: the first token {_shown(tokens[0])} must be the "
+                        f"input shape CxHxW, e.g. 1x28x28")
+    shape = numbers(tokens[0], match)
     if min(shape) < 1:
-        raise SpecError(f"model spec {text!r}: input shape {tokens[0]!r} has a zero dimension")
+        raise SpecError(f"model spec {shown}: input shape {_shown(tokens[0])} has a zero "
+                        f"dimension")
+    if shape[0] * shape[1] * shape[2] > MAX_MAP_NEURONS:
+        raise SpecError(f"model spec {shown}: input shape {_shown(tokens[0])} has "
+                        f"{shape[0] * shape[1] * shape[2]} neurons, more than the limit of "
+                        f"{MAX_MAP_NEURONS}")
     if len(tokens) < 2:
-        raise SpecError(f"model spec {text!r}: no layers after the input shape")
+        raise SpecError(f"model spec {shown}: no layers after the input shape")
     layers: list[LayerSpec] = []
     shapes = [shape]
+    weights = macs = 0
     for token in tokens[1:]:
         c, h, w = shape
         if m := _CONV.match(token):
-            co, k, p = int(m[1]), int(m[2]), int(m[3] or 0)
+            co, k, p = numbers(token, m)
+            p = p or 0
             if co < 1 or k < 1:
-                raise SpecError(f"model spec {text!r}: layer {token!r} needs at least one "
+                raise SpecError(f"model spec {shown}: layer {_shown(token)} needs at least one "
                                 f"channel and a kernel of at least 1")
             if p >= k:
-                raise SpecError(f"model spec {text!r}: layer {token!r} pads by {p}, which must "
-                                f"be smaller than the kernel {k}")
+                raise SpecError(f"model spec {shown}: layer {_shown(token)} pads by {p}, which "
+                                f"must be smaller than the kernel {k}")
             oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
             if oh < 1 or ow < 1:
-                raise SpecError(f"model spec {text!r}: layer {token!r} has a {k}x{k} kernel but "
-                                f"its input is only {h}x{w} (padding {p})")
+                raise SpecError(f"model spec {shown}: layer {_shown(token)} has a {k}x{k} kernel "
+                                f"but its input is only {h}x{w} (padding {p})")
             layer, shape = ConvSpec(co, k, p), (co, oh, ow)
+            weights += co * c * k * k
+            macs += co * c * k * k * oh * ow
         elif m := _POOL.match(token):
-            k = int(m[1])
+            (k,) = numbers(token, m)
             if k < 2:
-                raise SpecError(f"model spec {text!r}: layer {token!r} needs a window of at "
+                raise SpecError(f"model spec {shown}: layer {_shown(token)} needs a window of at "
                                 f"least 2")
             if h < k or w < k:
-                raise SpecError(f"model spec {text!r}: layer {token!r} pools {k}x{k} windows "
+                raise SpecError(f"model spec {shown}: layer {_shown(token)} pools {k}x{k} windows "
                                 f"but its input is only {h}x{w}")
+            if not layers or isinstance(layers[-1], PoolSpec):
+                raise SpecError(f"model spec {shown}: layer {_shown(token)} must directly follow "
+                                f"a conv or fc layer (the accelerator fuses each max-pool into "
+                                f"that layer)")
             layer, shape = PoolSpec(k), (c, h // k, w // k)
         elif m := _FC.match(token):
-            n = int(m[1])
+            (n,) = numbers(token, m)
             if n < 1:
-                raise SpecError(f"model spec {text!r}: layer {token!r} needs at least one output")
+                raise SpecError(f"model spec {shown}: layer {_shown(token)} needs at least one "
+                                f"output")
             layer, shape = FCSpec(n), (n, 1, 1)
+            weights += n * c * h * w
+            macs += n * c * h * w
         else:
-            raise SpecError(f"model spec {text!r}: unknown layer token {token!r} (expected "
+            raise SpecError(f"model spec {shown}: unknown layer token {_shown(token)} (expected "
                             f"e.g. 16c3p1, mp2 or 10fc)")
+        if shape[0] * shape[1] * shape[2] > MAX_MAP_NEURONS:
+            raise SpecError(f"model spec {shown}: {_shown(token)} makes a map of "
+                            f"{'x'.join(map(str, shape))} = {shape[0] * shape[1] * shape[2]} "
+                            f"neurons, more than the limit of {MAX_MAP_NEURONS}")
+        if weights > MAX_WEIGHTS:
+            raise SpecError(f"model spec {shown}: {weights} weights up to {_shown(token)}, more "
+                            f"than the limit of {MAX_WEIGHTS}")
+        if macs > MAX_MACS:
+            raise SpecError(f"model spec {shown}: {macs} multiply-accumulates per time step up "
+                            f"to {_shown(token)}, more than the limit of {MAX_MACS}")
         layers.append(layer)
         shapes.append(shape)
     last = layers[-1]
     if isinstance(last, PoolSpec) or (isinstance(last, ConvSpec) and shape[1:] != (1, 1)):
-        raise SpecError(f"model spec {text!r}: the last layer {last.token()!r} must be the "
+        raise SpecError(f"model spec {shown}: the last layer {_shown(last.token())} must be the "
                         f"readout, a fully connected layer such as 10fc")
     return NetworkSpec(shapes[0], tuple(layers), tuple(shapes))

@@ -145,3 +145,54 @@ def test_encode_frames_clips_counts():
                                input_bits=2, T=3)
     frames = np.full((1, 3, 2, 4, 4), 9, np.uint8)
     assert encode_input(artifact, frames).max() == 3
+
+
+def one_if_neuron(bias, threshold, T):
+    """One IF neuron (weight 0) read by a one-class readout; bias/threshold at 31/32 bits."""
+    from fireflys_sw.artifact import Artifact
+    hidden = SynapticLayer(LayerKind.FC, (1, 1, 1), (1, 1, 1), 0, 0, np.zeros((1, 1), np.int64),
+                           np.array([bias]), np.array([threshold]), NeuronKind.IF, 0)
+    readout = SynapticLayer(LayerKind.FC, (1, 1, 1), (1, 1, 1), 0, 0, np.ones((1, 1), np.int64),
+                            np.zeros(1, np.int64), None, NeuronKind.NONE, 0)
+    artifact = Artifact("if", T, (1, 1, 1), 8, InputEncoding.DIRECT, 4, 31, 32,
+                        (hidden, readout))
+    artifact.validate()
+    return artifact
+
+
+@pytest.mark.parametrize("bias, threshold, T, spikes", [
+    # T * bias = -5 * 2**29 is below int32: the membrane never reaches the threshold 1
+    (-(1 << 29), 1, 5, [0, 0, 0, 0, 0]),
+    # 4 * 2**29 = 2**31 reaches the threshold 2**31 - 1 at the last step
+    (1 << 29, (1 << 31) - 1, 4, [0, 0, 0, 1]),
+])
+def test_if_membrane_uses_the_derived_width(bias, threshold, T, spikes):
+    """The two minimal cases of issue 16: the current fits int32, the IF membrane does not."""
+    from fireflys_sw.golden import membrane_dtype
+    artifact = one_if_neuron(bias, threshold, T)
+    hidden = artifact.layers[0]
+    assert layer_widths(hidden, artifact.input_max, T).membrane_bits > 32
+    assert membrane_dtype(hidden, artifact.input_max, T) is np.int64
+    result = run_golden(artifact, np.zeros((2, 1, 1, 1), np.uint8), record=True)
+    assert result.spikes[0][:, :, 0, 0, 0].tolist() == [spikes, spikes]
+    assert result.scores.tolist() == [[sum(spikes)], [sum(spikes)]]
+    assert naive_forward(artifact, np.zeros((1, 1, 1), np.uint8)) == [sum(spikes)]
+
+
+def test_narrow_membranes_stay_int32():
+    artifact = one_if_neuron(3, 10, 4)
+    from fireflys_sw.golden import membrane_dtype
+    assert membrane_dtype(artifact.layers[0], artifact.input_max, 4) is np.int32
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_conv_offset_by_offset_equals_im2col(seed, monkeypatch):
+    """Large conv layers sum the kernel offsets one by one (bounded memory): same currents."""
+    from fireflys_sw import golden
+    artifact = random_artifact("2x7x7-3c3p1-4c5p2-mp2-3fc", seed=seed, weight_sparsity=0.3,
+                               T=3, encoding=InputEncoding.FRAMES, input_bits=3)
+    images = random_images(artifact, 4, seed=seed)
+    expected = run_golden(artifact, images).scores
+    monkeypatch.setattr(golden, "_IM2COL_BYTES", 0)
+    np.testing.assert_array_equal(run_golden(artifact, images).scores, expected)
+    assert expected.tolist() == [naive_forward(artifact, image) for image in images]

@@ -43,3 +43,32 @@ def test_bad_specs_name_the_token(text, message):
     with pytest.raises(SpecError, match=message) as info:
         parse_spec(text)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1x28x28-8c3p1-" + "9" * 4000 + "fc", r"has a number of 4000 digits \(at most 6\)"),
+    ("1x28x28-8c3p1-1000000fc", r"'1000000fc' has a number of 7 digits"),
+    ("1x28x28-8c3p1-70000fc", r"'70000fc' has the number 70000, more than the limit of 65536"),
+    ("1x28x28-8c3p1-\u0661\u0660fc", r"unknown layer token '\u0661\u0660fc'"),
+    ("\u0661x28x28-10fc", r"the first token '\u0661x28x28' must be the input shape"),
+    ("1x28x28-mp2-8c3p1-10fc", r"layer 'mp2' must directly follow a conv or fc layer"),
+    ("1x28x28-8c3p1-mp2-mp2-10fc", r"layer 'mp2' must directly follow a conv or fc layer"),
+    ("1x1024x1024-8c3p1-10fc", r"makes a map of 8x1024x1024 = 8388608 neurons, more than the "
+                               r"limit of 1048576"),
+    ("1x64x64-4096fc-4096fc-10fc", r"33554432 weights up to '4096fc', more than the limit of "
+                                   r"16777216"),
+    ("1x128x128-64c3p1-64c9p4-10fc", r"multiply-accumulates per time step up to '64c9p4', "
+                                     r"more than the limit of 2147483648"),
+    ("1x8x8-" + "-".join(["4c1"] * 300) + "-10fc", r"301 layers, more than the limit of 256"),
+    ("1x8x8-" + "4c1-" * 2000 + "10fc", r"characters, more than the limit of 4096"),
+])
+def test_spec_limits_give_one_line(text, message):
+    with pytest.raises(SpecError, match=message) as info:
+        parse_spec(text)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_input_map_limit():
+    with pytest.raises(SpecError, match=r"input shape '2x1024x1024' has 2097152 neurons, more "
+                                        r"than the limit of 1048576"):
+        parse_spec("2x1024x1024-10fc")
