@@ -71,8 +71,8 @@ def _run_info(args) -> int:
             rows.append({"layer": i, "kind": "maxpool", "in": layer.in_shape,
                          "out": layer.out_shape, "kernel": layer.kernel})
             continue
-        w = layer_widths(layer, input_max, a.T)
-        input_max = 1
+        w = layer_widths(layer, input_max, a.T, radix=a.radix)
+        input_max = a.activation_max
         rows.append({"layer": i, "kind": layer.kind.value, "in": layer.in_shape,
                      "out": layer.out_shape, "kernel": layer.kernel,
                      "neuron": layer.neuron.value,
