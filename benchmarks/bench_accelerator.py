@@ -3,9 +3,12 @@
 
 Usage: python benchmarks/bench_accelerator.py [--frames N] [--quick] [--json] [--networks]
 
-``--networks`` prints instead, in one run: the shipped SCNN5 on real test images with the
-detectors' skipping on and off, and random SCNN7 (2x48x48 DVS frames) and SCNN9 (3x32x32) at
-90 % weight sparsity and 15 % spike density, each against FireFly-S's published ~33,100 /
+``--networks`` prints instead, in one run: the shipped SCNN5 on real test images (the
+T-vectorised dataflow beside the per-step dataflow's figure measured before it, a constant
+below), with skipping on (the orchestrator drops chunks that are 0 at every step, the detectors
+drop empty chunks) and off (every chunk sent, one detector cycle per chunk: dense), and random
+SCNN7 (2x48x48 DVS frames) and SCNN9 (3x32x32) at 90 % weight sparsity and 15 % spike density,
+planned within FireFly-S's LUTs (55,234 / 84,641), each against FireFly-S's published ~33,100 /
 ~90,400 / ~143,100 cycles per frame.
 
 For a random SCNN5 artifact (``random_artifact('scnn5', weight_sparsity=0.9,
@@ -40,7 +43,8 @@ import sys
 import time
 
 
-from fireflys_hw.gateware import synapse
+from fireflys_hw.gateware import core, synapse
+from fireflys_hw.gateware.orchestrator import DataflowOrchestrator
 from fireflys_hw.gateware.detector import SparsityDetector
 from fireflys_hw.flow import build_accelerator, make_plan, simulate_accelerator
 from fireflys_hw.host.beats import input_beats, words_to_int
@@ -49,6 +53,16 @@ from fireflys_sw.synthetic import random_artifact, random_images
 FIREFLY_S_CYCLES = 33_100
 #: FireFly-S's published cycles per frame (SCNN5 / SCNN7 / SCNN9 at 333 MHz).
 FIREFLY_S = {"scnn5": 33_100, "scnn7": 90_400, "scnn9": 143_100}
+#: FireFly-S's published LUTs (SCNN5 / SCNN7 / SCNN9, KV260): the budgets of the random cases.
+FIREFLY_S_LUT = {"scnn5": 30_911, "scnn7": 55_234, "scnn9": 84_641}
+
+#: The per-step dataflow (one spike beat per pixel and step, every window walked T times)
+#: measured before the T-vectorised one replaced it (it is gone, so it cannot be re-run):
+#: ``fireflys simulate scnn5-fashion-mnist --images 8`` (Verilator, exact, bit-exact, 8
+#: Fashion-MNIST test images), main at 6e699ea, docs/hardware.md and issue 13; and the random
+#: SCNN7 / SCNN9 of :func:`networks` then (planner at the xczu5ev default budget, LUT not
+#: compared).
+PER_STEP = {"scnn5": 32_273, "scnn7": 83_585, "scnn9": 37_110}
 
 
 class _PaperDetector(SparsityDetector):
@@ -58,14 +72,23 @@ class _PaperDetector(SparsityDetector):
         super().__init__(weights, lane, T, skip_empty=False)
 
 
+class _DenseOrchestrator(DataflowOrchestrator):
+    """The orchestrator that sends every chunk, empty or not."""
+
+    def __init__(self, *args, drop_empty=True, **kw):
+        super().__init__(*args, drop_empty=False, **kw)
+
+
 @contextlib.contextmanager
 def no_skip():
-    saved = synapse.SparsityDetector
+    """Skipping off: every window chunk is sent and takes at least one detector cycle."""
+    saved = synapse.SparsityDetector, core.DataflowOrchestrator
     synapse.SparsityDetector = _PaperDetector
+    core.DataflowOrchestrator = _DenseOrchestrator
     try:
         yield
     finally:
-        synapse.SparsityDetector = saved
+        synapse.SparsityDetector, core.DataflowOrchestrator = saved
 
 
 def pysim_speed(artifact, plan, images, cycles: int) -> float:
@@ -182,24 +205,33 @@ def networks(frames: int, as_json: bool) -> int:
     scnn7 = random_artifact("scnn7", weight_sparsity=0.9, spike_density=0.15, seed=0,
                             encoding=InputEncoding.FRAMES, input_bits=2)
     scnn9 = random_artifact("scnn9", weight_sparsity=0.9, spike_density=0.15, seed=0)
+    rand7 = random_images(scnn7, frames, seed=0)
+    rand9 = random_images(scnn9, frames, seed=0)
+    # the shipped model as `fireflys simulate` plans it (the xczu5ev default budget); the
+    # random ones within FireFly-S's LUTs
     plan = make_plan(shipped, images=real)
-    cases = [(label, "scnn5", shipped, real, {"plan": plan}, False),
-             (label + ", no skip", "scnn5", shipped, real, {"plan": plan}, True),
-             ("random scnn7 (DVS 2x48x48, 2-bit frames)", "scnn7", scnn7,
-              random_images(scnn7, frames, seed=0), {}, False),
-             ("random scnn9 (3x32x32, 8-bit direct)", "scnn9", scnn9,
-              random_images(scnn9, frames, seed=0), {}, False)]
+    plan7 = make_plan(scnn7, images=rand7, lut_budget=FIREFLY_S_LUT["scnn7"])
+    plan9 = make_plan(scnn9, images=rand9, lut_budget=FIREFLY_S_LUT["scnn9"])
+    cases = [(label, "scnn5", shipped, real, plan, False),
+             (label + ", skipping off (dense)", "scnn5", shipped, real, plan, True),
+             ("random scnn7 (DVS 2x48x48, 2-bit frames)", "scnn7", scnn7, rand7, plan7, False),
+             ("random scnn9 (3x32x32, 8-bit direct)", "scnn9", scnn9, rand9, plan9, False)]
     rows = []
-    for name, preset, artifact, images, kw, paper in cases:
+    for name, preset, artifact, images, p, paper in cases:
         with no_skip() if paper else contextlib.nullcontext():
             start = time.perf_counter()
-            r = simulate_accelerator(artifact, images, backend="verilator", **kw)
+            r = simulate_accelerator(artifact, images, backend="verilator", plan=p)
         wall = time.perf_counter() - start
         print(f"{name}: done in {wall:.0f} s", file=sys.stderr)
         rows.append({"case": name, "preset": preset, "frames": r.frames,
                      "mismatches": r.mismatches, "cycles_per_frame": r.cycles_per_frame,
                      "predicted_cycles_per_frame": r.predicted_cycles_per_frame,
+                     "per_step_cycles_per_frame": None if paper else PER_STEP[preset],
                      "firefly_s_cycles_per_frame": FIREFLY_S[preset],
+                     "planner_lut": p.lut, "firefly_s_lut": FIREFLY_S_LUT[preset],
+                     "parallelism": [(s.p_co, s.p_ci) for s in r.stages],
+                     "busy": [s.simulated_cycles for s in r.stages],
+                     "predicted": [s.predicted_cycles for s in r.stages],
                      "fps_333mhz": r.fps, "utilisation": r.utilisation,
                      "lanes": sum(s.p_co for s in r.stages),
                      "verilator_cycles_per_s": r.sim_cycles_per_second, "wall_s": wall})
@@ -207,15 +239,24 @@ def networks(frames: int, as_json: bool) -> int:
         print(json.dumps({"rows": rows}))
         return 0
     print(f"cycles per frame: exact (Verilator, {frames} frames back to back, bit-exact check "
-          f"against the golden model); predicted = planner model; FireFly-S = published")
+          f"against the golden model); predicted = planner model; per-step = the dataflow "
+          f"before the T-vectorisation, measured then (constants in this script); FireFly-S = "
+          f"published; LUT = planner model estimate")
     print(f"{'case':52s} {'lanes':>5s} {'cycles/frame':>12s} {'predicted':>10s} "
-          f"{'FireFly-S':>10s} {'ratio':>6s} {'FPS@333':>8s} {'util':>6s} {'ok':>3s}")
+          f"{'per-step':>9s} {'FireFly-S':>10s} {'ratio':>6s} {'LUT':>7s} {'FF-S LUT':>8s} "
+          f"{'FPS@333':>8s} {'ok':>3s}")
     for r in rows:
+        old = r["per_step_cycles_per_frame"]
         print(f"{r['case']:52s} {r['lanes']:5d} {r['cycles_per_frame']:12,.0f} "
-              f"{r['predicted_cycles_per_frame']:10,.0f} {r['firefly_s_cycles_per_frame']:10,d} "
+              f"{r['predicted_cycles_per_frame']:10,.0f} "
+              f"{'' if old is None else f'{old:,}':>9s} {r['firefly_s_cycles_per_frame']:10,d} "
               f"{r['cycles_per_frame'] / r['firefly_s_cycles_per_frame']:5.2f}x "
-              f"{r['fps_333mhz']:8,.0f} {r['utilisation']:6.3f} "
-              f"{'yes' if r['mismatches'] == 0 else 'NO':>3s}")
+              f"{r['planner_lut']:7,.0f} {r['firefly_s_lut']:8,d} "
+              f"{r['fps_333mhz']:8,.0f} {'yes' if r['mismatches'] == 0 else 'NO':>3s}")
+    for r in rows:
+        print(f"  {r['case']}: P = {r['parallelism']}")
+        print("    busy/frame  " + " ".join(f"{b:8,.0f}" for b in r["busy"]))
+        print("    predicted   " + " ".join(f"{b:8,.0f}" for b in r["predicted"]))
     print("simulation speed: " + ", ".join(f"{r['preset']} {r['verilator_cycles_per_s']:,.0f} "
                                            f"cycles/s" for r in rows))
     return 0

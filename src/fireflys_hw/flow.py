@@ -227,7 +227,7 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
                     "bram_blocks": lp.bram_blocks, "fifo_depth": lp.fifo_depth,
                     "buffer_bits": core.buffer_bits}
                    for lp, core in zip(plan.layers, acc.cores)],
-        "ports": {"input_bits": acc.in_channels, "beats_per_frame": acc.beats_per_frame,
+        "ports": {"input_bits": acc.beat_bits, "beats_per_frame": acc.beats_per_frame,
                   "classes": acc.classes, "score_bits": acc.score_bits,
                   "counters": list(acc.counter_names) if acc.profile else [],
                   "counter_bits": acc.counter_bits},
@@ -238,10 +238,11 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
                 "run 'fireflys simulate' for exact cycles",
     }
     files["report"].write_text(json.dumps(report, indent=1) + "\n")
-    order = "pixel raster order" + ("" if acc.cores[0].static_input else ", then t")
+    order = "one per pixel, raster order" + (
+        "" if acc.cores[0].static_input else ", every step in a beat")
     files["report_text"].write_text(
         format_plan(plan) + "\n\n"
-        f"input: {acc.in_channels}-bit beats, {acc.beats_per_frame} per frame "
+        f"input: {acc.beat_bits}-bit beats, {acc.beats_per_frame} per frame "
         f"({order}); output: {acc.classes} scores of {acc.score_bits} bits "
         f"+ class index\n"
         f"wrote {', '.join(p.name for p in files.values())} "

@@ -37,9 +37,9 @@ def layer_window(layer: SynapticLayer) -> tuple[int, int]:
 
 
 def lane_block(window_depth: int, n_chunks: int) -> int:
-    """Consecutive steps over which :func:`predicted_cycles` takes the busiest lane: 2 when a
-    lane's FIFO of window beats holds a whole step (``window_depth >= n_chunks``), so that
-    a lane can run up to a step ahead of or behind the others and a busy step of one lane
+    """Consecutive windows over which :func:`predicted_cycles` takes the busiest lane: 2 when
+    a lane's FIFO of window beats holds a whole window (``window_depth >= n_chunks``), so that
+    a lane can run up to a window ahead of or behind the others and a busy window of one lane
     evens out with a light one; else 1. An empirical rule: exact simulation of random layers
     and a random SCNN5 put the cores within a few per cent of the model with it (a lane
     drifts by up to ``window_depth`` beats, not by whole blocks, and its look-ahead has limits

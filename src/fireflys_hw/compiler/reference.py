@@ -1,10 +1,11 @@
 """Numpy reference generators for the gateware's streams (no Amaranth import).
 
+:func:`pixel_beats` is a map as spike-stream beats (one per pixel, all steps).
 :func:`im2col_windows` is the window stream (:mod:`fireflys_hw.gateware.streams`) that the dataflow
-orchestrator must produce for one frame, beat for beat; the synapse-array tests feed it to the
-detectors, the orchestrator tests compare against it. :func:`lane_outputs` is what a
-:class:`~fireflys_hw.gateware.synapse.SynapseArray` must emit for that frame, from the golden
-model.
+orchestrator must produce for one frame, beat for beat (empty chunks dropped, or not with
+``drop_empty=False``); the synapse-array tests feed it to the detectors, the orchestrator tests
+compare against it. :func:`lane_outputs` is what a :class:`~fireflys_hw.gateware.synapse.SynapseArray`
+must emit for that frame, from the golden model.
 """
 
 from __future__ import annotations
@@ -16,9 +17,30 @@ from fireflys_sw.golden import neuron_dynamics, synaptic_currents
 
 from .weights import window_kernel
 
-__all__ = ["bit_planes", "im2col_windows", "window_beats", "lane_outputs", "WINDOW_FIELDS"]
+__all__ = ["bit_planes", "pixel_beats", "any_step", "im2col_windows", "window_beats", "lane_outputs",
+           "WINDOW_FIELDS"]
 
-WINDOW_FIELDS = ("spikes", "chunk", "t", "group", "last_chunk", "last_step")
+WINDOW_FIELDS = ("spikes", "chunk", "group", "last_chunk")
+
+
+def any_step(spikes: int, p_ci: int, steps: int) -> int:
+    """A window chunk's spikes (``steps * p_ci`` bits, bit ``t * p_ci + i``) ORed over the
+    steps: the ``p_ci`` channels that spike at some step."""
+    mask = (1 << p_ci) - 1
+    out = 0
+    for t in range(steps):
+        out |= (spikes >> (t * p_ci)) & mask
+    return out
+
+
+def pixel_beats(x: np.ndarray) -> list[int]:
+    """``x[t, c, h, w]`` (0/1) as spike-stream beats, one per pixel in raster order: bit ``t *
+    C + c`` of a beat is ``x[t, c]`` (:mod:`fireflys_hw.gateware.streams`)."""
+    x = np.asarray(x)
+    T, c, h, w = x.shape
+    flat = x.reshape(T * c, h, w)
+    return [sum(int(b) << i for i, b in enumerate(flat[:, i, j]) if b)
+            for i in range(h) for j in range(w)]
 
 
 def bit_planes(x: np.ndarray, input_bits: int) -> np.ndarray:
@@ -31,11 +53,13 @@ def bit_planes(x: np.ndarray, input_bits: int) -> np.ndarray:
 
 
 def window_beats(spikes: np.ndarray, kernel: tuple[int, int], p_ci: int,
-                 n_groups: int) -> list[dict]:
+                 n_groups: int, drop_empty: bool = True) -> list[dict]:
     """The window stream of an (already padded) binary map ``spikes[t, c, h, w]``, valid
     convolution with ``kernel = (Kh, Kw)``, stride 1: for each output pixel (raster order),
-    ``for group: for t: for chunk``; a list of dicts with the fields of
-    :func:`~fireflys_hw.gateware.streams.window_chunk`."""
+    ``for group: for chunk``, each chunk carrying its ``p_ci`` channels at every step (bit ``t *
+    p_ci + i``); a list of dicts with the fields of :func:`~fireflys_hw.gateware.streams.window_chunk`.
+    With ``drop_empty`` a chunk that is 0 at every step is left out unless it is a window's last
+    (the orchestrator's behaviour)."""
     spikes = np.asarray(spikes)
     T, c, h, w = spikes.shape
     kh_n, kw_n = kernel
@@ -43,21 +67,23 @@ def window_beats(spikes: np.ndarray, kernel: tuple[int, int], p_ci: int,
     n_chunks = kh_n * kw_n * nci
     xp = np.zeros((T, nci * p_ci, h, w), np.int64)
     xp[:, :c] = spikes
-    weights = 1 << np.arange(p_ci, dtype=np.int64)
-    # words[t, h, w, ci_chunk]: each chunk as a P_Ci-bit integer
-    words = (xp.reshape(T, nci, p_ci, h, w) * weights.reshape(1, 1, -1, 1, 1)).sum(axis=2)
-    words = words.transpose(0, 2, 3, 1)
+    # words[h, w, ci_chunk]: each chunk at every step as a T * P_Ci-bit integer (bit t * P_Ci + i)
+    xw = xp.reshape(T, nci, p_ci, h, w).transpose(3, 4, 1, 0, 2).reshape(h, w, nci, T * p_ci)
+    words = [[[sum(int(b) << i for i, b in enumerate(xw[y, x, k]) if b) for k in range(nci)]
+              for x in range(w)] for y in range(h)]
     beats = []
     for oh in range(h - kh_n + 1):
         for ow in range(w - kw_n + 1):
-            # (T, n_chunks) in chunk order (kh, kw, ci_chunk)
-            win = words[:, oh:oh + kh_n, ow:ow + kw_n, :].reshape(T, n_chunks)
+            # in chunk order (kh, kw, ci_chunk)
+            win = [words[oh + a][ow + b][k] for a in range(kh_n) for b in range(kw_n)
+                   for k in range(nci)]
             for g in range(n_groups):
-                for t in range(T):
-                    for ch in range(n_chunks):
-                        beats.append({"spikes": int(win[t, ch]), "chunk": ch, "t": t,
-                                      "group": g, "last_chunk": int(ch == n_chunks - 1),
-                                      "last_step": int(t == T - 1)})
+                for ch in range(n_chunks):
+                    last = ch == n_chunks - 1
+                    if drop_empty and not last and not win[ch]:
+                        continue
+                    beats.append({"spikes": win[ch], "chunk": ch, "group": g,
+                                  "last_chunk": int(last)})
     return beats
 
 
@@ -72,7 +98,8 @@ def _binary_input(spikes: np.ndarray, layer: SynapticLayer, input_bits: int | No
 
 
 def im2col_windows(spikes: np.ndarray, layer: SynapticLayer, p_ci: int, p_co: int,
-                   input_bits: int | None = None, static_input: bool = False) -> list[dict]:
+                   input_bits: int | None = None, static_input: bool = False,
+                   drop_empty: bool = True) -> list[dict]:
     """The window-stream beats of one frame ``spikes[t, c, h, w]`` entering ``layer``.
 
     The map is zero-padded by ``layer.padding`` (conv) and scanned with the layer's window
@@ -80,18 +107,20 @@ def im2col_windows(spikes: np.ndarray, layer: SynapticLayer, p_ci: int, p_co: in
     each window replayed ``ceil(Co / p_co)`` times. With ``input_bits`` (first layer), ``spikes``
     holds integers and is expanded into bit planes first. With ``static_input`` (the input is
     the same at every step, a direct-encoded first layer) only ``t = 0`` is streamed.
+    ``drop_empty``: as :func:`window_beats`.
     """
     x = _binary_input(spikes[:1] if static_input else spikes, layer, input_bits)
     n_groups = -(-layer.out_channels // p_co)
-    return window_beats(x, window_kernel(layer), p_ci, n_groups)
+    return window_beats(x, window_kernel(layer), p_ci, n_groups, drop_empty)
 
 
 def lane_outputs(spikes: np.ndarray, layer: SynapticLayer, p_co: int,
                  input_bits: int | None = None) -> list[dict]:
     """The beats a synapse array emits for one frame ``spikes[t, c, h, w]`` (golden model).
 
-    Spiking layer: per output pixel (raster order), ``for group: for t`` a dict ``{"spikes":
-    P_Co-bit int (lane l = channel group * p_co + l, 0 past Co), "group", "t"}``. Readout: per
+    Spiking layer: per output pixel (raster order), per group a dict ``{"spikes": T * P_Co-bit
+    int (bit t * p_co + l: lane l = channel group * p_co + l at step t, 0 past Co), "group"}``.
+    Readout: per
     output pixel, per group, ``{"scores": [sum_t I of each lane (0 past Co)], "group"}``.
     """
     x = np.asarray(spikes, np.int64)[None]
@@ -112,11 +141,10 @@ def lane_outputs(spikes: np.ndarray, layer: SynapticLayer, p_co: int,
         return out
     s = np.pad(neuron_dynamics(cur, layer)[0].astype(np.int64),
                ((0, 0), (0, pad), (0, 0), (0, 0)))
-    weights = 1 << np.arange(p_co, dtype=np.int64)
     for h in range(oh):
         for w in range(ow):
             for g in range(n_groups):
-                for t in range(T):
-                    bits = s[t, g * p_co:(g + 1) * p_co, h, w]
-                    out.append({"spikes": int((bits * weights).sum()), "group": g, "t": t})
+                bits = s[:, g * p_co:(g + 1) * p_co, h, w].reshape(-1)
+                out.append({"spikes": sum(int(b) << i for i, b in enumerate(bits) if b),
+                            "group": g})
     return out

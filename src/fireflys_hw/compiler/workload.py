@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fireflys_sw.artifact import Artifact, SynapticLayer
+from fireflys_sw.artifact import Artifact, InputEncoding, SynapticLayer
 from fireflys_sw.golden import encode_input, run_golden, synaptic_currents
 
 from .base import PlanError, binary_in_channels, layer_window
@@ -32,13 +32,15 @@ class LayerStats:
     weight_density : float
         ``s2``: fraction of non-zero weights.
     mean_pairs : float
-        Mean effectual (spike AND non-zero weight) pairs per output-pixel window, i.e. per
-        (output pixel, output channel, time step): the work of one detector lane for one step.
+        Mean effectual (spike in some step AND non-zero weight) pairs per output-pixel window,
+        i.e. per (output pixel, output channel): the work of one detector lane for one window
+        (every step at once, the T-vectorised dataflow).
     frames : int
         Inputs measured (0 for a density-only estimate from :func:`stats_from_density`).
     pairs : ndarray or None
-        ``(frames, T, Co, Ho * Wo)`` effectual pairs of every window, or ``None`` (the density
-        model of :func:`predicted_cycles` is used then). Not saved in a plan.
+        ``(frames, Co, Ho * Wo)`` effectual pairs of every window (pairs effectual in some
+        step), or ``None`` (the density model of :func:`predicted_cycles` is used then). Not
+        saved in a plan.
     inputs : ndarray or None
         ``(frames, S, Ci', H, W)`` the layer's binary input (bit planes for a multi-bit first
         layer; ``S = 1`` for a static input) on the measured frames, for the cycle recurrence
@@ -54,28 +56,28 @@ class LayerStats:
     inputs: np.ndarray | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def lane_max_histogram(self, p_co: int, block: int = 1, static: bool = False
+    def lane_max_histogram(self, p_co: int, block: int = 1
                            ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """For ``P_Co`` lanes: a frame's steps in window-stream order (``for pixel: for
-        group: for t``; ``t = 0`` only if ``static``, the input being the same at every step)
-        cut into blocks of ``block`` consecutive steps, and per block ``max over the lanes of
-        the block's pairs`` (lane ``l`` serves channels ``group * P_Co + l``). Returns
-        ``(steps, values, counts)`` per block length (a frame's last block may be shorter):
-        the distinct values of that maximum and how often each occurs per frame (mean)."""
+        """For ``P_Co`` lanes: a frame's windows in window-stream order (``for pixel: for
+        group``) cut into blocks of ``block`` consecutive windows, and per block ``max over
+        the lanes of the block's pairs`` (lane ``l`` serves channels ``group * P_Co + l``).
+        Returns ``(windows, values, counts)`` per block length (a frame's last block may be
+        shorter): the distinct values of that maximum and how often each occurs per frame
+        (mean)."""
         if self.pairs is None:
             raise ValueError("lane_max_histogram needs measured pairs (measure_densities)")
-        key = (p_co, block, static)
+        key = (p_co, block)
         if key not in self._cache:
-            pairs = self.pairs[:, :1] if static else self.pairs
-            f, t, co, p = pairs.shape
+            pairs = self.pairs
+            f, co, p = pairs.shape
             groups = -(-co // p_co)
             if groups * p_co != co:
-                padded = np.zeros((f, t, groups * p_co, p), pairs.dtype)
-                padded[:, :, :co] = pairs
+                padded = np.zeros((f, groups * p_co, p), pairs.dtype)
+                padded[:, :co] = pairs
                 pairs = padded
-            # (frame, step in stream order, lane)
-            steps = pairs.reshape(f, t, groups, p_co, p).transpose(0, 4, 2, 1, 3)
-            steps = steps.reshape(f, p * groups * t, p_co)
+            # (frame, window in stream order, lane)
+            steps = pairs.reshape(f, groups, p_co, p).transpose(0, 3, 1, 2)
+            steps = steps.reshape(f, p * groups, p_co)
             n = steps.shape[1]
             full = n // block
             out = []
@@ -97,18 +99,21 @@ def _popcount(x: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _pairs_of(layer: SynapticLayer, x: np.ndarray, input_bits: int) -> np.ndarray:
-    """Effectual pairs ``(N, T', Co, Ho * Wo)`` for input ``x[n, t, c, h, w]``: the
-    convolution of the input's set bits with the layer's non-zero-weight mask. ``T' = 1``
-    when the input is the same at every step (direct encoding; broadcast it over T)."""
+    """Effectual pairs ``(N, Co, Ho * Wo)`` for input ``x[n, t, c, h, w]``, a pair counted once
+    when its input spikes in some step (the T-vectorised dataflow reads each weight once per
+    window): the convolution of the set bits of ``OR over t of x`` with the layer's
+    non-zero-weight mask."""
     mask = dataclasses.replace(layer, weight=(layer.weight != 0).astype(np.int64),
                                bias=np.zeros(layer.out_channels, np.int64))
-    if x.strides[1] == 0:         # direct encoding: the same input at every t, count once
+    x = np.asarray(x)
+    if x.strides[1] == 0:         # direct encoding: the same input at every t
         x = x[:, :1]
+    x = np.bitwise_or.reduce(x.astype(np.int64), axis=1, keepdims=True)
     if input_bits > 1:
         x = _popcount(x, input_bits)
-    pairs = synaptic_currents(mask, np.asarray(x), max(1, input_bits))
-    n, t = pairs.shape[:2]
-    pairs = pairs.reshape(n, t, layer.out_channels, -1)
+    pairs = synaptic_currents(mask, x, max(1, input_bits))
+    n = pairs.shape[0]
+    pairs = pairs.reshape(n, layer.out_channels, -1)
     dtype = np.uint16 if int(pairs.max(initial=0)) < 1 << 16 else np.uint32
     return pairs.astype(dtype)
 
@@ -119,7 +124,7 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
     every window on ``images`` (uint8, as :func:`fireflys_sw.golden.run_golden` takes them).
 
     A few tens of inputs are plenty: the planner needs the mean cycles per frame, and the
-    ``pairs`` arrays kept for it take ``2 * T * sum(Co * Ho * Wo)`` bytes per input.
+    ``pairs`` arrays kept for it take ``2 * sum(Co * Ho * Wo)`` bytes per input.
     """
     images = np.asarray(images)
     if len(images) == 0:
@@ -144,11 +149,7 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
                 bits[i] += x.size * input_bits
                 planes = bit_planes(xs, input_bits) if input_bits > 1 else np.asarray(xs)
                 inputs[i].append(planes.astype(np.uint8))
-                p = _pairs_of(layer, x, input_bits)
-                if p.shape[1] != artifact.T:
-                    p = np.ascontiguousarray(np.broadcast_to(
-                        p, (p.shape[0], artifact.T) + p.shape[2:]))
-                pairs[i].append(p)
+                pairs[i].append(_pairs_of(layer, x, input_bits))
             x = result.spikes[i]
     stats = []
     for i, layer in synaptic:
@@ -164,7 +165,9 @@ def measure_densities(artifact: Artifact, images: np.ndarray, *,
 def stats_from_density(artifact: Artifact, spike_density: float | Sequence[float]
                        ) -> list[LayerStats]:
     """Density-only workload (no measurement): ``spike_density`` for every synaptic layer's
-    input, or one value per synaptic layer. ``mean_pairs = Kh * Kw * Ci' * s1 * s2``."""
+    input, or one value per synaptic layer. ``mean_pairs = Kh * Kw * Ci' * s_any * s2``,
+    ``s_any = 1 - (1 - s1) ** S`` the density of inputs that spike in some step (independent
+    steps; ``S = 1`` for a direct-encoded first layer, else ``T``)."""
     synaptic = [(i, layer) for i, layer in enumerate(artifact.layers)
                 if isinstance(layer, SynapticLayer)]
     if isinstance(spike_density, (int, float)) and not isinstance(spike_density, bool):
@@ -181,5 +184,7 @@ def stats_from_density(artifact: Artifact, spike_density: float | Sequence[float
         s2 = float(np.count_nonzero(layer.weight)) / layer.weight.size
         kh, kw = layer_window(layer)
         ci = binary_in_channels(layer, artifact.input_bits if i == 0 else 1)
-        stats.append(LayerStats(i, s1, s2, kh * kw * ci * s1 * s2))
+        steps = 1 if i == 0 and artifact.input_encoding is InputEncoding.DIRECT else artifact.T
+        s_any = 1.0 - (1.0 - s1) ** steps
+        stats.append(LayerStats(i, s1, s2, kh * kw * ci * s_any * s2))
     return stats

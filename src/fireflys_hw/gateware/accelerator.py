@@ -7,16 +7,17 @@ slowest core sets the frame interval.
 
 Input beats (the host side)
 ---------------------------
-The accelerator takes the first layer's input as a spike stream of ``C * input_bits`` bits
-(:func:`~fireflys_hw.gateware.streams.spike_stream`), in raster order (row ``h``, column ``w``);
-bit ``c * input_bits + b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]`` (bit
-planes, see :mod:`fireflys_hw.gateware.streams`):
+The accelerator takes the first layer's input as a spike stream
+(:func:`~fireflys_hw.gateware.streams.spike_stream`), **one beat per pixel** in raster order (row
+``h``, column ``w``), ``H * W`` beats per frame; with ``C' = C * input_bits``, bit ``t * C' + c *
+input_bits + b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]`` (bit planes, see
+:mod:`fireflys_hw.gateware.streams`):
 
 * **direct encoding** (``artifact.input_encoding`` ``DIRECT``, the image repeated at every
-  step): **one beat per pixel**, ``H * W`` beats per frame; the first core computes the
-  current once and applies it at every step (:func:`~fireflys_hw.host.beats.static_input`);
-* **frames** (``FRAMES``, a different input at every step): **one beat per pixel per time
-  step**, ``t = 0 .. T-1`` for each pixel, ``H * W * T`` beats per frame.
+  step): ``C'``-bit beats, ``t = 0`` only; the first core computes the current once and
+  applies it at every step (:func:`~fireflys_hw.host.beats.static_input`);
+* **frames** (``FRAMES``, a different input at every step): ``T * C'``-bit beats, every step
+  of the pixel.
 
 Frames follow each other with no gap or marker (:attr:`Accelerator.beats_per_frame`).
 :func:`~fireflys_hw.host.beats.input_beats` turns uint8 images (as
@@ -35,29 +36,29 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
 
   - ``in``: cycles in which the core's input takes a beat;
   - ``windows``: cycles in which its window stream (orchestrator -> synapse array) transfers
-    a beat (the ``n_chunks`` floor of the cycle model; ``Ho * Wo * G * n_chunks`` per frame
-    for a direct-encoded first layer, which streams each window once, else ``* T``);
-  - ``busy``: cycles in which the window stream is valid (the core has work) and the synapse
-    array is either admitting beats (it has credit,
-    :attr:`~fireflys_hw.gateware.synapse.SynapseArray.credit`: its results are being taken
-    downstream) or, out of credit, still working through the beats in its lanes' FIFOs
-    (:attr:`~fireflys_hw.gateware.synapse.SynapseArray.working`): the window beat transfers or a
-    detector works on effectual pairs; over a steady-state interval this is the core's own
-    cycles per frame, and the core whose ``busy`` is closest to the whole interval is the
-    bottleneck;
+    a beat (at most ``Ho * Wo * G * n_chunks`` per frame: the chunks that spike at some step,
+    and each window's last);
+  - ``busy``: cycles in which the core has work -- its orchestrator's walk holds a chunk
+    (:attr:`~fireflys_hw.gateware.orchestrator.DataflowOrchestrator.walking`: a window beat
+    offered, or an empty chunk dropped) or a lane's FIFO holds window beats
+    (:attr:`~fireflys_hw.gateware.synapse.SynapseArray.working`) -- and is not ``blocked``:
+    the synapse array admits beats (it has credit,
+    :attr:`~fireflys_hw.gateware.synapse.SynapseArray.credit`) or works through the beats in
+    its lanes' FIFOs; over a steady-state interval this is the core's own cycles per frame,
+    and the core whose ``busy`` is closest to the whole interval is the bottleneck;
   - ``blocked``: cycles in which the window stream is valid, the synapse array is out of
     credit and its lanes have nothing left to do: the core is held back by the downstream
     (next core, FIFO or host); the rest of the interval, ``cycles - busy - blocked``, the core
     waits for input;
-  - ``pairs``: effectual (spike AND non-zero weight) pairs processed by all its lanes (for a
-    direct-encoded first layer: once per (pixel, group), not per step), so that its
-    utilisation is ``pairs / (p_co * cycles)``.
+  - ``pairs``: effectual (spike in some step AND non-zero weight) pairs processed by all its
+    lanes (each once per window, whatever the steps it spikes in), so that its utilisation is
+    ``pairs / (p_co * cycles)``.
 
 Snapshots of the counters taken at each output transfer (the simulators do this) give every
 figure over any interval by differences. ``profile=False`` leaves the port out (synthesis).
 
 Verilog ports (``amaranth.back.verilog``, module ``top``): ``clk``, ``rst``, ``input__valid``,
-``input__ready``, ``input__payload`` (``C * input_bits`` bits), ``output__valid``,
+``input__ready``, ``input__payload`` (:attr:`Accelerator.beat_bits` bits), ``output__valid``,
 ``output__ready``, ``output__payload`` (``classes * score_bits`` bits of two's complement
 scores, class 0 in the low bits, then the class index), ``counters`` (``len(counter_names) *
 counter_bits`` bits, counter 0 in the low bits).
@@ -118,9 +119,10 @@ def accelerator_stages(artifact: Artifact) -> list[tuple[int, SynapticLayer, Poo
 
 
 def default_fifo_depth(T: int, out_width: int) -> int:
-    """FIFO entries between two cores: one row of the producer's output map (``T * width``
-    beats, the burst a max-pool releases at once), at least ``2 * T``, rounded up to a power of
-    two (the planner's :func:`fireflys_hw.compiler.fifo_depth` for spiking layers)."""
+    """FIFO entries between two cores: one row of the producer's output map (``width`` beats,
+    a beat being a pixel at every step: the burst a max-pool releases at once), at least 2,
+    rounded up to a power of two (the planner's :func:`fireflys_hw.compiler.fifo_depth` for
+    spiking layers)."""
     return fifo_depth(T, out_width)
 
 
@@ -141,6 +143,9 @@ class Accelerator(wiring.Component):
         Output FIFO entries per detector lane (:class:`~fireflys_hw.gateware.core.LayerCore`).
     window_depth : int
         Window beats per detector lane FIFO (:class:`~fireflys_hw.gateware.synapse.SynapseArray`).
+    drop_empty : bool
+        The orchestrators leave out window chunks that are 0 at every step (``False``: every
+        chunk is sent, for comparison).
     profile : bool
         Add the ``counters`` port (module docstring).
     counter_bits : int
@@ -148,9 +153,9 @@ class Accelerator(wiring.Component):
 
     Members
     -------
-    input : ``In(spike_stream(C * input_bits))``
-        ``H * W`` beats per frame for direct encoding, ``H * W * T`` for frames (module
-        docstring, :func:`~fireflys_hw.host.beats.input_beats`).
+    input : ``In(spike_stream(beat_bits))``
+        ``H * W`` beats per frame (module docstring,
+        :func:`~fireflys_hw.host.beats.input_beats`).
     output : ``Out(stream.Signature(readout_beat(classes, score_bits)))``
         One beat per frame: ``scores`` (``sum_t I`` per class) and ``index`` (argmax, lowest
         index on ties).
@@ -169,7 +174,7 @@ class Accelerator(wiring.Component):
 
     def __init__(self, artifact: Artifact, parallelism, fifo_depths: Sequence[int] | None = None,
                  *, depth: int = 16, window_depth: int = DEFAULT_WINDOW_DEPTH,
-                 profile: bool = True, counter_bits: int = 48):
+                 drop_empty: bool = True, profile: bool = True, counter_bits: int = 48):
         stages = accelerator_stages(artifact)
         self.artifact = artifact
         self.layer_indices = [i for i, _, _ in stages]
@@ -198,14 +203,16 @@ class Accelerator(wiring.Component):
             self.cores.append(LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T,
                                         input_bits=artifact.input_bits if k == 0 else 1,
                                         pool=pool, depth=depth, window_depth=window_depth,
+                                        drop_empty=drop_empty,
                                         static_input=k == 0 and static_input(artifact)))
         self.parallelism = pairs
+        self.T = T
         self.counter_names = ["cycles", "frames_in", "frames_out"] + [
             f"core{k}_{name}" for k in range(len(self.cores)) for name in CORE_COUNTERS]
         readout = self.cores[-1]
         self.score_bits = readout.score_bits
         sig = {
-            "input": In(spike_stream(self.cores[0].in_channels)),
+            "input": In(spike_stream(self.cores[0].beat_bits)),
             "output": Out(stream.Signature(readout_beat(artifact.classes, self.score_bits))),
         }
         if self.profile:
@@ -219,8 +226,14 @@ class Accelerator(wiring.Component):
         return self.cores[0].in_channels
 
     @property
+    def beat_bits(self) -> int:
+        """Bits per input beat: ``C * input_bits`` (direct encoding) or ``T * C *
+        input_bits`` (frames)."""
+        return self.cores[0].beat_bits
+
+    @property
     def beats_per_frame(self) -> int:
-        """Input beats per frame: ``H * W`` (direct encoding) or ``H * W * T`` (frames)."""
+        """Input beats per frame: ``H * W``."""
         return self.cores[0].beats_per_frame
 
     @property
@@ -236,7 +249,8 @@ class Accelerator(wiring.Component):
             m.submodules[f"core{k}"] = core
         wiring.connect(m, wiring.flipped(self.input), self.cores[0].input)
         for k, d in enumerate(self.fifo_depths):
-            link = fifo.SyncFIFOBuffered(width=self.cores[k].layer.out_channels, depth=d)
+            link = fifo.SyncFIFOBuffered(width=self.cores[k].layer.out_channels * self.T,
+                                         depth=d)
             m.submodules[f"fifo{k}"] = link
             wiring.connect(m, self.cores[k].output, link.w_stream)
             wiring.connect(m, link.r_stream, self.cores[k + 1].input)
@@ -274,7 +288,10 @@ class Accelerator(wiring.Component):
             flags = {
                 "in": core.input.valid & core.input.ready,
                 "windows": win.valid & win.ready,
-                "busy": win.valid & working,
+                # the walk (sending or dropping chunks) or the lanes have work, and the
+                # downstream does not hold the core
+                "busy": ((core.orchestrator.walking | core.synapses.working)
+                         & ~(win.valid & ~working)),
                 "blocked": win.valid & ~working,
             }
             for name, flag in flags.items():

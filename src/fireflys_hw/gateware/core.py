@@ -4,60 +4,59 @@ Cycle cost of one frame (what :func:`core_cycles` and :func:`core_cycles_estimat
 ---------------------------------------------------------------------------------------------
 Symbols: ``Ho x Wo`` output pixels, ``G = ceil(Co / P_Co)`` groups, ``T`` time steps, ``Kh x Kw``
 window (the kernel; the whole input map for fc), ``Ci'`` binary input channels (``Ci *
-input_bits``), ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)``, ``Hp x Wp`` the padded input map;
-``S`` the time steps the core streams: ``T``, or 1 for a static input (a direct-encoded first
-layer, whose input, and so whose current, is the same at every step: ``static_input``).
+input_bits``), ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)``, ``Hp x Wp`` the padded input map.
 
-Every stage streams; the slowest sets the pace. Per (output pixel, group, streamed step) the
-orchestrator sends ``n_chunks`` window beats, one per cycle (empty ones too), and every
-detector lane needs ``max(1, pairs)`` cycles for the step's ``pairs = popcount(spikes &
-bitmap)`` effectual pairs (empty chunks are dropped in its look-ahead). Each lane takes its
-beats from its own FIFO of ``window_depth`` window beats (:class:`~fireflys_hw.gateware.synapse.
-SynapseArray`), so the lanes drift apart by up to that many beats instead of waiting for each
-other at every chunk, and a lane busy in one step catches up in a lighter one. A block of
-``B`` consecutive steps costs about ``max(B * n_chunks, busiest lane's pairs in the block)``,
-with ``B = 2`` when a lane FIFO holds a whole step (``window_depth >= n_chunks``), else 1
-(:func:`fireflys_hw.compiler.lane_block`), and::
+The dataflow is T-vectorised: a spike beat is a pixel at every step, and a window is walked
+once per group, each chunk carrying its channels at every step. Every stage streams; the
+slowest sets the pace. Per (output pixel, group) the orchestrator walks the ``n_chunks`` chunks
+of the window, one per cycle, and sends the ones that spike at some step (and the window's
+last); every detector lane needs ``max(1, pairs)`` cycles for the window's ``pairs =
+popcount(OR over t of spikes & bitmap)`` effectual pairs (each weight read once for all steps;
+empty chunks are dropped in its look-ahead too). Each lane takes its beats from its own FIFO of
+``window_depth`` window beats (:class:`~fireflys_hw.gateware.synapse.SynapseArray`), so the lanes drift
+apart instead of waiting for each other at every chunk, and a lane busy in one window catches up
+in a lighter one. A block of ``B`` consecutive windows costs about ``max(B * n_chunks, busiest
+lane's pairs in the block)``, with ``B = 2`` when a lane FIFO holds a whole window
+(``window_depth >= n_chunks``), else 1 (:func:`fireflys_hw.compiler.base.lane_block`), and::
 
-    cycles/frame ~= sum over blocks of B consecutive (pixel, group, streamed step) of
+    cycles/frame ~= sum over blocks of B consecutive (pixel, group) windows of
                         max(B * n_chunks, max over lanes of the block's pairs)
-                    + (Kh - 1) * Wp * S                                           # window fill
+                    + (Kh - 1) * Wp                                              # window fill
 
-for frames back to back. A static input streams one step (``S = 1``) and its lanes emit ``T``
-beats per (pixel, group), one per cycle, so its compute term is at least ``Ho * Wo * G * T``.
-The fill is the part of a frame's first window that the orchestrator's holding area could not
-prefetch during the previous frame (``span = (Kh-1) * Wp + Kw`` pixels, ``Kw`` prefetched);
-the very first frame of a run waits for the whole ``span * S`` beats and the pipeline latency
-(about 10 cycles) instead. The input side needs ``Hp * Wp * S`` cycles per frame and is never
-the bottleneck while ``Ho * Wo * G * n_chunks >= Hp * Wp``. In terms of densities (``s1``
-input spikes, ``s2`` non-zero weights), for the planner::
+for frames back to back. The ``T`` neuron updates of a window follow in a ``T``-stage chain
+(:class:`~fireflys_hw.gateware.neuron.NeuronLanes`) that takes a window per cycle, so they cost latency,
+not throughput. The fill is the part of a frame's first window that the orchestrator's holding
+area could not prefetch during the previous frame (``span = (Kh-1) * Wp + Kw`` pixels, ``Kw``
+prefetched); the very first frame of a run waits for the whole ``span`` and the pipeline
+latency instead. The input side needs ``Hp * Wp`` cycles per frame (a beat per pixel) and is
+never the bottleneck while ``Ho * Wo * G * n_chunks >= Hp * Wp``. In terms of densities
+(``s1`` input spikes per step, ``s2`` non-zero weights), for the planner::
 
-    cycles/frame ~= Ho * Wo * G * S * max(n_chunks, Kh * Kw * Ci' * s1 * s2 * imbalance)
-                    + (Kh - 1) * Wp * S
+    cycles/frame ~= Ho * Wo * G * max(n_chunks, Kh * Kw * Ci' * s_any * s2 * imbalance)
+                    + (Kh - 1) * Wp,          s_any = 1 - (1 - s1) ** S
 
-with ``imbalance >= 1`` the ratio of the busiest lane's pairs to the mean (1.0 for
-``P_Co = 1``). The max-pool and the collector run at one beat per cycle and are never the
-bottleneck. Note the floor ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)`` per step: at realistic
-spike densities it, not the effectual pairs, often sets the pace, so ``P_Ci >= Ci'`` is where
-``P_Co`` pays off.
+(``S = T``, or 1 for a static input; ``s_any`` the density of inputs that spike at some step,
+for independent steps) with ``imbalance >= 1`` the ratio of the busiest lane's pairs to the
+mean (1.0 for ``P_Co = 1``). The collector and the max-pool run at one beat (pixel) per cycle
+and are never the bottleneck. Note the floor ``n_chunks = Kh * Kw * ceil(Ci' / P_Ci)`` per
+window: the walk reads every chunk, empty or not (dropping an empty chunk saves the lanes its
+beat, not the walk its cycle), so ``P_Ci >= Ci'`` is where ``P_Co`` pays off.
 
-The formula is a model, not the exact recurrence (:func:`fireflys_hw.gateware.synapse.array_cycles`
-is that): on a random SCNN5 the simulated cores came out within 3 % of it; with the lanes joined
-at the input (``window_depth = 0``, ``B = 1``) up to 8 % above it (18 % before the detectors
-dropped empty chunks while waiting, see :class:`~fireflys_hw.gateware.detector.SparsityDetector`).
-A lane that is busy on consecutive chunks is slower than the formula (its look-ahead holds two
+The formula is a model, not the exact recurrence (:func:`fireflys_hw.gateware.synapse.array_cycles` with
+``walk=True`` is that, and :func:`fireflys_hw.compiler.cycles.batch_array_cycles` for the planner). A
+lane that is busy on consecutive chunks is slower than the formula (its look-ahead holds two
 non-empty chunks). ``benchmarks/bench_core.py`` compares the formula with simulation.
 """
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import PoolLayer, SynapticLayer
 
 from ..compiler.base import lane_block
-from ..compiler.reference import im2col_windows
+from ..compiler.reference import any_step, im2col_windows
 from ..compiler.weights import pack_weights, window_kernel
 from .maxpool import MaxPool
 from .neuron import Argmax, lane_score_beat, lane_spike_beat
@@ -72,16 +71,17 @@ __all__ = ["LayerCore", "OutputCollector", "ReadoutCollector", "readout_beat", "
 
 
 class OutputCollector(wiring.Component):
-    """Reassemble the per-group spike beats of the neuron lanes into spike-stream beats.
+    """Reassemble the per-group beats of the neuron lanes into spike-stream beats.
 
-    The lanes produce, per output pixel, ``for group in range(n_groups): for t in range(T)``
-    one beat of ``p_co`` spikes (output channels ``group * p_co ..``). The next layer wants,
-    per pixel, ``for t in range(T)`` one beat of all ``channels`` spikes. With one group this is
-    a wire (the lane bits past ``channels`` are dropped). Otherwise the beats are written into
-    a RAM of ``2 * T`` words of ``n_groups * p_co`` bits (one ``p_co``-bit lane per group,
-    written through a port of that granularity), as two banks: one pixel is read out of one
-    bank while the next pixel's groups fill the other, so neither side waits for the other
-    unless the downstream stalls. Latency: one cycle (RAM read) after a pixel's last group.
+    The lanes produce, per output pixel, ``for group in range(n_groups)`` one beat of ``T *
+    p_co`` spikes (bit ``t * p_co + l``: channel ``group * p_co + l`` at step ``t``). The next
+    layer wants, per pixel, one beat of ``T * channels`` spikes (bit ``t * channels + c``).
+    With one group this is a wire (the lane bits past ``channels`` are dropped). Otherwise the
+    beats are written into a RAM of 2 words of ``T * n_groups * p_co`` bits (one ``p_co``-bit
+    lane per (step, group), written through a port of that granularity), as two banks: one
+    pixel is read out of one bank while the next pixel's groups fill the other, so neither side
+    waits for the other unless the downstream stalls. Latency: one cycle (RAM read) after a
+    pixel's last group.
 
     Parameters
     ----------
@@ -95,10 +95,10 @@ class OutputCollector(wiring.Component):
     Members
     -------
     input : ``In(stream.Signature(lane_spike_beat(p_co, T, n_groups)))``
-        ``n_groups * T`` beats per output pixel (the synapse array's output; its ``group`` and
-        ``t`` fields are implied by the order and not looked at).
-    output : ``Out(spike_stream(channels))``
-        ``T`` beats per output pixel.
+        ``n_groups`` beats per output pixel (the synapse array's output; its ``group`` field
+        is implied by the order and not looked at).
+    output : ``Out(spike_stream(T * channels))``
+        One beat per output pixel.
     """
 
     def __init__(self, channels: int, p_co: int, T: int):
@@ -109,7 +109,7 @@ class OutputCollector(wiring.Component):
         self.T = check_positive("T", T)
         super().__init__({
             "input": In(stream.Signature(lane_spike_beat(p_co, T, self.n_groups))),
-            "output": Out(spike_stream(channels)),
+            "output": Out(spike_stream(T * channels)),
         })
 
     @property
@@ -122,63 +122,62 @@ class OutputCollector(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self.n_groups == 1:
+        T, G, P, C = self.T, self.n_groups, self.p_co, self.channels
+        spikes = self.input.payload.spikes
+        if G == 1:
+            # P == C: the beat is already in the stream's order
             m.d.comb += [
                 self.output.valid.eq(self.input.valid),
-                self.output.payload.spikes.eq(self.input.payload.spikes[:self.channels]),
+                self.output.payload.spikes.eq(spikes),
                 self.input.ready.eq(self.output.ready),
             ]
             return m
 
-        T, G = self.T, self.n_groups
-        m.submodules.banks = banks = memory.Memory(shape=G * self.p_co, depth=2 * T, init=[])
-        wr = banks.write_port(granularity=self.p_co)
+        # word layout: lane (t, g) at bits (t * G + g) * P, so channel c = g * P + l of step t
+        # is bit t * G * P + c: the output beat is a wiring of the word
+        m.submodules.banks = banks = memory.Memory(shape=T * G * P, depth=2, init=[])
+        wr = banks.write_port(granularity=P)
         rd = banks.read_port()
 
         full = Signal(2)             # bank holds a whole pixel not yet read out
         w_bank = Signal()
-        w_t = Signal(range(T))
         w_g = Signal(range(G))
+        take = self.input.valid & self.input.ready
         m.d.comb += [
             self.input.ready.eq(~full.bit_select(w_bank, 1)),
-            wr.addr.eq(w_bank * T + w_t),
-            wr.data.eq(self.input.payload.spikes.replicate(G)),
-            wr.en.eq((self.input.valid & self.input.ready).replicate(G) & (1 << w_g)),
+            wr.addr.eq(w_bank),
+            wr.data.eq(Cat(spikes[t * P:(t + 1) * P] for t in range(T) for _ in range(G))),
         ]
+        for t in range(T):
+            for g in range(G):
+                m.d.comb += wr.en[t * G + g].eq(take & (w_g == g))
         set_full = Signal(2)
         clear_full = Signal(2)
-        with m.If(self.input.valid & self.input.ready):
-            with m.If(w_t == T - 1):
-                m.d.sync += w_t.eq(0)
-                with m.If(w_g == G - 1):
-                    m.d.sync += [w_g.eq(0), w_bank.eq(~w_bank)]
-                    m.d.comb += set_full.eq(1 << w_bank)
-                with m.Else():
-                    m.d.sync += w_g.eq(w_g + 1)
+        with m.If(take):
+            with m.If(w_g == G - 1):
+                m.d.sync += [w_g.eq(0), w_bank.eq(~w_bank)]
+                m.d.comb += set_full.eq(Mux(w_bank, 0b10, 0b01))
             with m.Else():
-                m.d.sync += w_t.eq(w_t + 1)
+                m.d.sync += w_g.eq(w_g + 1)
 
         r_bank = Signal()
-        r_t = Signal(range(T))
         out_valid = Signal()
         advance = Signal()
         issue = Signal()
         m.d.comb += [
             advance.eq(~out_valid | self.output.ready),
             issue.eq(full.bit_select(r_bank, 1)),
-            rd.addr.eq(r_bank * T + r_t),
+            rd.addr.eq(r_bank),
             rd.en.eq(advance),
             self.output.valid.eq(out_valid),
-            self.output.payload.spikes.eq(rd.data[:self.channels]),
+            self.output.payload.spikes.eq(
+                Cat(rd.data[t * G * P:t * G * P + C] for t in range(T))),
         ]
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
         with m.If(advance & issue):
-            with m.If(r_t == T - 1):
-                m.d.sync += [r_t.eq(0), r_bank.eq(~r_bank)]
-                m.d.comb += clear_full.eq(1 << r_bank)
-            with m.Else():
-                m.d.sync += r_t.eq(r_t + 1)
+            m.d.sync += r_bank.eq(~r_bank)
+            m.d.comb += clear_full.eq(Mux(r_bank, 0b10, 0b01))
         m.d.sync += full.eq((full | set_full) & ~clear_full)
         return m
 
@@ -286,20 +285,23 @@ class LayerCore(wiring.Component):
         (:class:`~fireflys_hw.gateware.synapse.SynapseArray`).
     static_input : bool
         The input is the same at every time step (a direct-encoded first layer): the core
-        takes one beat per pixel, the orchestrator streams each window once per group, and the
-        neuron lanes apply that one current at ``t = 0 .. T-1``
-        (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`); the output is the same as without it.
+        takes one step per pixel (``Ci * input_bits``-bit beats), and the neuron lanes apply
+        that one current at ``t = 0 .. T-1`` (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`); the
+        output is the same as without it.
     window_depth : int
-        Window beats per detector lane FIFO (:class:`~fireflys_hw.gateware.synapse.SynapseArray`;
-        0: the lanes take each beat together).
+        Window beats per detector lane FIFO (:class:`~fireflys_hw.gateware.synapse.SynapseArray`; 0:
+        the lanes take each beat together).
+    drop_empty : bool
+        The orchestrator leaves out window chunks that are 0 at every step
+        (:class:`~fireflys_hw.gateware.orchestrator.DataflowOrchestrator`).
 
     Members
     -------
-    input : ``In(spike_stream(Ci * input_bits))``
-        ``H * W * steps`` beats per frame (``layer.in_shape``), ``steps = T``, or 1 with
-        ``static_input`` (one beat per pixel).
-    output : ``Out(spike_stream(Co))``
-        ``Ho' * Wo' * T`` beats per frame (after the pool if there is one); for the readout
+    input : ``In(spike_stream(steps * Ci * input_bits))``
+        ``H * W`` beats per frame (``layer.in_shape``), each a pixel at ``steps = T`` steps,
+        or 1 with ``static_input``.
+    output : ``Out(spike_stream(T * Co))``
+        ``Ho' * Wo'`` beats per frame (after the pool if there is one); for the readout
         ``Out(stream.Signature(readout_beat(Co, score_bits)))``, one beat per frame.
 
     Attributes
@@ -312,7 +314,8 @@ class LayerCore(wiring.Component):
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, p_ci: int, T: int,
                  input_bits: int = 1, pool: PoolLayer | None = None, depth: int = 16,
-                 static_input: bool = False, window_depth: int = DEFAULT_WINDOW_DEPTH):
+                 static_input: bool = False, window_depth: int = DEFAULT_WINDOW_DEPTH,
+                 drop_empty: bool = True):
         if not isinstance(layer, SynapticLayer):
             raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
         check_positive("input_bits", input_bits)
@@ -344,20 +347,21 @@ class LayerCore(wiring.Component):
                                      static_input=self.static_input,
                                      window_depth=window_depth)
         steps = self.synapses.steps
-        self.padding = Padding(self.in_channels, h, w, steps, pad)
+        # one beat per pixel: padding and pool see T * C-bit words, one "step" each
+        self.padding = Padding(self.in_channels * steps, h, w, 1, pad)
         self.orchestrator = DataflowOrchestrator(
             self.in_channels, h + 2 * pad, w + 2 * pad, steps, window_kernel(layer), p_ci,
-            self.synapses.n_groups)
+            self.synapses.n_groups, drop_empty=drop_empty)
         if layer.is_readout:
             self.score_bits = self.synapses.lanes.widths.score_bits
             self.collector = ReadoutCollector(co, p_co, self.score_bits)
             out_sig = stream.Signature(readout_beat(co, self.score_bits))
         else:
             self.collector = OutputCollector(co, p_co, T)
-            out_sig = spike_stream(co)
-        self.pool = None if pool is None else MaxPool(co, oh, ow, T, pool.kernel)
+            out_sig = spike_stream(T * co)
+        self.pool = None if pool is None else MaxPool(T * co, oh, ow, 1, pool.kernel)
         super().__init__({
-            "input": In(spike_stream(self.in_channels)),
+            "input": In(spike_stream(self.in_channels * steps)),
             "output": Out(out_sig),
         })
 
@@ -371,14 +375,19 @@ class LayerCore(wiring.Component):
 
     @property
     def steps(self) -> int:
-        """Input beats per pixel: ``T``, or 1 with ``static_input``."""
+        """Time steps per input beat: ``T``, or 1 with ``static_input``."""
         return self.synapses.steps
 
     @property
+    def beat_bits(self) -> int:
+        """Bits per input beat, ``steps * Ci * input_bits``."""
+        return self.in_channels * self.steps
+
+    @property
     def beats_per_frame(self) -> int:
-        """Input beats per frame, ``H * W * steps``."""
+        """Input beats per frame, ``H * W`` (one per pixel)."""
         _, h, w = self.layer.in_shape
-        return h * w * self.steps
+        return h * w
 
     @property
     def buffer_bits(self) -> dict:
@@ -410,34 +419,32 @@ def core_cycles(layer: SynapticLayer, spikes: np.ndarray, p_co: int, p_ci: int,
                 input_bits: int = 1, static_input: bool = False,
                 window_depth: int = DEFAULT_WINDOW_DEPTH) -> int:
     """Modelled compute cycles of one frame ``spikes[t, c, h, w]`` through a
-    :class:`LayerCore`: ``sum over blocks of B consecutive (pixel, group, streamed step) of
-    max(B * n_chunks, max over lanes of the block's pairs)``, at least ``Ho * Wo * G * T`` for
-    a ``static_input`` (which streams ``t = 0`` only; see the module docstring; add the fill
-    ``(Kh - 1) * Wp * S`` for a frame that follows another, or ``span * S`` for the very
-    first)."""
+    :class:`LayerCore`: ``sum over blocks of B consecutive (pixel, group) windows of max(B *
+    n_chunks, max over lanes of the block's pairs)``, a pair being effectual in some step (see
+    the module docstring; add the fill ``(Kh - 1) * Wp`` for a frame that follows another, or
+    ``span`` for the very first)."""
     pw = pack_weights(layer, p_co, p_ci, input_bits)
-    beats = im2col_windows(spikes, layer, p_ci, p_co, input_bits, static_input)
-    # bitmaps as ints per (lane, group, chunk)
+    steps = 1 if static_input else len(spikes)
+    beats = im2col_windows(spikes, layer, p_ci, p_co, input_bits, static_input,
+                           drop_empty=False)
     words = np.array([pw.bitmap_words(lane) for lane in range(p_co)], dtype=object)
     block = lane_block(window_depth, pw.n_chunks)
     total = 0
     pairs = [0] * p_co
-    steps = 0
+    windows = 0
     for beat in beats:
         index = beat["group"] * pw.n_chunks + beat["chunk"]
-        x = beat["spikes"]
-        for lane in range(p_co):
-            pairs[lane] += bin(x & words[lane, index]).count("1")
+        x = any_step(beat["spikes"], p_ci, steps)
+        if x:
+            for lane in range(p_co):
+                pairs[lane] += bin(x & words[lane, index]).count("1")
         if beat["last_chunk"]:
-            steps += 1
-            if steps == block:
-                total += max(steps * pw.n_chunks, max(pairs))
-                pairs, steps = [0] * p_co, 0
-    if steps:
-        total += max(steps * pw.n_chunks, max(pairs))
-    if static_input:
-        _, oh, ow = layer.out_shape
-        total = max(total, oh * ow * pw.n_groups * len(spikes))
+            windows += 1
+            if windows == block:
+                total += max(windows * pw.n_chunks, max(pairs))
+                pairs, windows = [0] * p_co, 0
+    if windows:
+        total += max(windows * pw.n_chunks, max(pairs))
     return total
 
 
@@ -445,19 +452,17 @@ def core_cycles_estimate(layer: SynapticLayer, p_co: int, p_ci: int, T: int,
                          spike_density: float, input_bits: int = 1,
                          imbalance: float = 1.0, static_input: bool = False) -> float:
     """The planner's estimate of the cycles per frame of a :class:`LayerCore` from densities
-    (module docstring): ``Ho * Wo * G * S * max(n_chunks, Kh*Kw*Ci' * s1 * s2 * imbalance)``
-    (at least ``Ho * Wo * G * T``) plus the window fill ``(Kh - 1) * Wp * S``, ``S = 1`` for a
-    ``static_input``, else ``T``."""
+    (module docstring): ``Ho * Wo * G * max(n_chunks, Kh*Kw*Ci' * s_any * s2 * imbalance)``
+    plus the window fill ``(Kh - 1) * Wp``, ``s_any = 1 - (1 - s1) ** S`` (``S = 1`` for a
+    ``static_input``, else ``T``)."""
     co, oh, ow = layer.out_shape
     ci = layer.in_channels * input_bits
     kh, kw = window_kernel(layer)
     groups = -(-co // p_co)
     n_chunks = kh * kw * -(-ci // p_ci)
     s2 = float(np.count_nonzero(layer.weight)) / layer.weight.size
-    pairs = kh * kw * ci * spike_density * s2 * imbalance
-    wp = layer.in_shape[2] + 2 * layer.padding
     steps = 1 if static_input else T
-    compute = oh * ow * groups * steps * max(n_chunks, pairs)
-    if static_input:
-        compute = max(compute, oh * ow * groups * T)
-    return compute + (kh - 1) * wp * steps
+    s_any = 1.0 - (1.0 - spike_density) ** steps
+    pairs = kh * kw * ci * s_any * s2 * imbalance
+    wp = layer.in_shape[2] + 2 * layer.padding
+    return oh * ow * groups * max(n_chunks, pairs) + (kh - 1) * wp

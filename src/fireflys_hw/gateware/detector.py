@@ -21,32 +21,38 @@ DETECTOR_LATENCY = 6
 class SparsityDetector(wiring.Component):
     """Find the effectual (spike AND non-zero weight) pairs of a window stream, one per cycle.
 
-    Each window chunk is ANDed with the lane's weight bitmap vector for ``(group, chunk)``; the
-    set bits of the AND are found one per cycle (lowest first, ``x & (x - 1)`` clears it), and
-    each one's weight is read from the compressed store at ``base[group, chunk] +
-    popcount(bitmap & below)``, ``below`` being the bits under the set bit. The weights leave on
-    ``events``, together with an ``end`` mark on the last slot of each time step; the neuron
-    lane adds the step's bias when it starts accumulating the step (so the bias costs no cycle).
+    A window chunk carries ``P_Ci`` channels at each of ``T`` steps (:mod:`.streams`). Its
+    spikes ORed over the steps are ANDed with the lane's weight bitmap vector for ``(group,
+    chunk)``: the pairs effectual in *any* step. The set bits of the AND are found one per
+    cycle (lowest first, ``x & (x - 1)`` clears it), and each one's weight is read **once** from
+    the compressed store at ``base[group, chunk] + popcount(bitmap & below)``, ``below`` being
+    the bits under the set bit; the pair's ``T`` spike bits go with it (``steps``), so the
+    neuron lane adds the weight into the accumulators of the steps in which the input spikes.
+    The weights leave on ``events``, together with an ``end`` mark on the last slot of each
+    window; the neuron lane starts its accumulators from the bias (so the bias costs no cycle).
 
     Pipeline (one register stage each; stages C..E never stall, see below)::
 
         A0  latch the beat; the bitmap ROM reads {bitmap, base} at (group, chunk)
-        A1  x = spikes & bitmap, n = popcount(x) (registered: the ROM output only feeds this)
+        A1  x = (OR over t of spikes) & bitmap, n = popcount(x) (registered: the ROM output
+            only feeds this)
         B   iterate over the set bits of x, one per cycle: a down-counter from n says when
             the last one goes, so the hand-shake signals all come from registers
         C   masked = bitmap & (x - 1) & ~x        (bits of the bitmap below the pair's spike)
+            steps[t] = any(spikes[t] & x & ~(x - 1))   (the pair's spike at every step)
         D   offset = popcount(masked)
         E   store address = base + offset (synchronous read: the weight comes with E's flags)
 
     Empty chunks cost no B cycle: a chunk whose AND is zero is dropped in A1 (one per cycle,
-    while B is busy with an earlier chunk), unless it is the last chunk of a time step: then its
-    ``end`` mark is handed to the chunk in B if that is a non-empty chunk of the same step
+    while B is busy with an earlier chunk), unless it is the last chunk of a window: then its
+    ``end`` mark is handed to the chunk in B if that is a non-empty chunk of the same window
     (``absorb``: its last pair will carry the mark; ``merge`` if that pair leaves B in this very
-    cycle), else it takes one B slot of its own (always for a step without any effectual pair;
-    otherwise only when B has run dry, so that slot costs no time). Handing the mark over
-    keeps A1 moving: the next step's empty chunks are dropped while B finishes this step's
+    cycle), else it takes one B slot of its own (always for a window without any effectual
+    pair; otherwise only when B has run dry, so that slot costs no time). Handing the mark over
+    keeps A1 moving: the next window's empty chunks are dropped while B finishes this window's
     pairs. And while A1 holds a non-empty chunk waiting for B, an empty chunk in A0 is dropped
-    there (an empty last chunk hands its mark to A1's chunk of the same step), so the input
+    there (an empty last chunk hands its end mark to A1's chunk of the same window), so the
+    input
     keeps moving up to the next non-empty chunk: the look-ahead holds two non-empty chunks,
     not two beats. The paper instead spends a B cycle on every chunk, empty or not
     (``skip_empty=False``).
@@ -55,15 +61,15 @@ class SparsityDetector(wiring.Component):
     :func:`detector_cycles` evaluates the recurrence; tests check it cycle for cycle)::
 
         paper  (skip_empty=False): cycles = sum over chunks of max(1, pairs) + DETECTOR_LATENCY
-        ours   (skip_empty=True):  max(sum over steps of max(1, pairs), beats - 1)
+        ours   (skip_empty=True):  max(sum over windows of max(1, pairs), beats - 1)
                                    + DETECTOR_LATENCY <= cycles <= paper
 
     where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 6``. The input
     bound (one beat per cycle) makes ``beats`` the floor whatever the sparsity.
 
     ``events`` has no ``ready``: the slots leave at once, one per cycle at most. The owner must
-    make sure whatever follows can always take them (the synapse array admits a step only when
-    its neuron output FIFOs have room for the result).
+    make sure whatever follows can always take them (the synapse array admits a window only
+    when its neuron output FIFOs have room for the result).
 
     Parameters
     ----------
@@ -72,7 +78,7 @@ class SparsityDetector(wiring.Component):
     lane : int
         Which lane of ``weights`` (``0 <= lane < weights.p_co``).
     T : int
-        Time steps.
+        Time steps a chunk carries (``S``: ``T``, or 1 for a static input).
     skip_empty : bool
         ``True`` (default): drop empty chunks in A1 and merge end marks as above. ``False``:
         the paper's behaviour, every chunk takes at least one B slot (``sum over chunks of
@@ -84,7 +90,7 @@ class SparsityDetector(wiring.Component):
         The window stream.
     events : ``Out(stream.Signature(effectual_event(weight_bits, T, n_groups),
     always_ready=True))``
-        One slot per effectual pair, plus an end-only slot per time step whose end mark
+        One slot per effectual pair, plus an end-only slot per window whose end mark
         could not ride on a pair (see above).
     """
 
@@ -145,17 +151,17 @@ class SparsityDetector(wiring.Component):
             init=[int(v) for v in store] or [0])
         store_rd = store_mem.read_port()
 
-        flags = data.StructLayout({
-            "end": 1, "last_step": 1,
-            "t": range(max(self.T, 2)), "group": range(max(w.n_groups, 2))})
+        T = self.T
+        flags = data.StructLayout({"end": 1, "group": range(max(w.n_groups, 2))})
 
         # --- A0 --------------------------------------------------------------------------
         a0_valid = Signal()
-        a0_spikes = Signal(p_ci)
+        a0_spikes = Signal(p_ci * T)
         a0 = Signal(flags)
         # --- A1 --------------------------------------------------------------------------
         a1_valid = Signal()
         a1_x = Signal(p_ci)
+        a1_spikes = Signal(p_ci * T)
         a1_n = Signal(range(p_ci + 1))
         a1_bitmap = Signal(p_ci)
         a1_base = Signal(abits)
@@ -163,6 +169,7 @@ class SparsityDetector(wiring.Component):
         # --- B ---------------------------------------------------------------------------
         b_valid = Signal()
         b_x = Signal(p_ci)
+        b_spikes = Signal(p_ci * T)
         b_n = Signal(range(p_ci + 1))       # set bits left in b_x
         b_last = Signal()                  # b_n <= 1: this cycle emits the chunk's last slot
         b_pair = Signal()
@@ -172,8 +179,8 @@ class SparsityDetector(wiring.Component):
 
         a1_zero = a1_n == 0
         b_take = ~b_valid | b_last
-        # an empty last chunk hands its end mark to the chunk in B (same step: B's chunk is
-        # not its step's last), so that it does not hold up A1 until B is done; if B emits its
+        # an empty last chunk hands its end mark to the chunk in B (same window: B's chunk is
+        # not its window's last), so that it does not hold up A1 until B is done; if B emits its
         # last slot now, that slot takes the mark at once (merge)
         if self.skip_empty:
             absorb = a1_valid & a1_zero & a1.end & b_valid & b_pair & ~b.end
@@ -184,10 +191,13 @@ class SparsityDetector(wiring.Component):
         b_load = a1_valid & ~discard & b_take
         a1_free = ~a1_valid | discard | b_take
         # while A1 waits for B, an empty chunk in A0 is dropped there (an empty last chunk
-        # hands its end mark to A1's chunk of the same step), so that the input keeps moving
+        # hands its end mark to A1's chunk of the same window), so that the input keeps moving
         # up to the next non-empty chunk
         x = Signal(p_ci)
-        m.d.comb += x.eq(a0_spikes & vec_rd.data.bitmap)
+        any_step = a0_spikes[:p_ci]
+        for t in range(1, T):
+            any_step = any_step | a0_spikes[t * p_ci:(t + 1) * p_ci]
+        m.d.comb += x.eq(any_step & vec_rd.data.bitmap)
         if self.skip_empty:
             a0_absorb = a0.end & ~a1_zero & ~a1.end
             a0_drop = a0_valid & ~x.any() & ~a1_free & (~a0.end | a0_absorb)
@@ -207,8 +217,6 @@ class SparsityDetector(wiring.Component):
                 a0_valid.eq(self.input.valid),
                 a0_spikes.eq(win.spikes),
                 a0.end.eq(win.last_chunk),
-                a0.last_step.eq(win.last_step),
-                a0.t.eq(win.t),
                 a0.group.eq(win.group),
             ]
 
@@ -216,6 +224,7 @@ class SparsityDetector(wiring.Component):
             m.d.sync += [
                 a1_valid.eq(a0_valid),
                 a1_x.eq(x),
+                a1_spikes.eq(a0_spikes),
                 a1_n.eq(popcount(x)),
                 a1_bitmap.eq(vec_rd.data.bitmap),
                 a1_base.eq(vec_rd.data.base),
@@ -229,6 +238,7 @@ class SparsityDetector(wiring.Component):
         with m.If(b_load):
             m.d.sync += [
                 b_x.eq(a1_x),
+                b_spikes.eq(a1_spikes),
                 b_n.eq(a1_n),
                 b_last.eq(a1_n <= 1),
                 b_pair.eq(~a1_zero),
@@ -252,15 +262,17 @@ class SparsityDetector(wiring.Component):
         c_masked = Signal(p_ci)
         c_base = Signal(abits)
         c_pair = Signal()
+        c_steps = Signal(T)
         c = Signal(flags)
+        lowest = b_x & ~b_xm1
         m.d.sync += [
             c_valid.eq(b_valid),
             c_masked.eq(b_bitmap & b_xm1 & ~b_x),
             c_base.eq(b_base),
             c_pair.eq(b_pair),
+            c_steps.eq(Cat((b_spikes[t * p_ci:(t + 1) * p_ci] & lowest).any()
+                           for t in range(T))),
             c.end.eq((b.end & b_last) | merge),
-            c.last_step.eq(b.last_step),
-            c.t.eq(b.t),
             c.group.eq(b.group),
         ]
         # --- D: offset in the store ------------------------------------------------------
@@ -268,17 +280,20 @@ class SparsityDetector(wiring.Component):
         d_offset = Signal(range(p_ci + 1))
         d_base = Signal(abits)
         d_pair = Signal()
+        d_steps = Signal(T)
         d = Signal(flags)
         m.d.sync += [
             d_valid.eq(c_valid),
             d_offset.eq(popcount(c_masked)),
             d_base.eq(c_base),
             d_pair.eq(c_pair),
+            d_steps.eq(c_steps),
             d.eq(c),
         ]
         # --- E: read the weight ----------------------------------------------------------
         e_valid = Signal()
         e_pair = Signal()
+        e_steps = Signal(T)
         e = Signal(flags)
         m.d.comb += [
             store_rd.addr.eq(d_base + d_offset),
@@ -287,6 +302,7 @@ class SparsityDetector(wiring.Component):
         m.d.sync += [
             e_valid.eq(d_valid),
             e_pair.eq(d_pair),
+            e_steps.eq(d_steps),
             e.eq(d),
         ]
         ev = self.events.payload
@@ -294,9 +310,8 @@ class SparsityDetector(wiring.Component):
             self.events.valid.eq(e_valid),
             ev.weight.eq(store_rd.data),
             ev.pair.eq(e_pair),
+            ev.steps.eq(e_steps),
             ev.end.eq(e.end),
-            ev.last_step.eq(e.last_step),
-            ev.t.eq(e.t),
             ev.group.eq(e.group),
         ]
         return m
@@ -312,17 +327,17 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
     (A0/A1/B, then a fixed 3-cycle tail C, D, E), evaluated cycle by cycle:
 
     * ``take_B = B empty or B.left <= 1``; A1's chunk is dropped if it is empty and not a
-      step's last (``discard``), or empty, last, and B holds a non-empty chunk that is not
-      its step's last (``absorb``: B's chunk takes the end mark, its last slot carries it;
+      window's last (``discard``), or empty, last, and B holds a non-empty chunk that is not
+      its window's last (``absorb``: B's chunk takes the end mark, its last slot carries it;
       ``merge`` when that slot is emitted now); else B loads it when ``take_B``;
     * A1 is free if empty, dropped or taken; A0 if empty, if A1 is free, or if A1 is not
-      free and A0's chunk is empty and not a step's last, or empty, last, and A1's chunk is
-      non-empty and not its step's last (A1's chunk takes the end mark); the input moves
+      free and A0's chunk is empty and not a window's last, or empty, last, and A1's chunk is
+      non-empty and not its window's last (A1's chunk takes the end mark); the input moves
       when A0 is free.
 
     With ``skip_empty=False`` (the paper's behaviour) it comes down to the closed form
     ``cycles = sum over chunks of max(1, pairs) + DETECTOR_LATENCY`` (``cycles`` = last slot
-    + 1). With skipping, ``max(sum over steps of max(1, pairs of the step), beats - 1) +
+    + 1). With skipping, ``max(sum over windows of max(1, pairs of the window), beats - 1) +
     DETECTOR_LATENCY <= cycles <= sum over chunks of max(1, pairs) + DETECTOR_LATENCY``.
     """
     return lockstep_cycles([beats], skip_empty)[0]
@@ -393,7 +408,7 @@ def lockstep_cycles(lanes: list[list[tuple[int, bool]]], skip_empty: bool = True
     """:func:`detector_cycles` for several lanes fed by one broadcast stream that moves only
     when every lane's A0 is free (the lanes joined at the input). ``lanes[l]`` lists lane
     ``l``'s ``(pairs, last_chunk)`` for the same beats. Returns each lane's slot cycles (with
-    ``with_ends``: ``(cycle, end)`` pairs, ``end`` marking the slot that closes a step)."""
+    ``with_ends``: ``(cycle, end)`` pairs, ``end`` marking the slot that closes a window)."""
     n = len(lanes[0])
     out = [[] for _ in lanes]
     dets = [DetectorModel(skip_empty) for _ in lanes]

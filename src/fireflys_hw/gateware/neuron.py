@@ -14,18 +14,20 @@ from fireflys_sw.spec import NeuronKind
 from .streams import effectual_event
 
 __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "prediction_beat",
-           "NEURON_LATENCY"]
+           "neuron_latency"]
 
-#: Cycles from a step's ``end`` slot at ``events`` to the beat being valid at ``output``
-#: when the output FIFOs are empty (accumulator register, then neuron update into the FIFO).
-NEURON_LATENCY = 2
+
+def neuron_latency(T: int, readout: bool) -> int:
+    """Cycles from a window's ``end`` slot at ``events`` to the beat being valid at ``output``
+    when the output FIFOs are empty: accumulator register, then the ``T`` update stages (the
+    last one writes the FIFO), then the FIFO; the readout sums into the FIFO at once."""
+    return 2 if readout else T + 1
 
 
 def lane_spike_beat(p_co: int, T: int, n_groups: int) -> data.StructLayout:
-    """One time step of one group of ``p_co`` output channels: bit ``l`` of ``spikes`` is
-    channel ``group * p_co + l``."""
-    return data.StructLayout({"spikes": p_co, "group": range(max(n_groups, 2)),
-                              "t": range(max(T, 2))})
+    """One output pixel of one group of ``p_co`` output channels at every step: bit ``t * p_co
+    + l`` of ``spikes`` is channel ``group * p_co + l`` at step ``t``."""
+    return data.StructLayout({"spikes": T * p_co, "group": range(max(n_groups, 2))})
 
 
 def lane_score_beat(p_co: int, score_bits: int, n_groups: int) -> data.StructLayout:
@@ -40,42 +42,50 @@ def prediction_beat(classes: int, score_bits: int) -> data.StructLayout:
 
 
 class NeuronLanes(wiring.Component):
-    """``P_Co`` neuron lanes: accumulate each lane's effectual weights into the current ``I``,
-    update the neuron once per time step, and emit one beat per (group, t) with all lanes.
+    """``P_Co`` neuron lanes: accumulate each lane's effectual weights into the ``T`` currents
+    of a window, run the ``T`` neuron updates, and emit one beat per (output pixel, group) with
+    every lane's spikes at every step.
 
-    Per lane and time step (``c = group * p_co + lane``)::
+    Per lane (``c = group * p_co + lane``) and window, for ``t = 0 .. T-1``::
 
-        I = B[c] + sum of the step's weights            # bias: the accumulator starts at B[c]
-        H = V + ((I - V) >> leak_shift)   (LIF)  or  H = V + I   (IF)        # charge
-        s = H >= TH[c]                                                     # fire
-        V = 0 if s else H                                                  # reset
-        V = 0 before t = 0 of every group (every output pixel starts afresh)
+        I[t] = B[c] + sum of the weights of the pairs that spike at step t
+                                                # T accumulators, each starting at B[c]
+        H = V + ((I[t] - V) >> leak_shift)   (LIF)  or  H = V + I[t]   (IF)  # charge
+        s[t] = H >= TH[c]                                                  # fire
+        V = 0 if s[t] else H                                               # reset
+        V = 0 before t = 0 of every window (every output pixel starts afresh)
 
-    The readout (``neuron NONE``) instead sums ``score[c] = sum_t I`` and emits the scores of a
-    group after its last step. Bias and threshold are per-group ROMs (asynchronous read: they
-    are small, distributed RAM). Register widths come from
-    :func:`fireflys_sw.golden.layer_widths`, so no value can overflow. Lanes past ``Co`` (the
-    padded last group) have bias 0 and never fire / score 0.
+    A pair's weight arrives once with its spike bits at every step (``steps`` of
+    :func:`~fireflys_hw.gateware.detector.effectual_event`) and is added into the accumulators of those
+    steps, all in the same cycle. The readout (``neuron NONE``) instead emits ``score[c] =
+    sum_t I[t]``. Bias and threshold are per-group ROMs (asynchronous read: they are small,
+    distributed RAM). Register widths come from :func:`fireflys_sw.golden.layer_widths`, so no
+    value can overflow. Lanes past ``Co`` (the padded last group) have bias 0 and never fire /
+    score 0.
+
+    The ``T`` updates follow the window in a chain of ``T`` register stages (the membrane
+    recurrence over ``t`` is the only sequential part): stage ``t`` charges, fires and resets
+    with ``I[t]`` and hands ``V`` and the currents still to come to stage ``t + 1``, so a lane
+    can finish a window every cycle with one update (one subtract, shift, add, compare) per
+    cycle in each stage, not ``T`` of them in series.
 
     The lanes' ``end`` slots arrive at different cycles (each lane has its own effectual
     pairs), so every lane writes its result into its own FIFO of ``depth`` entries; ``output``
     is valid when every lane's FIFO holds its next result (a join), and pops them together. The
     FIFOs are written without looking at their fill level: the owner admits at most ``depth``
-    steps (spiking) or groups (readout) that are not yet popped from ``output`` (see
+    windows that are not yet popped from ``output`` (see
     :class:`~fireflys_hw.gateware.synapse.SynapseArray`).
 
-    Pipeline: ``events`` -> accumulator register -> neuron update (membrane register, result
-    written into the FIFO) -> FIFO (``output`` valid the cycle after). The membrane update
-    ``V -> H -> s -> V`` is one cycle because a step can end every cycle.
+    Latency from a window's ``end`` slot at ``events`` to its beat at ``output``
+    (:func:`neuron_latency`): accumulator register, ``T`` update stages (the last writes the
+    FIFO), FIFO: ``T + 1`` cycles; the readout: accumulator register, sum into the FIFO, FIFO:
+    2 cycles.
 
     Static input (``static_input=True``, a direct-encoded first layer): the input is the same
     at every time step, so is the current, and the detectors compute it once per (pixel,
-    group): the events carry one step (``t = 0``) per group. Each lane writes that current
-    ``I`` into its FIFO, and the neuron update moves behind the join: ``output`` applies the
-    same ``I`` at ``t = 0 .. T-1`` (the equations above, ``T`` beats, one per cycle, the
-    membranes in registers there) and pops the FIFOs with the beat of ``t = T - 1``. The
-    readout emits ``T * I``. The beats leaving are the same as without it, so nothing
-    downstream changes.
+    group): the events carry one step. Each lane has one accumulator, ``I[t] = I`` for every
+    ``t`` in the chain above, and the readout emits ``T * I``. The beats leaving are the same
+    as without it.
 
     Parameters
     ----------
@@ -93,7 +103,7 @@ class NeuronLanes(wiring.Component):
     depth : int
         Entries of each lane's output FIFO.
     static_input : bool
-        The events carry one step per group, whose current is applied at every step (above).
+        The events carry one step, whose current is applied at every step (above).
 
     Members
     -------
@@ -140,8 +150,14 @@ class NeuronLanes(wiring.Component):
 
     @property
     def steps(self) -> int:
-        """Time steps per group in the events: ``T``, or 1 with ``static_input``."""
+        """Time steps in the events: ``T``, or 1 with ``static_input``."""
         return 1 if self.static_input else self.T
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a window's ``end`` slot at ``events`` to its beat at ``output`` when
+        the FIFOs are empty (:func:`neuron_latency`)."""
+        return neuron_latency(self.T, self.readout)
 
     @property
     def beat_layout(self) -> data.StructLayout:
@@ -153,7 +169,7 @@ class NeuronLanes(wiring.Component):
     def current_bits(self) -> int:
         """Accumulator width. Every partial sum ``B + (some of the step's weights)`` lies
         between the current bounds (they sum all negative / all positive weights), so the
-        current's width holds the accumulator at every cycle, not only at the step's end."""
+        current's width holds the accumulator at every cycle, not only at the window's end."""
         return self.widths.current_bits
 
     def _per_lane(self, values: np.ndarray, pad: int) -> list[list[int]]:
@@ -166,8 +182,8 @@ class NeuronLanes(wiring.Component):
         m = Module()
         layer = self.layer
         T, G, S = self.T, self.n_groups, self.steps
-        static = self.static_input
         cbits = self.current_bits
+        gbits = range(max(G, 2))
         biases = self._per_lane(layer.bias, 0)
         bias_bits = max(2, signed_bits(int(np.min(layer.bias, initial=0)),
                                        int(np.max(layer.bias, initial=0))))
@@ -178,15 +194,13 @@ class NeuronLanes(wiring.Component):
             th_bits = max(2, signed_bits(min(min(t) for t in thresholds),
                                          max(max(t) for t in thresholds)))
             vbits = max(self.widths.membrane_bits, cbits)
-            # static input: the FIFOs carry the current, the update follows the join
-            out_bits = cbits if static else 1
-        tag = data.StructLayout({"group": range(max(G, 2)), "t": range(max(S, 2))})
+            out_bits = T
+        tag_bits = Signal(gbits).shape().width
 
         fifos = []
-        neurons = []          # static spiking: per lane (current out of the FIFO, threshold)
         for lane in range(self.p_co):
             ev = self.events[lane]
-            width = out_bits + (tag.size if lane == 0 else 0)
+            width = out_bits + (tag_bits if lane == 0 else 0)
             q = fifo.SyncFIFO(width=width, depth=self.depth)
             m.submodules[f"fifo{lane}"] = q
             fifos.append(q)
@@ -195,113 +209,113 @@ class NeuronLanes(wiring.Component):
                 shape=signed(bias_bits), depth=G, init=biases[lane])
             bias_rd = bias_mem.read_port(domain="comb")
 
-            # --- accumulate: the first slot of a step starts from the bias ----------------
-            acc = Signal(signed(cbits))
+            # --- accumulate: the first slot of a window starts every step from the bias -----
+            accs = [Signal(signed(cbits), name=f"acc{lane}_{s}") for s in range(S)]
             fresh = Signal(init=1)
             g_valid = Signal()
-            g = Signal(data.StructLayout({"last_step": 1, "t": range(max(S, 2)),
-                                          "group": range(max(G, 2))}))
+            g_group = Signal(gbits)
             m.d.comb += bias_rd.addr.eq(ev.payload.group)
             m.d.sync += g_valid.eq(ev.valid & ev.payload.end)
             with m.If(ev.valid):
                 m.d.sync += [
-                    acc.eq(Mux(fresh, bias_rd.data, acc)
-                           + Mux(ev.payload.pair, ev.payload.weight, 0)),
                     fresh.eq(ev.payload.end),
-                    g.last_step.eq(ev.payload.last_step),
-                    g.t.eq(ev.payload.t),
-                    g.group.eq(ev.payload.group),
+                    g_group.eq(ev.payload.group),
                 ]
+                for s, acc in enumerate(accs):
+                    m.d.sync += acc.eq(
+                        Mux(fresh, bias_rd.data, acc)
+                        + Mux(ev.payload.pair & ev.payload.steps[s], ev.payload.weight, 0))
 
-            # --- once per step (the cycle after its end slot): acc holds I ------------------
-            first = g.t == 0
+            # --- once per window (the cycle after its end slot): accs hold I[t] -------------
             if self.readout:
-                score = Signal(signed(out_bits))
                 total = Signal(signed(out_bits))
-                m.d.comb += total.eq(Mux(first, 0, score) + acc)
-                with m.If(g_valid):
-                    m.d.sync += score.eq(total)
-                m.d.comb += [
-                    q.w_en.eq(g_valid & g.last_step),
+                if S == T:
+                    m.d.comb += total.eq(_tree_sum(accs))
+                else:
                     # static: the one step stands for T equal ones, sum_t I = T * I
-                    q.w_data[:out_bits].eq(total * T if static else total),
-                ]
-            elif static:
+                    m.d.comb += total.eq(accs[0] * T)
                 m.d.comb += [
                     q.w_en.eq(g_valid),
-                    q.w_data[:out_bits].eq(acc),
+                    q.w_data[:out_bits].eq(total),
                 ]
-                m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
-                    shape=signed(th_bits), depth=G, init=thresholds[lane])
-                neurons.append((q.r_data[:out_bits].as_signed(),
-                                th_mem.read_port(domain="comb")))
-            else:
-                m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
-                    shape=signed(th_bits), depth=G, init=thresholds[lane])
-                th_rd = th_mem.read_port(domain="comb")
-                m.d.comb += th_rd.addr.eq(g.group)
-                v, h, spike = self._update(m, acc, first, th_rd.data, vbits)
-                with m.If(g_valid):
-                    m.d.sync += v.eq(Mux(spike, 0, h))
-                m.d.comb += [
-                    q.w_en.eq(g_valid),
-                    q.w_data[0].eq(spike),
+                if lane == 0:
+                    m.d.comb += q.w_data[out_bits:].eq(g_group)
+                continue
+
+            m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
+                shape=signed(th_bits), depth=G, init=thresholds[lane])
+            th_rd = th_mem.read_port(domain="comb")
+            m.d.comb += th_rd.addr.eq(g_group)
+            # the update chain: stage t holds V after step t - 1, the spikes so far and the
+            # currents of steps t .. T-1 (one current for a static input)
+            valid, v, spikes, currents, th, group = (g_valid, None, [], list(accs),
+                                                     th_rd.data, g_group)
+            for t in range(T):
+                current = currents[0]
+                h = Signal(signed(vbits), name=f"h{lane}_{t}")
+                spike = Signal(name=f"s{lane}_{t}")
+                v_old = 0 if v is None else v
+                if layer.neuron is NeuronKind.LIF:
+                    m.d.comb += h.eq(v_old + ((current - v_old) >> layer.leak_shift))
+                else:
+                    m.d.comb += h.eq(v_old + current)
+                m.d.comb += spike.eq(h >= th)
+                spikes = spikes + [spike]
+                if t == T - 1:
+                    break
+                n_valid = Signal(name=f"u{lane}_{t + 1}_valid")
+                n_v = Signal(signed(vbits), name=f"u{lane}_{t + 1}_v")
+                n_spikes = [Signal(name=f"u{lane}_{t + 1}_s{j}") for j in range(t + 1)]
+                rest = currents[1:] if S == T else currents
+                n_currents = [Signal(signed(cbits), name=f"u{lane}_{t + 1}_i{j}")
+                              for j in range(len(rest))]
+                n_th = Signal(signed(th_bits), name=f"u{lane}_{t + 1}_th")
+                n_group = Signal(gbits, name=f"u{lane}_{t + 1}_group")
+                m.d.sync += [
+                    n_valid.eq(valid),
+                    n_v.eq(Mux(spike, 0, h)),
+                    n_th.eq(th),
+                    n_group.eq(group),
+                    *[a.eq(b) for a, b in zip(n_spikes, spikes)],
+                    *[a.eq(b) for a, b in zip(n_currents, rest)],
                 ]
+                valid, v, spikes, currents, th, group = (n_valid, n_v, n_spikes, n_currents,
+                                                         n_th, n_group)
+            m.d.comb += [
+                q.w_en.eq(valid),
+                q.w_data[:T].eq(Cat(*spikes)),
+            ]
             if lane == 0:
-                m.d.comb += q.w_data[out_bits:].eq(Cat(g.group, g.t))
+                m.d.comb += q.w_data[out_bits:].eq(group)
 
         # --- join: a beat leaves when every lane has its result ----------------------------
         all_ready = Signal()
         m.d.comb += all_ready.eq(Cat(q.r_rdy for q in fifos).all())
         out = self.output.payload
-        tag_out = data.View(tag, fifos[0].r_data[out_bits:])
         m.d.comb += [
             self.output.valid.eq(all_ready),
-            out.group.eq(tag_out.group),
+            out.group.eq(fifos[0].r_data[out_bits:]),
         ]
         fire = all_ready & self.output.ready
-        if neurons:
-            # static input: T updates with the FIFOs' currents, then pop them
-            t = Signal(range(max(T, 2)))
-            last = t == T - 1
-            with m.If(fire):
-                m.d.sync += t.eq(Mux(last, 0, t + 1))
-            m.d.comb += out.t.eq(t)
-            for lane, (q, (current, th_rd)) in enumerate(zip(fifos, neurons)):
-                m.d.comb += th_rd.addr.eq(tag_out.group)
-                v, h, spike = self._update(m, current, t == 0, th_rd.data, vbits)
-                with m.If(fire):
-                    m.d.sync += v.eq(Mux(spike, 0, h))
-                m.d.comb += [
-                    q.r_en.eq(fire & last),
-                    out.spikes[lane].eq(spike),
-                ]
-            return m
         for lane, q in enumerate(fifos):
             m.d.comb += q.r_en.eq(fire)
             if self.readout:
                 m.d.comb += out.scores[lane].eq(q.r_data[:out_bits])
             else:
-                m.d.comb += out.spikes[lane].eq(q.r_data[0])
-        if not self.readout:
-            m.d.comb += out.t.eq(tag_out.t)
+                for t in range(T):
+                    m.d.comb += out.spikes[t * self.p_co + lane].eq(q.r_data[t])
         return m
 
-    def _update(self, m, current, first, threshold, vbits):
-        """Charge and fire of one lane for ``current`` (the membrane starts at 0 when
-        ``first``): returns ``(V, H, s)``, ``V`` the membrane register, which the caller
-        resets (``V = 0 if s else H``) in the cycle the step is taken."""
-        v = Signal(signed(vbits))
-        v_old = Signal(signed(vbits))
-        h = Signal(signed(vbits))
-        spike = Signal()
-        m.d.comb += v_old.eq(Mux(first, 0, v))
-        if self.layer.neuron is NeuronKind.LIF:
-            m.d.comb += h.eq(v_old + ((current - v_old) >> self.layer.leak_shift))
-        else:
-            m.d.comb += h.eq(v_old + current)
-        m.d.comb += spike.eq(h >= threshold)
-        return v, h, spike
+
+def _tree_sum(values):
+    """A balanced adder tree (``log2(len(values))`` adders deep, not a chain)."""
+    values = list(values)
+    while len(values) > 1:
+        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
 
 
 class Argmax(wiring.Component):

@@ -27,7 +27,7 @@ class Padding(wiring.Component):
     height, width : int
         The map entering, ``H x W``.
     T : int
-        Time steps (beats per pixel).
+        Beats per pixel (a layer core uses 1: its beats carry every time step).
     padding : int
         Rings of zeros ``p`` (stride-1 "same" padding for a ``2p+1`` kernel; ``0`` = "valid").
 

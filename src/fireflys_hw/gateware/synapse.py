@@ -11,7 +11,8 @@ from fireflys_sw.artifact import SynapticLayer
 from ..compiler.base import WINDOW_DEPTH
 from ..compiler.weights import PackedWeights, pack_weights
 from .detector import DetectorModel, SparsityDetector
-from .neuron import NEURON_LATENCY, NeuronLanes
+from ..compiler.reference import any_step
+from .neuron import NeuronLanes, neuron_latency
 from .streams import window_stream
 
 __all__ = ["SynapseArray", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
@@ -36,7 +37,8 @@ def _check(name, value, minimum=1):
 
 
 class SynapseArray(wiring.Component):
-    """One layer's synaptic computation: window stream in, one beat per (pixel, group, t) out.
+    """One layer's synaptic computation: window stream in, one beat per (pixel, group) out
+    (every lane's spikes at every step, or the readout's scores).
 
     ``P_Co`` :class:`~fireflys_hw.gateware.detector.SparsityDetector` lanes, each with its own
     bitmap ROM and compressed weight store (:func:`~fireflys_hw.compiler.weights.pack_weights`),
@@ -55,12 +57,12 @@ class SynapseArray(wiring.Component):
     own time into its own output FIFO (``depth`` entries) and are joined into one beat there.
 
     Admission (credit): the array takes a window beat only while fewer than ``depth`` results
-    are in flight (their step's last chunk taken in, the result not yet popped from the lanes'
-    output FIFOs; a result counts from the input broadcast, whichever lane is behind), so the
-    detector and neuron pipelines never stall and no output FIFO overflows: backpressure acts
-    at the input only. The steps queued in a lane's window FIFO count too, so ``depth`` also
-    bounds how far ahead the FIFOs can run when steps are short (one chunk); 16 results (the
-    default) kept one step per cycle in every case measured, 16-beat FIFOs included.
+    are in flight (their window's last chunk taken in, the result not yet popped from the
+    lanes' output FIFOs; a result counts from the input broadcast, whichever lane is behind),
+    so the detector and neuron pipelines never stall and no output FIFO overflows:
+    backpressure acts at the input only. The windows queued in a lane's window FIFO count too,
+    so ``depth`` also bounds how far ahead the FIFOs can run when windows are short (one
+    chunk); 16 results (the default) kept one window per cycle in every case measured.
 
     Parameters
     ----------
@@ -78,9 +80,9 @@ class SynapseArray(wiring.Component):
         Output FIFO entries per lane (results in flight, see above).
     static_input : bool
         The layer's input is the same at every time step (a direct-encoded first layer): the
-        window stream carries one step per group (``t = 0``), whose current the neuron lanes
-        apply at ``t = 0 .. T-1`` (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`); the output
-        is the same as without it.
+        window chunks carry one step, whose current the neuron lanes apply at ``t = 0 ..
+        T-1`` (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`); the output is the same as without
+        it.
     window_depth : int
         Window beats per lane FIFO (0: none, the lanes take each beat together);
         :data:`DEFAULT_WINDOW_DEPTH` by default.
@@ -90,7 +92,7 @@ class SynapseArray(wiring.Component):
     input : ``In(window_stream(p_ci, n_chunks, steps, n_groups))``
         ``steps`` is ``T``, or 1 with ``static_input``.
     output : ``Out(stream.Signature(lane_spike_beat(p_co, T, n_groups)))``
-        per output pixel, ``for group: for t`` one beat; for the readout
+        per output pixel, per group one beat; for the readout
         ``Out(stream.Signature(lane_score_beat(p_co, score_bits, n_groups)))``, per output
         pixel one beat per group.
 
@@ -150,7 +152,7 @@ class SynapseArray(wiring.Component):
 
     @property
     def steps(self) -> int:
-        """Time steps per group in the window stream: ``T``, or 1 with ``static_input``."""
+        """Time steps a window chunk carries: ``T``, or 1 with ``static_input``."""
         return self.lanes.steps
 
     @property
@@ -205,13 +207,8 @@ class SynapseArray(wiring.Component):
                 ]
         wiring.connect(m, wiring.flipped(self.output), lanes.output)
 
-        beat = self.input.payload
-        produces = beat.last_chunk & beat.last_step if self.readout else beat.last_chunk
-        taken = take & produces
+        taken = take & self.input.payload.last_chunk
         popped = self.output.valid & self.output.ready
-        if self.static_input and not self.readout:
-            # a result leaves the lanes' FIFOs with its last of T beats
-            popped &= self.output.payload.t == self.T - 1
         with m.If(taken & ~popped):
             m.d.sync += inflight.eq(inflight + 1)
         with m.Elif(popped & ~taken):
@@ -220,45 +217,57 @@ class SynapseArray(wiring.Component):
 
 
 def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = False, *,
+                 T: int = 1, steps: int | None = None,
                  window_depth: int = DEFAULT_WINDOW_DEPTH, depth: int = 16,
-                 static_T: int | None = None) -> list[int]:
+                 walk: bool = False) -> list[int]:
     """The exact cycle in which each output beat of a :class:`SynapseArray` is valid, for
-    ``beats`` (window-stream dicts) offered back to back from cycle 0 and an always-ready
-    output (the register-transfer recurrence, evaluated cycle by cycle; tests check it).
+    ``beats`` (window-stream dicts, chunks carrying ``steps`` steps, ``T`` by default)
+    offered back to back from cycle 0 and an always-ready output (the register-transfer
+    recurrence, evaluated cycle by cycle; tests check it).
 
     Per cycle: the input moves when every lane FIFO has room (``level < window_depth``, the
     level of the cycle's start) and fewer than ``depth`` results are in flight; a beat
     written in a cycle is at its detector's input in the next; each detector runs its own
-    recurrence (:class:`~fireflys_hw.gateware.detector.DetectorModel`) and takes its FIFO's head
-    when its A0 is free. With ``window_depth = 0`` the lanes take each beat together
-    (:func:`~fireflys_hw.gateware.detector.lockstep_cycles`). A step's result (readout: a group's
-    last step's) is valid ``NEURON_LATENCY`` cycles after the last lane's ``end`` slot of the step
-    (the slot is at ``events`` 3 cycles after B emits it) and popped at once; with
-    ``static_T`` (static input) a result is ``static_T`` beats, one per cycle, popped with the
-    last. For a frame: ``cycles = last output cycle + 1``.
+    recurrence (:class:`~fireflys_hw.gateware.detector.DetectorModel`, a beat's work being
+    ``popcount(OR over t of spikes & bitmap)``) and takes its FIFO's head when its A0 is free.
+    With ``window_depth = 0`` the lanes take each beat together
+    (:func:`~fireflys_hw.gateware.detector.lockstep_cycles`). A window's result is valid
+    :func:`~fireflys_hw.gateware.neuron.neuron_latency` cycles after the last lane's ``end`` slot of
+    the window (the slot is at ``events`` 3 cycles after B emits it) and popped at once. For a
+    frame: ``cycles = last output cycle + 1``.
+
+    ``walk``: ``beats`` is every chunk of the window stream, empty ones included
+    (``drop_empty=False``), and an orchestrator that drops the empty ones sits in front: its
+    output register takes the next chunk in every cycle in which it is empty, holds a dropped
+    chunk (0 at every step, not a window's last) or its beat is taken (the first chunk is
+    there in cycle 1).
     """
+    steps = T if steps is None else steps
     n = len(beats)
     words = [weights.bitmap_words(lane) for lane in range(weights.p_co)]
-    lanes = [[(bin(b["spikes"] & w[b["group"] * weights.n_chunks + b["chunk"]]).count("1"),
-               bool(b["last_chunk"])) for b in beats] for w in words]
-    produces = [bool(b["last_chunk"]) and (bool(b["last_step"]) or not readout) for b in beats]
+    ors = [any_step(b["spikes"], weights.p_ci, steps) for b in beats]
+    lanes = [[(bin(x & w[b["group"] * weights.n_chunks + b["chunk"]]).count("1"),
+               bool(b["last_chunk"])) for b, x in zip(beats, ors)] for w in words]
+    dropped = [walk and not b["spikes"] and not b["last_chunk"] for b in beats]
     step_ends = [k for k, b in enumerate(beats) if b["last_chunk"]]
+    latency = neuron_latency(T, readout)
     dets = [DetectorModel() for _ in lanes]
     queues = [[] for _ in lanes]          # (cycle written, beat index)
-    ends = [[] for _ in lanes]            # per lane, the cycle of each step's end slot
+    ends = [[] for _ in lanes]            # per lane, the cycle of each window's end slot
     results = 0                           # results all lanes have finished
     outputs, pops = [], []
     taken = 0
-    per_result = static_T or 1
-    nxt = 0
+    nxt = 0                               # the beat offered (walk: in the output register)
+    pos = 0                               # walk: the next chunk to read
     cycle = 0
     while nxt < n or not all(d.idle for d in dets) or any(queues):
         inflight = taken - sum(1 for c in pops if c < cycle)
         credit = inflight < depth
+        offered = nxt < n and (not walk or (pos > nxt and not dropped[nxt]))
         if window_depth:
-            take = nxt < n and credit and all(len(q) < window_depth for q in queues)
+            take = offered and credit and all(len(q) < window_depth for q in queues)
         else:
-            take = nxt < n and credit and all(d.ready for d in dets)
+            take = offered and credit and all(d.ready for d in dets)
         for lane, det in enumerate(dets):
             if window_depth:
                 q = queues[lane]
@@ -273,15 +282,19 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
         if take:
             for q in queues if window_depth else ():
                 q.append((cycle, nxt))
-            taken += produces[nxt]
+            taken += bool(beats[nxt]["last_chunk"])
+        if walk:
+            # the orchestrator's output register: empty, dropped or taken -> the next read
+            if nxt < n and (pos <= nxt or dropped[nxt] or take):
+                nxt, pos = pos, pos + 1
+        elif take:
             nxt += 1
-        # steps every lane has ended: their results (readout: only a group's last step's)
+        # windows every lane has ended: their results
         while all(len(e) > results for e in ends):
-            if produces[step_ends[results]]:
-                ready = max(e[results] for e in ends) + NEURON_LATENCY
-                start = max(ready, outputs[-1] + 1) if outputs else ready
-                outputs.extend(start + j for j in range(per_result))
-                pops.append(outputs[-1])
+            ready = max(e[results] for e in ends) + latency
+            start = max(ready, outputs[-1] + 1) if outputs else ready
+            outputs.append(start)
+            pops.append(start)
             results += 1
         cycle += 1
     return outputs

@@ -1,8 +1,9 @@
 """The accelerator's input and output beats on the host side (numpy only).
 
-The accelerator takes the first layer's input as one beat per pixel (direct encoding, the same
-image at every step: :func:`static_input`) or one beat per pixel per time step (frames); bit
-``c * input_bits + b`` of a beat is bit ``b`` of the integer input ``x[t, c, h, w]``
+The accelerator takes the first layer's input as one beat per pixel: of one step (direct
+encoding, the same image at every step: :func:`static_input`) or of every step (frames); with
+``C' = C * input_bits``, bit ``t * C' + c * input_bits + b`` of a beat is bit ``b`` of the
+integer input ``x[t, c, h, w]``
 (:mod:`fireflys_hw.gateware.accelerator` has the full description). :func:`input_beats` turns
 uint8 images into those beats, :func:`decode_readout` turns a result beat back into scores and
 class. The gateware, the simulators and the board driver all use these.
@@ -32,12 +33,12 @@ def input_beats(artifact: Artifact, images: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of uint32, ``(N, H * W * steps, n_words)``
-        Per frame and beat (raster order, then ``t``), the beat's ``C * input_bits`` bits as
-        little-endian 32-bit words (bit ``j`` of the beat is bit ``j % 32`` of word ``j //
-        32``); bit ``c * input_bits + b`` is bit ``b`` of ``x[t, c, h, w]``
-        (:func:`~fireflys_sw.golden.encode_input`). ``steps`` is 1 for direct encoding (the
-        input is the same at every step: one beat per pixel), ``T`` for frames.
+    ndarray of uint32, ``(N, H * W, n_words)``
+        Per frame and beat (one per pixel, raster order), the beat's ``steps * C *
+        input_bits`` bits as little-endian 32-bit words (bit ``j`` of the beat is bit ``j %
+        32`` of word ``j // 32``); bit ``t * C * input_bits + c * input_bits + b`` is bit
+        ``b`` of ``x[t, c, h, w]`` (:func:`~fireflys_sw.golden.encode_input`). ``steps`` is 1
+        for direct encoding (the input is the same at every step), ``T`` for frames.
     """
     x = np.asarray(encode_input(artifact, np.asarray(images)), np.int64)   # (N, T, C, H, W)
     if static_input(artifact):
@@ -46,7 +47,7 @@ def input_beats(artifact: Artifact, images: np.ndarray) -> np.ndarray:
     ib = artifact.input_bits
     planes = (x[:, :, :, None] >> np.arange(ib).reshape(1, 1, 1, ib, 1, 1)) & 1
     planes = planes.reshape(n, T, c * ib, h, w).transpose(0, 3, 4, 1, 2)   # (N, H, W, T, C')
-    bits = planes.reshape(n, h * w * T, c * ib).astype(np.uint8)
+    bits = planes.reshape(n, h * w, T * c * ib).astype(np.uint8)
     return beat_words(bits)
 
 

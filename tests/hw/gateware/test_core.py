@@ -11,13 +11,13 @@ from amaranth.hdl import Fragment
 from fireflys_hw.gateware.core import LayerCore, OutputCollector, core_cycles
 from fireflys_hw.compiler import LayerStats, predicted_cycles, recurrence_cycles
 from fireflys_hw.compiler.workload import _pairs_of
-from fireflys_hw.compiler.reference import bit_planes
+from fireflys_hw.compiler.reference import bit_planes, pixel_beats
 from fireflys_sw.artifact import LayerKind, PoolLayer
 from fireflys_sw.golden import layer_forward, max_pool
 from fireflys_sw.spec import NeuronKind
 from layers_helpers import random_layer, random_spikes
 from streams_helpers import expect_idle, get, put, run_sim
-from test_padding import run_stream, to_beats
+from test_padding import run_stream
 
 
 @pytest.mark.parametrize("seed,co,p_co,T", [
@@ -35,9 +35,9 @@ def test_collector(seed, co, p_co, T):
     def word(bits):
         return sum(int(b) << i for i, b in enumerate(bits))
 
-    items = [{"spikes": word(padded[p, t, g * p_co:(g + 1) * p_co]), "group": g, "t": t}
-             for p in range(n_pix) for g in range(groups) for t in range(T)]
-    want = [word(spikes[p, t]) for p in range(n_pix) for t in range(T)]
+    items = [{"spikes": word(padded[p, :, g * p_co:(g + 1) * p_co].reshape(-1)), "group": g}
+             for p in range(n_pix) for g in range(groups)]
+    want = [word(spikes[p].reshape(-1)) for p in range(n_pix)]
     got = run_stream(OutputCollector(co, p_co, T), items, len(want), seed)
     assert got == want, f"seed {seed}"
 
@@ -46,7 +46,7 @@ def test_collector(seed, co, p_co, T):
 
 def frame_beats(x, input_bits):
     """``x[t, c, h, w]`` as the core's input beats (bit planes for a multi-bit input)."""
-    return to_beats(bit_planes(x, input_bits) if input_bits > 1 else x)
+    return pixel_beats(bit_planes(x, input_bits) if input_bits > 1 else x)
 
 
 def golden_beats(layer, pool, x, input_bits):
@@ -61,7 +61,7 @@ def golden_beats(layer, pool, x, input_bits):
                 for i in range(scores.shape[1]) for j in range(scores.shape[2])]
     if pool is not None:
         y = max_pool(y, pool.kernel)
-    return to_beats(y)
+    return pixel_beats(y)
 
 
 def run_core(core, frames, seed, stall_prob=0.3):
@@ -189,6 +189,7 @@ def test_core_params():
     # 6x6 padded map, 3x3: span 15 pixels + 3 of holding area, 4 steps, 2 channels
     assert core.buffer_bits == {"orchestrator": 18 * 4 * 2, "collector": 2 * 4 * 2 * 2,
                                 "pool": 0}
+    assert core.beats_per_frame == 16 and core.beat_bits == 8
 
 
 @pytest.mark.slow
@@ -217,7 +218,7 @@ def test_core_cycles_formula():
     core = LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T)
     frames = [random_spikes(rng, layer, T, density=0.3) for _ in range(2)]
     [interval] = steady_frame_cycles(core, frames)
-    fill = (3 - 1) * (4 + 2) * T
+    fill = (3 - 1) * (4 + 2)
     model = core_cycles(layer, frames[1], p_co, p_ci) + fill
     assert abs(interval / model - 1) < 0.15, (interval, model)
 
@@ -238,9 +239,9 @@ def skewed_layer(rng, ci=16, co=8, hw=(4, 4)):
 
 def steady_frame_cycles(core, frames):
     """Cycles between the last output beats of the frames (back to back, no stalls)."""
-    items = [{"spikes": b} for x in frames for b in to_beats(x)]
+    items = [{"spikes": b} for x in frames for b in pixel_beats(x)]
     co, oh, ow = core.layer.out_shape
-    per_frame = oh * ow * core.T
+    per_frame = oh * ow
     ends = []
 
     async def producer(ctx):
@@ -263,7 +264,7 @@ def steady_frame_cycles(core, frames):
 def test_core_cycles_skewed_lanes():
     """With each lane busy on different chunks, lanes joined at the input pay every lane's
     excess in turn; the lane FIFOs let them drift apart, which brings the simulated frame
-    within 10 % of the planner's predicted_cycles (``max(n_chunks, busiest lane)`` per step)."""
+    within 10 % of the planner's predicted_cycles (``max(n_chunks, busiest lane)`` per window)."""
     rng = np.random.default_rng(70)
     layer = skewed_layer(rng)
     T, p_co, p_ci = 2, 8, 16

@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""SparsityDetector: the effectual weights of every time step, in order, under input gaps; and
-the exact cycle count of :func:`detector_cycles` for back-to-back input."""
+"""SparsityDetector: the effectual weights of every window (pairs effectual in any step, each
+with its spike at every step), in order, under input gaps; and the exact cycle count of
+:func:`detector_cycles` for back-to-back input."""
 
 import dataclasses
 import random
@@ -10,55 +11,59 @@ import pytest
 
 from fireflys_sw.artifact import LayerKind
 from fireflys_hw.gateware.detector import DETECTOR_LATENCY, SparsityDetector, detector_cycles
-from fireflys_hw.compiler.reference import im2col_windows
+from fireflys_hw.compiler.reference import any_step, im2col_windows
 from fireflys_hw.compiler.weights import pack_weights
 from layers_helpers import random_layer, random_spikes
 from streams_helpers import put, run_sim
 
 
-def expected_events(pw, lane, beats):
-    """Per window beat stream, the slots (weight or None, end) a lane must emit."""
+def expected_events(pw, lane, beats, T):
+    """Per window beat stream, the slots (weight and its steps, or None; end; group) a lane
+    must emit."""
     words = pw.bitmap_words(lane)
     store = pw.stores[lane]
-    out, step_pairs = [], 0
+    out, window_pairs = [], 0
     for b in beats:
         vec = words[b["group"] * pw.n_chunks + b["chunk"]]
-        x = b["spikes"] & vec
+        x = any_step(b["spikes"], pw.p_ci, T) & vec
         addr = int(pw.bases[lane, b["group"], b["chunk"]])
         for bit in range(pw.p_ci):
             if vec >> bit & 1:
                 if x >> bit & 1:
-                    out.append((int(store[addr]), 0, b["t"], b["group"]))
-                    step_pairs += 1
+                    steps = sum((b["spikes"] >> (t * pw.p_ci + bit) & 1) << t for t in range(T))
+                    out.append(((int(store[addr]), steps), 0, b["group"]))
+                    window_pairs += 1
                 addr += 1
         if b["last_chunk"]:
-            if step_pairs:
-                w, _, t, g = out[-1]
-                out[-1] = (w, 1, t, g)
+            if window_pairs:
+                w, _, g = out[-1]
+                out[-1] = (w, 1, g)
             else:
-                out.append((None, 1, b["t"], b["group"]))
-            step_pairs = 0
+                out.append((None, 1, b["group"]))
+            window_pairs = 0
     return out
 
 
-def per_step(events):
-    """Slots grouped into time steps: ``(t, group, [weights])``. Whether a step's end mark
-    rides on its last pair or takes a slot of its own depends on timing (an empty last chunk
-    that reaches A1 while the last pair is still in B merges), so only this is the contract."""
-    steps, weights = [], []
-    for w, end, t, g, *_ in events:
+def per_window(events):
+    """Slots grouped into windows: ``(group, [(weight, steps)])``. Whether a window's end
+    mark rides on its last pair or takes a slot of its own depends on timing (an empty last
+    chunk that reaches A1 while the last pair is still in B merges), so only this is the
+    contract."""
+    windows, weights = [], []
+    for w, end, g, *_ in events:
         if w is not None:
             weights.append(w)
         if end:
-            steps.append((t, g, weights))
+            windows.append((g, weights))
             weights = []
     assert not weights, "slots after the last end mark"
-    return steps
+    return windows
 
 
-def beat_work(pw, lane, beats):
+def beat_work(pw, lane, beats, T):
     words = pw.bitmap_words(lane)
-    return [(bin(b["spikes"] & words[b["group"] * pw.n_chunks + b["chunk"]]).count("1"),
+    return [(bin(any_step(b["spikes"], pw.p_ci, T)
+                 & words[b["group"] * pw.n_chunks + b["chunk"]]).count("1"),
              bool(b["last_chunk"])) for b in beats]
 
 
@@ -72,11 +77,12 @@ def random_case(seed):
     p_ci = int(rng.choice([4, 8]))
     x = random_spikes(rng, layer, T)
     pw = pack_weights(layer, p_co, p_ci)
-    beats = im2col_windows(x, layer, p_ci, p_co)
+    # the detector takes empty chunks too (the orchestrator may be built without dropping)
+    beats = im2col_windows(x, layer, p_ci, p_co, drop_empty=bool(seed % 2))
     return rng, layer, T, pw, beats
 
 
-def collect_steps(dut, beats, n_steps, gap_prob, seed):
+def collect_windows(dut, beats, n_windows, gap_prob, seed):
     """Like :func:`collect_events`, until ``n_steps`` end marks came (slot count varies)."""
     events = []
 
@@ -85,11 +91,11 @@ def collect_steps(dut, beats, n_steps, gap_prob, seed):
 
     async def monitor(ctx):
         ends, idle = 0, 0
-        while ends < n_steps:
+        while ends < n_windows:
             _, _, valid, ev = await ctx.tick().sample(dut.events.valid, dut.events.payload)
             if valid:
-                events.append((int(ev.weight) if ev.pair else None, int(ev.end), int(ev.t),
-                               int(ev.group)))
+                events.append(((int(ev.weight), int(ev.steps)) if ev.pair else None,
+                               int(ev.end), int(ev.group)))
                 ends += int(ev.end)
                 idle = 0
             idle += 1
@@ -115,8 +121,8 @@ def collect_events(dut, beats, n_expected, gap_prob, seed):
         while len(events) < n_expected:
             _, _, valid, ev = await ctx.tick().sample(dut.events.valid, dut.events.payload)
             if valid:
-                events.append((int(ev.weight) if ev.pair else None, int(ev.end), int(ev.t),
-                               int(ev.group), cycle))
+                events.append(((int(ev.weight), int(ev.steps)) if ev.pair else None,
+                               int(ev.end), int(ev.group), cycle))
             cycle += 1
             assert cycle < 50 * (len(beats) + 10), "detector deadlocked"
         for _ in range(DETECTOR_LATENCY + 2):
@@ -131,11 +137,11 @@ def collect_events(dut, beats, n_expected, gap_prob, seed):
 def test_events(seed):
     rng, layer, T, pw, beats = random_case(seed)
     lane = int(rng.integers(0, pw.p_co))
-    want = expected_events(pw, lane, beats)
+    want = expected_events(pw, lane, beats, T)
     dut = SparsityDetector(pw, lane, T)
-    n_steps = sum(b["last_chunk"] for b in beats)
-    got = collect_steps(dut, beats, n_steps, 0.3, seed)
-    assert per_step(got) == per_step(want), f"seed {seed}"
+    n_windows = sum(b["last_chunk"] for b in beats)
+    got = collect_windows(dut, beats, n_windows, 0.3, seed)
+    assert per_window(got) == per_window(want), f"seed {seed}"
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -146,20 +152,20 @@ def test_cycles(seed, skip_empty):
     ``skip_empty=False``, is exactly ``sum over chunks of max(1, pairs) + DETECTOR_LATENCY``)."""
     rng, layer, T, pw, beats = random_case(100 + seed)
     lane = int(rng.integers(0, pw.p_co))
-    want = expected_events(pw, lane, beats)
-    work = beat_work(pw, lane, beats)
+    want = expected_events(pw, lane, beats, T)
+    work = beat_work(pw, lane, beats, T)
     model = detector_cycles(work, skip_empty)
     dut = SparsityDetector(pw, lane, T, skip_empty=skip_empty)
     got = collect_events(dut, beats, len(model), 0.0, seed)
-    assert [e[4] for e in got] == model, f"seed {seed}"
-    assert per_step(got) == per_step(want), f"seed {seed}"
+    assert [e[3] for e in got] == model, f"seed {seed}"
+    assert per_window(got) == per_window(want), f"seed {seed}"
     steps, pairs = [], 0
     for n, last in work:
         pairs += n
         if last:
             steps.append(pairs)
             pairs = 0
-    # B needs a slot per pair and one per step without any; the input a cycle per beat
+    # B needs a slot per pair and one per window without any; the input a cycle per beat
     lower = max(sum(max(1, p) for p in steps), len(beats) - 1) + DETECTOR_LATENCY
     upper = sum(max(1, n) for n, _ in work) + DETECTOR_LATENCY
     total = model[-1] + 1
@@ -177,7 +183,8 @@ def test_dense_rate():
     pw = pack_weights(layer, 1, 8)
     beats = im2col_windows(np.ones((2, 8, 2, 2), int), layer, 8, 1)
     got = collect_events(SparsityDetector(pw, 0, 2), beats, 8 * len(beats), 0.0, 0)
-    cycles = [e[4] for e in got]
+    assert all(e[0][1] == 0b11 for e in got)
+    cycles = [e[3] for e in got]
     assert cycles == list(range(DETECTOR_LATENCY, DETECTOR_LATENCY + len(cycles)))
 
 
@@ -190,28 +197,31 @@ def test_dense_rate():
     (2, 2, 0, 0, 0, 0, 0, 0, 0),
 ])
 def test_look_ahead(pattern):
-    """One 3x3 window of 8 channels, ``pattern[i]`` effectual pairs in chunk ``i``, six steps
-    back to back: the cycles are the model's, and within a few cycles of the bound ``max(sum
-    over steps of pairs, beats)`` however the pairs sit in the step (the look-ahead drops empty
-    chunks while B works, in A1 and in A0, and hands an empty last chunk's end mark on)."""
+    """A 3x3 window of 8 channels, ``pattern[i]`` effectual pairs in chunk ``i``, six windows
+    back to back: the
+    cycles are the model's, and within a few cycles of the bound ``max(sum over windows of
+    pairs, beats)`` however the pairs sit in the window (the look-ahead drops empty chunks
+    while B works, in A1 and in A0, and hands an empty last chunk's end mark on)."""
     rng = np.random.default_rng(3)
     layer = random_layer(rng, kind=LayerKind.CONV, ci=8, co=1, k=3, hw=(3, 3), padding=0,
                          sparsity=0.0)
     layer = dataclasses.replace(layer, weight=np.where(layer.weight == 0, 1, layer.weight))
-    T = 6
-    x = np.zeros((T, 8, 3, 3), int)
-    for i, n in enumerate(pattern):
-        x[:, :n, i // 3, i % 3] = 1
+    T, n = 2, 6
+    # the chunks directly: odd windows spike at step 1, even ones at step 0
+    beats = []
+    for w in range(n):
+        for i, k in enumerate(pattern):
+            beats.append({"spikes": (1 << k) - 1 if w % 2 == 0 else ((1 << k) - 1) << 8,
+                          "chunk": i, "group": 0, "last_chunk": int(i == 8)})
     pw = pack_weights(layer, 1, 8)
-    beats = im2col_windows(x, layer, 8, 1)
-    work = beat_work(pw, 0, beats)
-    assert [n for n, _ in work] == list(pattern) * T
+    work = beat_work(pw, 0, beats, T)
+    assert [k for k, _ in work] == list(pattern) * n
     model = detector_cycles(work)
     got = collect_events(SparsityDetector(pw, 0, T), beats, len(model), 0.0, 0)
-    assert [e[4] for e in got] == model
-    assert per_step(got) == per_step(expected_events(pw, 0, beats))
-    bound = max(T * max(1, sum(pattern)), len(beats) - 1)
-    assert model[-1] + 1 - DETECTOR_LATENCY <= bound + T
+    assert [e[3] for e in got] == model
+    assert per_window(got) == per_window(expected_events(pw, 0, beats, T))
+    bound = max(n * max(1, sum(pattern)), len(beats) - 1)
+    assert model[-1] + 1 - DETECTOR_LATENCY <= bound + n
 
 
 def test_errors():

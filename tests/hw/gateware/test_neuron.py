@@ -14,21 +14,22 @@ from layers_helpers import random_layer
 from streams_helpers import expect_idle, get, put, run_sim
 
 
-def drive_events(lanes_dut, steps, rng):
-    """Testbenches that play, per lane, the slots of ``steps[lane]`` (a list per (group, t) of
-    weights) with random gaps; lanes run independently, as behind real detectors."""
+def drive_events(lanes_dut, windows, rng):
+    """Testbenches that play, per lane, the slots of ``windows[lane]`` (a list per group of
+    ``(weight, steps)`` pairs) with random gaps; lanes run independently, as behind real
+    detectors."""
     def make(lane):
         async def tb(ctx):
             ev = lanes_dut.events[lane]
             lrng = random.Random(rng.random())
-            for (group, t, last_step), weights in steps[lane]:
-                slots = [(w, 1) for w in weights] or [(0, 0)]
-                for i, (w, pair) in enumerate(slots):
+            for group, pairs in windows[lane]:
+                slots = [(w, st, 1) for w, st in pairs] or [(0, 0, 0)]
+                for i, (w, st, pair) in enumerate(slots):
                     while lrng.random() < 0.4:
                         await ctx.tick()
                     ctx.set(ev.valid, 1)
-                    ctx.set(ev.payload, {"weight": w, "pair": pair, "end": i == len(slots) - 1,
-                                         "last_step": last_step, "t": t, "group": group})
+                    ctx.set(ev.payload, {"weight": w, "pair": pair, "steps": st,
+                                         "end": i == len(slots) - 1, "group": group})
                     await ctx.tick()
                     ctx.set(ev.valid, 0)
         return tb
@@ -38,21 +39,23 @@ def drive_events(lanes_dut, steps, rng):
 @pytest.mark.parametrize("static", [False, True])
 @pytest.mark.parametrize("seed", range(8))
 def test_lanes(seed, static):
-    """Per (group, t) slot weights -> currents -> the golden neuron dynamics (or the readout's
-    ``sum_t I``). ``static``: one step per group in the events (a direct-encoded first layer),
-    whose current the lanes apply at every step."""
+    """Per window: pairs (weight, spike bits of every step) -> the T currents -> the golden
+    neuron dynamics (or the readout's ``sum_t I``). ``static``: one step in the events (a
+    direct-encoded first layer), whose current the lanes apply at every step."""
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, co=int(rng.integers(1, 9)))
     co = layer.out_channels
     p_co = int(rng.integers(1, co + 1))
     T = int(rng.choice([1, 2, 4]))
+    S = 1 if static else T
     n_groups = -(-co // p_co)
     wbits = 4
-    # random slot weights per (lane, group, t); currents from them and the bias
-    # (lanes past Co hold no weights, so they get no pairs)
-    weights = [[[list(rng.integers(-8, 8, int(rng.integers(0, 4)) if g * p_co + lane < co
-                                   else 0)) for _ in range(T)]
-                for g in range(n_groups)] for lane in range(p_co)]
+    n_windows = 3
+    # random pairs per (window, lane, group): a weight and its spikes at the S steps (at
+    # least one); lanes past Co hold no weights, so they get no pairs
+    windows = [[[[(int(rng.integers(-8, 8)), int(rng.integers(1, 1 << S)))
+                  for _ in range(int(rng.integers(0, 4)) if g * p_co + lane < co else 0)]
+                 for g in range(n_groups)] for lane in range(p_co)] for _ in range(n_windows)]
     # the widths are derived from the layer's weights: make them cover the slot sums (at
     # most 3 slots of [-8, 7] per step)
     w = np.zeros_like(layer.weight.reshape(co, -1))
@@ -61,42 +64,43 @@ def test_lanes(seed, static):
     w[:, 0] = 8 * 4
     w[:, 1] = -8 * 4
     layer = dataclasses.replace(layer, weight=w.reshape(layer.weight.shape))
-    dut = NeuronLanes(layer, p_co, T, wbits, 1, depth=n_groups * T, static_input=static)
-    if static:
-        # the same weights (current) at every step, sent once with t = 0
-        weights = [[[weights[lane][g][0]] * T for g in range(n_groups)] for lane in range(p_co)]
-        steps = [[((g, 0, 1), [int(v) for v in weights[lane][g][0]]) for g in range(n_groups)]
-                 for lane in range(p_co)]
-    else:
-        steps = [[((g, t, int(t == T - 1)), [int(v) for v in weights[lane][g][t]])
-                  for g in range(n_groups) for t in range(T)] for lane in range(p_co)]
-    current = np.zeros((n_groups, T, p_co), np.int64)
+    dut = NeuronLanes(layer, p_co, T, wbits, 1, depth=n_groups * n_windows,
+                      static_input=static)
     bias = np.zeros(n_groups * p_co, np.int64)
     bias[:co] = layer.bias
-    for lane in range(p_co):
-        for g in range(n_groups):
-            for t in range(T):
-                current[g, t, lane] = bias[g * p_co + lane] + sum(weights[lane][g][t])
-    if layer.is_readout:
-        scores = current.sum(axis=1)
-        scores.reshape(-1)[co:] = 0
-        want = [{"scores": [int(v) for v in scores[g]], "group": g} for g in range(n_groups)]
-    else:
-        th = np.ones(n_groups * p_co, np.int64)
+    th = np.ones(n_groups * p_co, np.int64)
+    if not layer.is_readout:
         th[:co] = layer.threshold
-        cur = current.transpose(1, 0, 2).reshape(1, T, -1)            # (1, T, G*P)
-        padded = dataclasses.replace(layer, threshold=th)
-        s = neuron_dynamics(cur, padded)[0].reshape(T, n_groups, p_co)
-        s[:, :, :][:, np.arange(n_groups * p_co).reshape(n_groups, p_co) >= co] = 0
-        want = [{"spikes": int(sum(int(b) << i for i, b in enumerate(s[t, g]))),
-                 "group": g, "t": t} for g in range(n_groups) for t in range(T)]
+    want = []
+    for win in windows:
+        current = np.zeros((n_groups, T, p_co), np.int64)
+        for lane in range(p_co):
+            for g in range(n_groups):
+                for t in range(T):
+                    current[g, t, lane] = bias[g * p_co + lane] + sum(
+                        wt for wt, st in win[lane][g] if st >> (0 if static else t) & 1)
+        if layer.is_readout:
+            scores = current.sum(axis=1)
+            scores.reshape(-1)[co:] = 0
+            want += [{"scores": [int(v) for v in scores[g]], "group": g}
+                     for g in range(n_groups)]
+        else:
+            cur = current.transpose(1, 0, 2).reshape(1, T, -1)            # (1, T, G*P)
+            padded = dataclasses.replace(layer, threshold=th)
+            s = neuron_dynamics(cur, padded)[0].reshape(T, n_groups, p_co)
+            s[:, np.arange(n_groups * p_co).reshape(n_groups, p_co) >= co] = 0
+            want += [{"spikes": int(sum(int(s[t, g, lane]) << (t * p_co + lane)
+                                        for t in range(T) for lane in range(p_co))),
+                      "group": g} for g in range(n_groups)]
+    per_lane = [[(g, win[lane][g]) for win in windows for g in range(n_groups)]
+                for lane in range(p_co)]
     got = []
 
     async def consumer(ctx):
         got.extend(await get(ctx, dut.output, len(want), 0.3, random.Random(seed)))
         await expect_idle(ctx, dut.output)
 
-    run_sim(dut, *drive_events(dut, steps, random.Random(seed)), consumer)
+    run_sim(dut, *drive_events(dut, per_lane, random.Random(seed)), consumer)
     assert got == want, f"seed {seed}"
 
 

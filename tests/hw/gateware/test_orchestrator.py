@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""DataflowOrchestrator: the window stream of a spike map equals the numpy im2col of
-:mod:`fireflys_hw.compiler.reference`, beat for beat, under random gaps and stalls, frames back to
-back."""
+"""DataflowOrchestrator: the window stream of a spike map (one beat per pixel, all steps; chunks
+that are empty at every step dropped) equals the numpy im2col of :mod:`fireflys_hw.compiler.reference`,
+beat for beat, under random gaps and stalls, frames back to back."""
 
 import random
 
@@ -12,25 +12,23 @@ from amaranth.lib import wiring
 
 from fireflys_hw.gateware.orchestrator import DataflowOrchestrator
 from fireflys_hw.gateware.padding import Padding
-from fireflys_hw.compiler.reference import bit_planes, im2col_windows, window_beats
+from fireflys_hw.compiler.reference import bit_planes, im2col_windows, pixel_beats, window_beats
 from fireflys_hw.compiler.weights import window_kernel
 from fireflys_sw.artifact import LayerKind
 from layers_helpers import random_layer, random_spikes
 from streams_helpers import expect_idle, get, put, run_sim
-from test_padding import to_beats
 
 
-def run_orchestrator(dut, frames, seed, gap_prob=0.3, stall_prob=0.3):
+def run_orchestrator(dut, frames, n_out, seed, gap_prob=0.3, stall_prob=0.3):
     rng = random.Random(seed)
-    items = [{"spikes": b} for x in frames for b in to_beats(x)]
+    items = [{"spikes": b} for x in frames for b in pixel_beats(x)]
     out = []
 
     async def producer(ctx):
         await put(ctx, dut.input, items, gap_prob, rng)
 
     async def consumer(ctx):
-        out.extend(await get(ctx, dut.output, len(frames) * dut.beats_per_frame, stall_prob,
-                             rng))
+        out.extend(await get(ctx, dut.output, n_out, stall_prob, rng))
         await expect_idle(ctx, dut.output, 30)
 
     run_sim(dut, producer, consumer)
@@ -49,11 +47,14 @@ def random_case(seed):
 
 
 def check(seed, c, h, w, T, kernel, p_ci, n_groups, rng, n_frames=2, depth=None,
-          gap_prob=0.3, stall_prob=0.3):
-    frames = [rng.integers(0, 2, (T, c, h, w)) for _ in range(n_frames)]
-    dut = DataflowOrchestrator(c, h, w, T, kernel, p_ci, n_groups, depth=depth)
-    got = run_orchestrator(dut, frames, seed, gap_prob, stall_prob)
-    want = [b for x in frames for b in window_beats(x, kernel, p_ci, n_groups)]
+          gap_prob=0.3, stall_prob=0.3, drop_empty=True):
+    # sparse enough that whole chunks are empty at every step
+    density = rng.choice([0.1, 0.3, 0.5])
+    frames = [(rng.random((T, c, h, w)) < density).astype(int) for _ in range(n_frames)]
+    dut = DataflowOrchestrator(c, h, w, T, kernel, p_ci, n_groups, depth=depth,
+                               drop_empty=drop_empty)
+    want = [b for x in frames for b in window_beats(x, kernel, p_ci, n_groups, drop_empty)]
+    got = run_orchestrator(dut, frames, len(want), seed, gap_prob, stall_prob)
     assert len(got) == len(want), f"seed {seed}"
     for i, (g, e) in enumerate(zip(got, want)):
         assert g == e, f"seed {seed}: beat {i} is {g}, want {e}"
@@ -62,7 +63,7 @@ def check(seed, c, h, w, T, kernel, p_ci, n_groups, rng, n_frames=2, depth=None,
 @pytest.mark.parametrize("seed", range(8))
 def test_orchestrator_random(seed):
     rng, c, h, w, T, kernel, p_ci, n_groups = random_case(seed)
-    check(seed, c, h, w, T, kernel, p_ci, n_groups, rng)
+    check(seed, c, h, w, T, kernel, p_ci, n_groups, rng, drop_empty=seed % 4 != 3)
 
 
 @pytest.mark.parametrize("seed,c,h,w,T,kernel,p_ci,n_groups,depth", [
@@ -79,13 +80,14 @@ def test_orchestrator_shapes(seed, c, h, w, T, kernel, p_ci, n_groups, depth):
 
 
 def test_orchestrator_full_rate():
-    """Without gaps or stalls the output runs at one beat per cycle inside a frame, so a
-    frame costs its beats plus the fill (the input of the first window)."""
+    """Without gaps or stalls (and without dropping) the output runs at one beat per cycle
+    inside a frame, so a frame costs its beats plus the fill (the input of the first
+    window)."""
     c, h, w, T, k, p_ci, groups = 4, 6, 6, 2, 3, 2, 2
-    dut = DataflowOrchestrator(c, h, w, T, k, p_ci, groups)
+    dut = DataflowOrchestrator(c, h, w, T, k, p_ci, groups, drop_empty=False)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 2, (T, c, h, w)) for _ in range(2)]
-    items = [{"spikes": b} for x in frames for b in to_beats(x)]
+    items = [{"spikes": b} for x in frames for b in pixel_beats(x)]
     stamps = []
 
     async def producer(ctx):
@@ -104,11 +106,43 @@ def test_orchestrator_full_rate():
     n = dut.beats_per_frame
     # the first window waits for span pixels, then 2 cycles (the fill level register, the RAM
     # read); no bubble inside a frame
-    assert stamps[0] == dut.span * T + 2
+    assert stamps[0] == dut.span + 2
     assert stamps[n - 1] - stamps[0] == n - 1
     # the second frame's first window waits only for the part the holding area could not take
-    assert stamps[n] - stamps[n - 1] - 1 <= (dut.span - dut.kernel_w) * T + 2
+    assert stamps[n] - stamps[n - 1] - 1 <= (dut.span - dut.kernel_w) + 2
     assert stamps[2 * n - 1] - stamps[n] == n - 1
+
+
+def test_orchestrator_drop_walk():
+    """With dropping, the walk still reads one chunk per cycle: the non-empty chunks (and each
+    window's last) leave in the cycles of their place in the walk, no cycle is lost to a
+    dropped chunk and none is saved (the cycle model's orchestrator walk)."""
+    c, h, w, T, k, p_ci, groups = 6, 5, 5, 2, 3, 2, 2
+    dut = DataflowOrchestrator(c, h, w, T, k, p_ci, groups)
+    rng = np.random.default_rng(1)
+    x = (rng.random((T, c, h, w)) < 0.15).astype(int)
+    full = window_beats(x, (k, k), p_ci, groups, drop_empty=False)
+    walk = [i for i, b in enumerate(full) if b["spikes"] or b["last_chunk"]]
+    items = [{"spikes": b} for b in pixel_beats(x)]
+    stamps, got = [], []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, items, 0.0)
+
+    async def consumer(ctx):
+        ctx.set(dut.output.ready, 1)
+        cycle = 0
+        while len(stamps) < len(walk):
+            _, _, valid, payload = await ctx.tick().sample(dut.output.valid, dut.output.payload)
+            cycle += 1
+            if valid:
+                stamps.append(cycle)
+                got.append(int(payload.chunk))
+
+    run_sim(dut, producer, consumer)
+    assert got == [full[i]["chunk"] for i in walk]
+    assert [s - stamps[0] for s in stamps] == [i - walk[0] for i in walk]
+    assert len(walk) < len(full)
 
 
 def test_orchestrator_params():
@@ -124,7 +158,7 @@ def test_orchestrator_params():
         DataflowOrchestrator(1, 5, 6, 1, (1, 2, 3), 1)
     dut = DataflowOrchestrator(8, 30, 30, 4, 3, 4, 2)
     assert dut.span == 63 and dut.depth == 66 and dut.buffer_bits == 66 * 4 * 8
-    assert dut.n_chunks == 18 and dut.beats_per_frame == 28 * 28 * 2 * 4 * 18
+    assert dut.n_chunks == 18 and dut.beats_per_frame == 28 * 28 * 2 * 18
 
 
 @pytest.mark.slow
@@ -140,7 +174,7 @@ class Front(Elaboratable):
     def __init__(self, layer, p_co, p_ci, T, input_bits):
         ci, h, w = layer.in_shape
         p = layer.padding
-        self.pad = Padding(ci * input_bits, h, w, T, p)
+        self.pad = Padding(ci * input_bits * T, h, w, 1, p)
         self.orch = DataflowOrchestrator(ci * input_bits, h + 2 * p, w + 2 * p, T,
                                          window_kernel(layer), p_ci,
                                          -(-layer.out_channels // p_co))
@@ -166,7 +200,7 @@ def test_front_matches_im2col_windows(seed, kind, k, pad, input_bits):
     frames = [random_spikes(rng, layer, T, input_bits=input_bits if input_bits > 1 else None)
               for _ in range(2)]
     items = [{"spikes": b} for x in frames
-             for b in to_beats(bit_planes(x, input_bits) if input_bits > 1 else x)]
+             for b in pixel_beats(bit_planes(x, input_bits) if input_bits > 1 else x)]
     want = [b for x in frames for b in im2col_windows(x, layer, p_ci, p_co,
                                                         input_bits if input_bits > 1 else None)]
     rng_sim = random.Random(seed)

@@ -7,6 +7,8 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
 
 from fireflys_sw.artifact import LayerKind
 from fireflys_sw.golden import layer_widths
@@ -50,7 +52,7 @@ def random_case(seed, max_beats=2500, **layer_kw):
         n_chunks = np.prod(layer.weight.shape[2:] if layer.weight.ndim == 4 else
                            layer.in_shape[1:]) * -(-layer.in_channels // p_ci)
         groups = -(-layer.out_channels // p_co)
-        beats = layer.out_shape[1] * layer.out_shape[2] * groups * T * n_chunks
+        beats = layer.out_shape[1] * layer.out_shape[2] * groups * n_chunks * T
         if beats <= max_beats:
             return rng, layer, T, p_co, p_ci
 
@@ -70,9 +72,9 @@ def test_random_layers(seed, max_beats=2500):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_static_input(seed):
-    """A direct-encoded first layer: one step per group in the window stream, the lanes apply
-    its current at every step (``T`` beats, or ``T * I`` for the readout), under random gaps
-    and stalls, with small and large result budgets."""
+    """A direct-encoded first layer: one step in the window chunks, the lanes apply its current
+    at every step (or ``T * I`` for the readout), under random gaps and stalls, with small and
+    large result budgets."""
     rng, layer, T, p_co, p_ci = random_case(300 + seed, 1500)
     input_bits = int(rng.choice([1, 2, 3]))
     frames = [random_spikes(rng, layer, T, input_bits=input_bits) for _ in range(2)]
@@ -181,9 +183,9 @@ def test_cycles(seed):
     dut = SynapseArray(layer, p_co, p_ci, T, input_bits=input_bits, depth=depth,
                        static_input=static, window_depth=window_depth)
     beats = im2col_windows(x, layer, p_ci, p_co, input_bits if static else None,
-                           static_input=static)
-    want = array_cycles(dut.weights, beats, layer.is_readout, window_depth=window_depth,
-                        depth=depth, static_T=T if static and not layer.is_readout else None)
+                           static_input=static, drop_empty=seed % 2 == 0)
+    want = array_cycles(dut.weights, beats, layer.is_readout, T=T, steps=dut.steps,
+                        window_depth=window_depth, depth=depth)
     got = []
 
     async def producer(ctx):
@@ -221,6 +223,64 @@ def test_window_fifos_decouple_lanes(readout):
     x = random_spikes(rng, layer, 2, density=0.5)
     beats = im2col_windows(x, layer, 16, 8)
     weights = pack_weights(layer, 8, 16)
-    joined = array_cycles(weights, beats, readout, window_depth=0)[-1]
-    fifos = array_cycles(weights, beats, readout, window_depth=16)[-1]
+    joined = array_cycles(weights, beats, readout, T=2, window_depth=0)[-1]
+    fifos = array_cycles(weights, beats, readout, T=2, window_depth=16)[-1]
     assert fifos < 0.85 * joined, (joined, fifos)
+
+
+class OrchestratedArray(Elaboratable):
+    """DataflowOrchestrator -> SynapseArray, as a layer core chains them (no padding)."""
+
+    def __init__(self, layer, p_co, p_ci, T, **kw):
+        from fireflys_hw.gateware.orchestrator import DataflowOrchestrator
+        from fireflys_hw.compiler.weights import window_kernel
+        self.array = SynapseArray(layer, p_co, p_ci, T, **kw)
+        ci, h, w = layer.in_shape
+        self.orch = DataflowOrchestrator(ci, h, w, T, window_kernel(layer), p_ci,
+                                         self.array.n_groups)
+        self.input, self.output = self.orch.input, self.array.output
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.orch, m.submodules.array = self.orch, self.array
+        wiring.connect(m, self.orch.output, self.array.input)
+        return m
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cycles_with_orchestrator_walk(seed):
+    """Orchestrator (dropping empty chunks) -> array, input at full rate: after the first
+    window's fill every result comes exactly when :func:`array_cycles` with ``walk=True`` says
+    (the model of the planner's recurrence), shifted by a constant."""
+    from fireflys_hw.compiler.reference import pixel_beats
+    from fireflys_hw.gateware.synapse import array_cycles
+    rng = np.random.default_rng(400 + seed)
+    layer = random_layer(rng, kind=LayerKind.CONV, padding=0, ci=int(rng.integers(3, 12)),
+                         k=3, hw=(6, 6))
+    T = int(rng.choice([1, 2, 4]))
+    p_co = int(rng.integers(1, layer.out_channels + 1))
+    p_ci = int(rng.choice([2, 4, 8]))
+    window_depth = [0, 2, 16][seed % 3]
+    x = random_spikes(rng, layer, T, density=float(rng.choice([0.05, 0.15, 0.3])))
+    dut = OrchestratedArray(layer, p_co, p_ci, T, window_depth=window_depth)
+    beats = im2col_windows(x, layer, p_ci, p_co, drop_empty=False)
+    want = array_cycles(dut.array.weights, beats, layer.is_readout, T=T,
+                        window_depth=window_depth, walk=True)
+    items = [{"spikes": b} for b in pixel_beats(x)]
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, items, 0.0)
+
+    async def consumer(ctx):
+        ctx.set(dut.output.ready, 1)
+        cycle = 0
+        while len(got) < len(want):
+            _, _, valid = await ctx.tick().sample(dut.output.valid)
+            if valid:
+                got.append(cycle)
+            cycle += 1
+
+    run_sim(dut, producer, consumer)
+    offsets = {g - w for g, w in zip(got, want)}
+    assert len(offsets) == 1, f"seed {seed}: {got} vs {want}"

@@ -171,16 +171,16 @@ def test_board_round_trip_bit_exact(tiny, tiny_plan, divisor, window):
     assert not port.overrun and not port.framing_error
 
 
-def test_board_frames_encoding_two_byte_beats():
-    # frames encoding (a different input at every step): T beats per pixel; 3 channels of
-    # 4 bits make 12-bit beats, two bytes each on the wire
+def test_board_frames_encoding_three_byte_beats():
+    # frames encoding (a different input at every step): one beat per pixel with every step;
+    # 2 steps of 3 channels of 4 bits make 24-bit beats, three bytes each on the wire
     from fireflys_sw.artifact import InputEncoding
     art = random_artifact("3x4x4-2c3p1-mp2-2fc", seed=2, T=2, input_bits=4,
                           weight_sparsity=0.5, spike_density=0.3,
                           encoding=InputEncoding.FRAMES)
     plan = make_plan(art, parallelism=[(1, 4), (2, 4)])
     acc = build_accelerator(art, plan, profile=False)
-    assert link_info(acc).beat_bits == 12 and link_info(acc).beats_per_frame == 4 * 4 * 2
+    assert link_info(acc).beat_bits == 24 and link_info(acc).beats_per_frame == 4 * 4
     port = simulated_board(acc, divisor=4, model_id=model_id(art))
     images = random_images(art, 3, seed=5)
     with Board(port, timeout=60) as board:
