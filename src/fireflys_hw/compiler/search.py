@@ -349,7 +349,8 @@ def _layer_plan(stage: _Stage, p: tuple[int, int], fixed: bool) -> LayerPlan:
         lutram_bits=int(res.lutram_bits),
         fifo_depth=fifo_depth(ctx.T, out_w, layer.is_readout),
         fifo_width=out_c if not layer.is_readout
-        else layer.out_channels * layer_widths(layer, ctx.input_max, ctx.T).score_bits,
+        else layer.out_channels * layer_widths(layer, ctx.input_max, ctx.T,
+                                               radix=ctx.radix).score_bits,
         fixed=fixed)
 
 

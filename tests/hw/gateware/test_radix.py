@@ -115,3 +115,17 @@ def test_errors():
     with pytest.raises(ValueError, match=r"^planes must be 0 or a divisor of channels \(6\), "
                                          r"not 4$"):
         MaxPool(6, 4, 4, 1, 2, planes=4)
+
+
+@pytest.mark.parametrize("seed,T,spec", [(0, 4, "1x8x8-4c3p1-mp2-6c3p1-mp2-5fc"),
+                                         (1, 3, "1x6x6-3c3p1-5c3p1-mp2-4")])
+def test_accelerator_radix_bit_exact_with_stalls(seed, T, spec):
+    """A whole radix network in the Amaranth simulator, random stalls on input and output:
+    scores and predictions equal the golden model's."""
+    from fireflys_hw.flow import simulate_accelerator
+    from fireflys_sw.synthetic import random_images, random_radix_artifact
+    artifact = random_radix_artifact(spec, T=T, seed=seed, weight_sparsity=0.5)
+    images = random_images(artifact, 2, seed=seed)
+    report = simulate_accelerator(artifact, images, backend="pysim", stall_in=0.3,
+                                  stall_out=0.3, seed=seed)
+    assert report.frames == 2 and report.mismatches == 0, report.mismatched_frames
