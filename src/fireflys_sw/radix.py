@@ -56,7 +56,7 @@ from .errors import FireflysError
 from .golden import quantise_images, run_golden
 from .spec import ConvSpec, FCSpec, NeuronKind, PoolSpec, parse_spec
 
-__all__ = ["RadixConfig", "RadixNet", "train_radix", "export_radix"]
+__all__ = ["RadixConfig", "RadixNet", "train_radix", "export_radix", "radix_model_from_artifact"]
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,29 @@ def export_radix(model: RadixNet, *, name: str, metadata: dict | None = None) ->
         metadata={"spec": spec.text, "encoding": "radix", **(metadata or {})})
     artifact.validate()
     return artifact
+
+
+@torch.no_grad()
+def radix_model_from_artifact(artifact: Artifact) -> RadixNet:
+    """A folded :class:`RadixNet` that computes ``artifact`` exactly (for checks on real data):
+    ``e[c] = s[c] + f`` recovers each channel's exponent (the readout's is 0), and the float
+    weights are the integers scaled back, so the model's rounding gives them again."""
+    from .export import spec_of
+    if not artifact.radix:
+        raise FireflysError(f"artifact {artifact.name!r} has no radix layers")
+    model = RadixNet(spec_of(artifact), T=artifact.T, input_bits=artifact.input_bits,
+                     weight_bits=artifact.weight_bits)
+    model.fold()
+    for j, layer in enumerate(artifact.synaptic_layers):
+        e = (torch.zeros(layer.out_channels) if layer.shift is None
+             else torch.from_numpy(layer.shift).double() + model.frac)
+        scale = (2.0 ** e).reshape((-1,) + (1,) * (layer.weight.ndim - 1))
+        w = torch.from_numpy(layer.weight).double()
+        model.v[j].data = (w / scale).float()
+        model.b[j].data = (torch.from_numpy(layer.bias).double() / 2.0 ** e).float()
+        model.exps[j] = e.float()
+        model.masks[j] = (w != 0).float()
+    return model
 
 
 @dataclass(frozen=True)

@@ -262,3 +262,14 @@ def test_qat_model_matches_exported_artifact(T, spec):
     rec = run_golden(artifact, images[:8].astype(np.uint8), record=True)
     density = [d for d in rec.spike_density() if d is not None]
     assert 0 < density[0] < 1, density
+
+
+@pytest.mark.parametrize("T", [3, 4, 6])
+def test_model_from_artifact_computes_the_artifact(T):
+    from fireflys_sw.radix import radix_model_from_artifact
+    artifact = random_radix_artifact("1x10x10-4c3p1-mp2-6c3p1-5fc", seed=T, T=T)
+    images = random_images(artifact, 16, seed=T)
+    model = radix_model_from_artifact(artifact).eval()
+    with torch.no_grad():
+        scores = model(torch.from_numpy(images.astype(np.float32))).numpy()
+    np.testing.assert_array_equal(scores.astype(np.int64), run_golden(artifact, images).scores)
