@@ -4,9 +4,9 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup demo test test-all bench clean
 
+# setup.sh touches the mark itself, only when every step worked (a failed one is retried)
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
-	touch $@
 
 setup: $(VENV)/.installed
 

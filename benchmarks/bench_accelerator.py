@@ -123,9 +123,11 @@ def main(argv=None) -> int:
                         help="instead: the shipped scnn5 on real test images with and without "
                              "skipping, and random SCNN7/SCNN9 (90 %% weight sparsity), against "
                              "FireFly-S")
+    parser.add_argument("--cases", default="scnn5,scnn5-dense,scnn7,scnn9",
+                        help="with --networks: which cases, in this order (default: all)")
     args = parser.parse_args(argv)
     if args.networks:
-        return networks(args.frames, args.json)
+        return networks(args.frames, args.json, args.cases)
 
     art = random_artifact("scnn5", weight_sparsity=0.9, spike_density=0.15, seed=0)
     images = random_images(art, args.frames, seed=0)
@@ -198,7 +200,7 @@ def _shipped_images(n: int):
     return load_artifact(name), data.test_x[:n], f"{name} on {data.name} test images"
 
 
-def networks(frames: int, as_json: bool) -> int:
+def networks(frames: int, as_json: bool, only: str = "scnn5,scnn5-dense,scnn7,scnn9") -> int:
     """Shipped SCNN5 (skipping on / off) and random SCNN7 / SCNN9 against FireFly-S."""
     from fireflys_sw.artifact import InputEncoding
     shipped, real, label = _shipped_images(frames)
@@ -209,20 +211,38 @@ def networks(frames: int, as_json: bool) -> int:
     rand9 = random_images(scnn9, frames, seed=0)
     # the shipped model as `fireflys simulate` plans it (the xczu5ev default budget); the
     # random ones within FireFly-S's LUTs
-    plan = make_plan(shipped, images=real)
-    plan7 = make_plan(scnn7, images=rand7, lut_budget=FIREFLY_S_LUT["scnn7"])
-    plan9 = make_plan(scnn9, images=rand9, lut_budget=FIREFLY_S_LUT["scnn9"])
-    cases = [(label, "scnn5", shipped, real, plan, False),
-             (label + ", skipping off (dense)", "scnn5", shipped, real, plan, True),
-             ("random scnn7 (DVS 2x48x48, 2-bit frames)", "scnn7", scnn7, rand7, plan7, False),
-             ("random scnn9 (3x32x32, 8-bit direct)", "scnn9", scnn9, rand9, plan9, False)]
+    def plan():
+        return make_plan(shipped, images=real)
+
+    def plan7():
+        return make_plan(scnn7, images=rand7, lut_budget=FIREFLY_S_LUT["scnn7"])
+
+    def plan9():
+        return make_plan(scnn9, images=rand9, lut_budget=FIREFLY_S_LUT["scnn9"])
+
+    cases = {"scnn5": (label, "scnn5", shipped, real, plan, False),
+             "scnn5-dense": (label + ", skipping off (dense)", "scnn5", shipped, real, plan,
+                             True),
+             "scnn7": ("random scnn7 (DVS 2x48x48, 2-bit frames)", "scnn7", scnn7, rand7, plan7,
+                       False),
+             "scnn9": ("random scnn9 (3x32x32, 8-bit direct)", "scnn9", scnn9, rand9, plan9,
+                       False)}
+    cases = [cases[name] for name in only.split(",")]
     rows = []
-    for name, preset, artifact, images, p, paper in cases:
+    plans = {}
+    for name, preset, artifact, images, make, paper in cases:
+        if make not in plans:
+            plans[make] = make()
+        p = plans[make]
         with no_skip() if paper else contextlib.nullcontext():
             start = time.perf_counter()
             r = simulate_accelerator(artifact, images, backend="verilator", plan=p)
         wall = time.perf_counter() - start
-        print(f"{name}: done in {wall:.0f} s", file=sys.stderr)
+        print(f"{name}: done in {wall:.0f} s: {r.cycles_per_frame:,.0f} cycles/frame "
+              f"(predicted {r.predicted_cycles_per_frame:,.0f}), {r.mismatches} mismatches, "
+              f"planner {p.lut:,.0f} LUT, P = {[(s.p_co, s.p_ci) for s in r.stages]}, "
+              f"busy {[round(s.simulated_cycles) for s in r.stages]}, predicted "
+              f"{[round(s.predicted_cycles) for s in r.stages]}", file=sys.stderr)
         rows.append({"case": name, "preset": preset, "frames": r.frames,
                      "mismatches": r.mismatches, "cycles_per_frame": r.cycles_per_frame,
                      "predicted_cycles_per_frame": r.predicted_cycles_per_frame,

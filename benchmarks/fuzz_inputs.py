@@ -41,7 +41,18 @@ import traceback
 SECTIONS = {
     "artifacts": 10_000,
     "specs": 5_000,
+    "plans": 3_000,
+    "link": 5_000,
 }
+
+#: Kinds whose case function also takes a scratch folder for the files it writes.
+_WRITES_FILES = {"artifacts", "plans"}
+
+
+def _cases() -> dict:
+    from fireflys_hw.fuzzing import CASES as HW_CASES
+    from fireflys_sw.fuzzing import CASES as SW_CASES
+    return {**SW_CASES, **HW_CASES}
 
 _scratch = None
 _timeout = 10
@@ -67,13 +78,12 @@ def _init(timeout: int, address_space_mb: int) -> None:
 
 def _run(task: tuple[str, int]) -> tuple:
     """``(kind, seed, outcome, label, detail, seconds, peak_kb)`` of one case."""
-    from fireflys_sw.fuzzing import CASES
     kind, seed = task
     start = time.perf_counter()
     signal.alarm(_timeout)
     try:
-        case = CASES[kind]
-        result = case(seed, _scratch) if kind == "artifacts" else case(seed)
+        case = _cases()[kind]
+        result = case(seed, _scratch) if kind in _WRITES_FILES else case(seed)
         outcome, label, detail = result.outcome, result.label, result.detail
     except _Hang:
         outcome, label, detail = "hang", "?", f"ran past {_timeout} s"
@@ -135,6 +145,12 @@ def main(argv=None) -> int:
     if "artifacts" in kinds:
         artifact_bases()   # built once here, inherited by the forked workers
         big_member()
+    if "plans" in kinds:
+        from fireflys_hw.fuzzing import plan_bases
+        plan_bases()
+    if "link" in kinds:
+        from fireflys_hw.fuzzing import link_bases
+        link_bases()
 
     tasks = [(kind, args.seed + i) for kind, count in kinds.items() for i in range(count)]
     report = {kind: {"inputs": 0, "accepted": 0, "refused": 0, "traceback": 0, "hang": 0,

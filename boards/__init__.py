@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from fireflys_sw.errors import FireflysError
+from fireflys_sw.progress import run_logged
 
 __all__ = ["BoardTarget", "BOARDS", "BoardError", "board_target", "fit_problems", "BoardBuild",
            "build_board", "parse_nextpnr_log", "DEFAULT_BAUD"]
@@ -154,6 +154,13 @@ def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
         check_plan(plan, artifact)
         parallelism = plan.parallelism()     # re-estimated below for this board's device
     try:
+        if parallelism is not None:
+            # whether it fits is the resource model's answer alone: give it before the cycle
+            # recurrence, which takes minutes on a big model
+            cheap = make_plan(artifact, parallelism=parallelism, images=images,
+                              device=target.device, clock_hz=target.clock_hz, recurrence=False)
+            if fit_problems(cheap, target.device):
+                return cheap
         return make_plan(artifact, parallelism=parallelism, images=images,
                          device=target.device, clock_hz=target.clock_hz)
     except PlanError as error:
@@ -186,6 +193,23 @@ def _yowasp_env() -> dict:
     return env
 
 
+class _ToolchainStatus:
+    """Which tool of the ECP5 build runs and what it is doing, from the log's lines (for the
+    progress display): yosys' passes, nextpnr's ``Info:`` phases, ecppack."""
+
+    _PASS = re.compile(r"^\d+(?:\.\d+)?\. Executing (.+?)\.?$")   # steps, not sub-steps
+
+    def __call__(self, line: str) -> str | None:
+        m = self._PASS.match(line)
+        if m:
+            return "yosys: " + m.group(1).replace(" pass", "")
+        if line.startswith("Info: ") and not line.startswith("Info:     "):
+            return "nextpnr: " + line[6:].strip()[:70]
+        if "ecppack" in line:
+            return "ecppack: writing the bitstream"
+        return None
+
+
 def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, images=None,
                 baud: int = DEFAULT_BAUD, run_toolchain: bool = True,
                 progress: Callable[[str], None] | None = None) -> BoardBuild:
@@ -202,6 +226,7 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     utilisation go into the report.
     """
     from fireflys_hw.flow import build_accelerator
+    from fireflys_hw.host.board import frame_wire_bytes
     from fireflys_hw.compiler import save_plan
     from fireflys_hw.host.protocol import model_id
     from fireflys_hw.gateware.uart import baud_divisor
@@ -250,12 +275,13 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
         "divisor": top.bridge.divisor,
         "link": {"beat_bits": info.beat_bits, "beats_per_frame": info.beats_per_frame,
                  "result_bits": info.result_bits, "classes": info.classes,
-                 "score_bits": info.score_bits, "frame_bytes": info.frame_bytes + 1,
-                 "result_bytes": info.result_bytes + 1},
+                 "score_bits": info.score_bits, "protocol_version": info.version,
+                 "frame_bytes": frame_wire_bytes(info),
+                 "result_bytes": 1 + info.record_bytes},
         "predicted": {"lut": plan.lut, "ff": plan.ff, "bram_blocks": plan.bram_blocks,
                       "frame_cycles": plan.frame_cycles, "fps": plan.fps,
                       "note": "planner's model estimates for the accelerator alone"},
-        "uart_fps_limit": baud / 10 / (info.frame_bytes + 1),
+        "uart_fps_limit": baud / 10 / frame_wire_bytes(info),
     }
 
     if target.axis:
@@ -275,12 +301,14 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
         say(f"running yosys, nextpnr-ecp5 and ecppack (yowasp) for {target.name} in {out}; "
             f"the first run of each tool compiles its WebAssembly, and big models take minutes")
         start = time.perf_counter()
-        run = subprocess.run(["sh", "build_top.sh"], cwd=out, env=env, capture_output=True,
-                             text=True)
+        code = run_logged(["sh", "build_top.sh"], what=f"ECP5 toolchain for {target.name}",
+                          log_path=out / "toolchain.log", describe=_ToolchainStatus(),
+                          initial="yosys: reading the design", cwd=out, env=env)
         seconds["toolchain"] = time.perf_counter() - start
-        (out / "toolchain.log").write_text(run.stdout + run.stderr)
-        if run.returncode != 0:
-            lines = [line for line in (run.stderr or run.stdout).splitlines() if line.strip()]
+        if code != 0:
+            text = (out / "toolchain.log").read_text(errors="replace")
+            lines = [line for line in text.splitlines() if line.strip()]
+            lines = [line for line in lines if "ERROR" in line] or lines
             raise BoardError(f"the ECP5 toolchain failed for {target.name} (see "
                              f"{out / 'toolchain.log'}): {lines[-1] if lines else 'no output'}")
         files["bitstream"] = out / "top.bit"

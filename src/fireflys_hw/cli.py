@@ -21,6 +21,8 @@ import json
 import logging
 import sys
 
+from fireflys_sw.argtypes import (POSITIVE, POSITIVE_FLOAT, PROBABILITY, SEED,
+                                  int_in)
 from fireflys_sw.errors import FireflysError
 
 __all__ = ["add_subcommands", "parse_parallelism", "CliError"]
@@ -61,9 +63,9 @@ def _add_planning(p: argparse.ArgumentParser) -> None:
                    help="fix P_Co:P_Ci of every synaptic layer, in order (e.g. '8:8,16:8,7:16')")
     g.add_argument("--device", default="xczu5ev", help="target part for the resource budget "
                                                       "(default xczu5ev, the KV260's)")
-    g.add_argument("--lut-budget", type=int, metavar="N", help="LUTs the plan may use")
-    g.add_argument("--fps", type=float, metavar="F", help="stop raising parallelism at this "
-                                                          "predicted frame rate")
+    g.add_argument("--lut-budget", type=POSITIVE, metavar="N", help="LUTs the plan may use")
+    g.add_argument("--fps", type=POSITIVE_FLOAT, metavar="F",
+                   help="stop raising parallelism at this predicted frame rate")
 
 
 def _add_data(p: argparse.ArgumentParser, what: str) -> None:
@@ -99,20 +101,23 @@ def add_subcommands(subparsers) -> None:
                     "cycles per frame (exact, simulated), latency, FPS at the clock, per-layer "
                     "cycles and utilisation.")
     p.add_argument("artifact", help="artifact .npz file or shipped name")
-    p.add_argument("--images", type=int, default=8, metavar="N",
+    p.add_argument("--images", type=POSITIVE, default=8, metavar="N",
                    help="images to simulate (default 8)")
     _add_data(p, "are simulated")
     p.add_argument("--backend", choices=("verilator", "pysim"), default="verilator",
-                   help="Verilator (compiled Verilog; default) or Amaranth's Python simulator "
+                   help="Verilator (compiled Verilog) or Amaranth's Python simulator "
                         "(slow: small models only)")
-    p.add_argument("--clock-mhz", type=float, default=333.0, metavar="F",
+    p.add_argument("--clock-mhz", type=POSITIVE_FLOAT, default=333.0, metavar="F",
                    help="clock for the frame rate (default 333, FireFly-S on the KV260)")
-    p.add_argument("--stall-in", type=float, default=0.0, metavar="P",
+    p.add_argument("--stall-in", type=PROBABILITY, default=0.0, metavar="P",
                    help="probability of a gap before each input beat (default 0)")
-    p.add_argument("--stall-out", type=float, default=0.0, metavar="P",
+    p.add_argument("--stall-out", type=PROBABILITY, default=0.0, metavar="P",
                    help="probability of output ready low in a cycle (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the gaps and stalls")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the gaps and stalls")
     p.add_argument("--vcd", metavar="FILE", help="write a waveform (slow for whole frames)")
+    p.add_argument("--plot", metavar="DIR",
+                   help="write pictures into DIR: pipeline.png (per core predicted, busy and "
+                        "blocked cycles), resources.png (LUT/FF/BRAM per core), sparsity.png")
     _add_planning(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=run_simulate)
@@ -174,14 +179,26 @@ def run_compile(args) -> int:
     images = None
     if not planning["plan"]:
         images, _ = _images(artifact, args, PLAN_IMAGES)
+    from fireflys_sw.outdir import removed_if_empty_on_failure
+
     from .flow import compile_accelerator
-    result = compile_accelerator(artifact, args.out, images=images,
-                                 profile=not args.no_profile, **planning)
+    with removed_if_empty_on_failure(args.out):
+        result = compile_accelerator(artifact, args.out, images=images,
+                                     profile=not args.no_profile, **planning)
     if args.json:
         print(json.dumps(result.report))
     else:
         print(result.files["report_text"].read_text(), end="")
+        print(wrote_line(result))
     return 0
+
+
+def wrote_line(result) -> str:
+    """``wrote top.il, ... into DIR (RTLIL 1.0 s, Verilog 2.0 s)`` for a compile result."""
+    seconds = result.report["seconds"]
+    return (f"wrote {', '.join(p.name for p in result.files.values())} into "
+            f"{result.out_dir}/ (RTLIL {seconds['rtlil']:.1f} s, Verilog "
+            f"{seconds['verilog']:.1f} s)")
 
 
 def run_simulate(args) -> int:
@@ -195,16 +212,30 @@ def run_simulate(args) -> int:
             raise CliError(f"{flag} must be in [0, 1), not {p}")
     artifact = _load(args)
     images, source = _images(artifact, args, args.images)
-    from .flow import simulate_accelerator
-    report = simulate_accelerator(artifact, images, backend=args.backend, vcd=args.vcd,
-                                  clock_hz=args.clock_mhz * 1e6, stall_in=args.stall_in,
-                                  stall_out=args.stall_out, seed=args.seed, **planning)
+    from .flow import PLAN_SAMPLE, make_plan, simulate_accelerator
+    plan = make_plan(artifact, images=images[:PLAN_SAMPLE], clock_hz=args.clock_mhz * 1e6,
+                     **planning)
+    report = simulate_accelerator(artifact, images, plan=plan, backend=args.backend,
+                                  vcd=args.vcd, clock_hz=args.clock_mhz * 1e6,
+                                  stall_in=args.stall_in, stall_out=args.stall_out,
+                                  seed=args.seed)
+    if args.plot:
+        from .plots import firefly_s_cycles, write_plots
+        paths = write_plots(args.plot, plan, report.as_dict(),
+                            firefly_s=firefly_s_cycles(artifact))
+        _progress(f"wrote {', '.join(str(p) for p in paths)}")
     if args.json:
         d = report.as_dict()
         d["images"] = source
         print(json.dumps(d))
     else:
-        print(f"{source}:")
+        why = ""
+        if args.dataset is None:
+            shape = "x".join(map(str, artifact.input_shape))
+            why = (f" (the default for a {shape} model; --dataset chooses another)"
+                   if source != "random images" else
+                   f" (no data set is the default for a {shape} model; --dataset chooses one)")
+        print(f"simulated {len(images)} {source}{why}")
         print(report.format())
     return 0 if report.mismatches == 0 else 1
 
@@ -238,6 +269,9 @@ def _add_synth(subparsers) -> None:
     p.set_defaults(device=None)
     _add_data(p, "the planner measures spike densities on")
     p.add_argument("--no-cache", action="store_true", help="synthesise even if cached")
+    p.add_argument("--plot", metavar="DIR",
+                   help="write DIR/resources.png: LUT/FF/BRAM per core, the planner's model "
+                        "beside synthesis")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=run_synth)
 
@@ -256,6 +290,13 @@ def run_synth(args) -> int:
     # without --family, the plan's device's family (a --plan file names its device)
     report = synthesise_accelerator(artifact, plan, family=args.family,
                                     cache=not args.no_cache, progress=_progress)
+    if args.plot:
+        from pathlib import Path
+
+        from .plots import plot_resources
+        Path(args.plot).mkdir(parents=True, exist_ok=True)
+        path = plot_resources(plan, Path(args.plot) / "resources.png", synth=report.as_dict())
+        _progress(f"wrote {path}")
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -281,7 +322,7 @@ def _add_build(subparsers) -> None:
     p.add_argument("--board", required=True, metavar="NAME",
                    help=f"one of {', '.join(BOARDS)}")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+    p.add_argument("--baud", type=POSITIVE, default=DEFAULT_BAUD,
                    help=f"UART line speed (default {DEFAULT_BAUD})")
     g = p.add_argument_group("planning (default: the planner chooses within the board's device)")
     g.add_argument("--plan", metavar="FILE", help="use this plan's parallelism")
@@ -304,9 +345,11 @@ def run_build(args) -> int:
     images = None
     if not args.plan:
         images, _ = _images(artifact, args, PLAN_IMAGES)
-    result = build_board(artifact, target.name, args.out, plan=args.plan,
-                         parallelism=parallelism, images=images, baud=args.baud,
-                         run_toolchain=not args.no_toolchain, progress=_progress)
+    from fireflys_sw.outdir import removed_if_empty_on_failure
+    with removed_if_empty_on_failure(args.out):
+        result = build_board(artifact, target.name, args.out, plan=args.plan,
+                             parallelism=parallelism, images=images, baud=args.baud,
+                             run_toolchain=not args.no_toolchain, progress=_progress)
     r = result.report
     if args.json:
         print(json.dumps(r))
@@ -354,17 +397,17 @@ def _add_run(subparsers) -> None:
     p.add_argument("--port", required=True,
                    help="serial port or pyserial URL (/dev/ttyUSB1, COM3, socket://...), or "
                         "'sim' for the simulated board")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+    p.add_argument("--baud", type=POSITIVE, default=DEFAULT_BAUD,
                    help=f"UART line speed (default {DEFAULT_BAUD})")
-    p.add_argument("--images", type=int, default=16, metavar="N",
+    p.add_argument("--images", type=POSITIVE, default=16, metavar="N",
                    help="images to run (default 16)")
     _add_data(p, "are run")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+    p.add_argument("--timeout", type=POSITIVE_FLOAT, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--window", type=int, default=1, metavar="K",
+    p.add_argument("--window", type=POSITIVE, default=1, metavar="K",
                    help="frames in flight (default 1; the link has no flow control)")
     g = p.add_argument_group("--port sim only")
-    g.add_argument("--divisor", type=int, default=8,
+    g.add_argument("--divisor", type=int_in(1, 1 << 16), default=8,
                    help="clocks per UART bit in the simulation (default 8)")
     g.add_argument("--plan", metavar="FILE", help="use this plan")
     g.add_argument("--parallelism", metavar="PCO:PCI,...",

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fireflys_sw.artifact import Artifact, load_artifact
+from fireflys_sw.artifact import Artifact, check_artifact, load_artifact
 from fireflys_sw.errors import FireflysError
 from fireflys_sw.golden import run_golden
+from fireflys_sw.progress import Progress
 
 from .compiler import (Plan, check_plan, format_plan, measure_densities, plan_accelerator,
                        save_plan)
@@ -62,7 +63,12 @@ class FlowError(FireflysError, ValueError):
 
 
 def _artifact(artifact: Artifact | str | os.PathLike) -> Artifact:
-    return artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+    """``artifact`` loaded if a path; an :class:`Artifact` built in Python is held to the
+    loader's rules (:func:`check_artifact`), so every stage after this can rely on them."""
+    if isinstance(artifact, Artifact):
+        check_artifact(artifact, f"artifact {artifact.name!r}")
+        return artifact
+    return load_artifact(artifact)
 
 
 def _images_for(artifact: Artifact, images) -> np.ndarray:
@@ -128,16 +134,22 @@ def make_plan(artifact: Artifact | str, *, plan: Plan | str | os.PathLike | None
             plan = load_plan(plan)
         check_plan(plan, artifact)
         return plan
-    stats = measure_densities(artifact, _images_for(artifact, images))
-    overrides = None if parallelism is None else _parallelism_overrides(artifact, parallelism)
-    unbounded = overrides is not None and len(overrides) == len(stats) and lut_budget is None
-    huge = 10 ** 12
-    return plan_accelerator(artifact, stats, device=device,
-                            lut_budget=huge if unbounded else lut_budget,
-                            ff_budget=huge if unbounded else None,
-                            bram_budget=float(huge) if unbounded else None,
-                            target_fps=target_fps, clock_hz=clock_hz, overrides=overrides,
-                            recurrence=recurrence)
+    images = _images_for(artifact, images)
+    doing = [f"measuring spike densities on {len(images)} images (golden model)"]
+    with Progress("planning", status=lambda: doing[0]):
+        stats = measure_densities(artifact, images)
+        overrides = None if parallelism is None else _parallelism_overrides(artifact,
+                                                                            parallelism)
+        unbounded = overrides is not None and len(overrides) == len(stats) and lut_budget is None
+        huge = 10 ** 12
+        doing[0] = ("choosing each core's parallelism, then its cycles by the recurrence on "
+                    "the measured frames" if recurrence else "choosing each core's parallelism")
+        return plan_accelerator(artifact, stats, device=device,
+                                lut_budget=huge if unbounded else lut_budget,
+                                ff_budget=huge if unbounded else None,
+                                bram_budget=float(huge) if unbounded else None,
+                                target_fps=target_fps, clock_hz=clock_hz, overrides=overrides,
+                                recurrence=recurrence)
 
 
 def build_accelerator(artifact: Artifact, plan: Plan, *, profile: bool = True):
@@ -147,7 +159,8 @@ def build_accelerator(artifact: Artifact, plan: Plan, *, profile: bool = True):
     from .gateware.accelerator import Accelerator
     check_plan(plan, artifact)
     fifo_depths = [lp.fifo_depth for lp in plan.layers[:-1]]
-    return Accelerator(artifact, plan.parallelism(), fifo_depths, profile=profile)
+    return Accelerator(artifact, plan.parallelism(), fifo_depths, profile=profile,
+                       dense_first=plan.dense_first)
 
 
 def _verilog(acc) -> str:
@@ -204,11 +217,13 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
     acc = build_accelerator(artifact, plan, profile=profile)
     seconds = {}
     start = time.perf_counter()
-    il_text = rtlil.convert(acc, name="top")
+    with Progress("elaborating the accelerator and writing RTLIL"):
+        il_text = rtlil.convert(acc, name="top")
     seconds["rtlil"] = time.perf_counter() - start
     acc = build_accelerator(artifact, plan, profile=profile)   # a component elaborates once
     start = time.perf_counter()
-    v_text = _verilog(acc)
+    with Progress("writing Verilog"):
+        v_text = _verilog(acc)
     seconds["verilog"] = time.perf_counter() - start
     files = {"rtlil": out / "top.il", "verilog": out / "top.v", "plan": out / "plan.json",
              "report": out / "report.json", "report_text": out / "report.txt"}
@@ -244,9 +259,7 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
         format_plan(plan) + "\n\n"
         f"input: {acc.beat_bits}-bit beats, {acc.beats_per_frame} per frame "
         f"({order}); output: {acc.classes} scores of {acc.score_bits} bits "
-        f"+ class index\n"
-        f"wrote {', '.join(p.name for p in files.values())} "
-        f"(RTLIL {seconds['rtlil']:.1f} s, Verilog {seconds['verilog']:.1f} s)\n")
+        f"+ class index\n")
     return CompileResult(out, files, plan, report)
 
 
@@ -260,7 +273,8 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
                          device: str = "xczu5ev", lut_budget: int | None = None,
                          target_fps: float | None = None,
                          cache_dir: str | os.PathLike | None = None,
-                         max_idle: int | None = None) -> SimulationReport:
+                         max_idle: int | None = None,
+                         verilog_text: str | None = None) -> SimulationReport:
     """Stream ``images`` through the accelerator, frames back to back, and check every result
     against :func:`fireflys_sw.golden.run_golden` bit for bit.
 
@@ -288,8 +302,23 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
         Verilator build cache (:func:`fireflys_hw.sim.verilator.default_cache_dir`).
     max_idle : int or None
         Fail after this many cycles without a result (default: generous, from the plan).
+    verilog_text : str or None
+        The Verilog of this plan's accelerator with its profiling counters, if
+        :func:`compile_accelerator` already wrote it (``top.v``): Verilator builds it
+        instead of converting the design again.
     """
     from .host.beats import decode_readout, input_beats
+    if vcd is not None:
+        # refused before the build, not after minutes of simulation; no folder is made for it
+        vcd_path = Path(vcd)
+        if vcd_path.is_dir():
+            raise FlowError(f"vcd {str(vcd_path)!r} is a directory, not a file to write")
+        if not vcd_path.parent.is_dir():
+            raise FlowError(f"vcd {str(vcd_path)!r}: the folder {str(vcd_path.parent)!r} does "
+                            f"not exist")
+        if not os.access(vcd_path.parent, os.W_OK):
+            raise FlowError(f"vcd {str(vcd_path)!r}: the folder {str(vcd_path.parent)!r} is not "
+                            f"writable")
     artifact = _artifact(artifact)
     if backend not in BACKENDS:
         raise FlowError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -312,7 +341,8 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
         max_idle = int(20 * (plan.frame_cycles + acc.beats_per_frame) * slack) + 100_000
 
     run = run_frames(acc, beats, backend=backend, stall_in=stall_in, stall_out=stall_out,
-                     seed=seed, max_idle=max_idle, vcd=vcd, cache_dir=cache_dir)
+                     seed=seed, max_idle=max_idle, vcd=vcd, cache_dir=cache_dir,
+                     verilog_text=verilog_text)
     trace = run.trace
     if len(trace.out_cycles) != n:
         raise FlowError(f"simulation returned {len(trace.out_cycles)} results for {n} frames")

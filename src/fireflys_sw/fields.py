@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from typing import Any
 
 from .errors import FireflysError
 
-__all__ = ["FieldReader", "shown"]
+__all__ = ["FieldReader", "shown", "parse_json"]
+
+
+def parse_json(raw: bytes, fail, what: str, max_depth: int) -> Any:
+    """``raw`` (UTF-8 JSON) parsed, with at most ``max_depth`` levels of ``[`` / ``{``;
+    ``fail(problem)`` makes the one-line error (``"<what> is nested too deeply ..."``,
+    ``"<what> is not valid JSON (...)"``). Numbers over 4,300 digits are invalid JSON here
+    (Python's int limit), not a traceback."""
+    deep = f"{what} is nested too deeply (at most {max_depth} levels)"
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise fail(deep) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise fail(f"{what} is not valid JSON ({str(error).splitlines()[0][:160]})") from None
+    # iterative, so that a deep document cannot exhaust the stack here either
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            raise fail(deep)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return value
 
 
 def shown(value: Any, limit: int = 80) -> str:

@@ -25,6 +25,7 @@ the quantised PyTorch model and the neuron lanes in hardware.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -268,8 +269,10 @@ class GoldenResult:
 
 
 def run_golden(artifact: Artifact, images: np.ndarray, *, record: bool = False,
-               batch_size: int = 64) -> GoldenResult:
-    """Run the integer network on ``images`` (uint8, see :func:`encode_input`)."""
+               batch_size: int = 64,
+               on_batch: Callable[[int], None] | None = None) -> GoldenResult:
+    """Run the integer network on ``images`` (uint8, see :func:`encode_input`);
+    ``on_batch(n)`` is called after each batch of ``n`` images (for progress)."""
     images = np.asarray(images)
     n_layers = len(artifact.layers)
     scores, spikes = [], [[] for _ in range(n_layers)] if record else []
@@ -289,6 +292,8 @@ def run_golden(artifact: Artifact, images: np.ndarray, *, record: bool = False,
                 counts[i] += int(x.sum(dtype=np.int64))
                 steps[i] += x.size
         scores.append(x.sum(axis=1, dtype=np.int64).reshape(x.shape[0], -1))
+        if on_batch is not None:
+            on_batch(x.shape[0])
     score = (np.concatenate(scores) if scores
              else np.zeros((0, artifact.classes), np.int64))
     return GoldenResult(score, score.argmax(axis=1) if len(score) else np.zeros(0, np.int64),

@@ -12,7 +12,7 @@ __all__ = [
     "MAX_DIM", "MAX_LAYERS", "MAX_WEIGHTS", "MAX_MAP_NEURONS", "MAX_NEURON_STEPS", "MAX_MACS",
     "MAX_FILE_BYTES", "MAX_DATA_BYTES", "MAX_HEADER_BYTES", "MAX_JSON_DEPTH",
     "MAX_NPY_HEADER_BYTES", "MAX_ZIP_DIRECTORY_BYTES", "MAX_MEMBERS", "MAX_SPEC_CHARS",
-    "MAX_NUMBER_DIGITS",
+    "MAX_NUMBER_DIGITS", "MAX_PLAN_BYTES", "MAX_FIFO_DEPTH", "MAX_DATASET_BYTES",
 ]
 
 #: Largest channel count, height or width of any map (and any array dimension).
@@ -48,3 +48,12 @@ MAX_MEMBERS = 1 + 3 * MAX_LAYERS
 MAX_SPEC_CHARS = 4096
 #: Most digits of one number in a spec string.
 MAX_NUMBER_DIGITS = 6
+
+#: Largest plan file (``--plan``; a 256-layer plan is ~150 kB).
+MAX_PLAN_BYTES = 1 << 22
+#: Most entries of the FIFO between two cores in a plan (``T * MAX_DIM``: one row of the widest
+#: map at the most time steps, the most the planner asks for).
+MAX_FIFO_DEPTH = 1 << 24
+#: Most bytes a data set file may hold or decompress to (an IDX array, a CIFAR batch, the
+#: DvsGesture frame cache): checked against the size its header promises before reading.
+MAX_DATASET_BYTES = 1 << 32

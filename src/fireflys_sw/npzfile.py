@@ -177,20 +177,25 @@ class NpzFile:
     """
 
     def __init__(self, path: str | os.PathLike, error: type[FireflysError], where: str,
-                 what: str = ".npz file"):
+                 what: str = ".npz file", *, max_file_bytes: int | None = None,
+                 max_data_bytes: int | None = None, max_dims: int = 4):
+        # None: the artifact limits, read at call time (the tests patch them)
+        max_file_bytes = MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes
         self.path = Path(path)
         self.what = what
         self.error = error
         self.where = where
         self._data_bytes = 0
+        self._max_data_bytes = MAX_DATA_BYTES if max_data_bytes is None else max_data_bytes
+        self._max_dims = max_dims
         try:
             st = os.stat(self.path)
         except OSError as e:
             raise self.fail(f"cannot be read: {e.strerror}") from None
         if not stat.S_ISREG(st.st_mode):
             raise self.fail("is not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise self.fail(f"is {st.st_size} bytes, larger than the limit of {MAX_FILE_BYTES}")
+        if st.st_size > max_file_bytes:
+            raise self.fail(f"is {st.st_size} bytes, larger than the limit of {max_file_bytes}")
         try:
             self._file = open(self.path, "rb")
         except OSError as e:
@@ -321,9 +326,9 @@ class NpzFile:
                     dtype = np.dtype(descr)
                 if dtype is None:
                     return descr, None, shape, fortran, b""
-                if len(shape) > 4:
+                if len(shape) > self._max_dims:
                     raise self.fail(f"{field}: member {member!r} has {len(shape)} dimensions "
-                                    f"(at most 4)")
+                                    f"(at most {self._max_dims})")
                 count = 1
                 for d in shape:
                     count *= d
@@ -335,9 +340,9 @@ class NpzFile:
                     raise self.fail(f"{field}: member {member!r} holds "
                                     f"{info.file_size - offset - header_len} bytes of data, but "
                                     f"its shape {list(shape)} of {dtype.name} needs {nbytes}")
-                if self._data_bytes + nbytes > MAX_DATA_BYTES:
+                if self._data_bytes + nbytes > self._max_data_bytes:
                     raise self.fail(f"{field}: the arrays hold more than the limit of "
-                                    f"{MAX_DATA_BYTES} bytes")
+                                    f"{self._max_data_bytes} bytes")
                 self._data_bytes += nbytes
                 data = f.read(nbytes)
                 if len(data) != nbytes or f.read(1):
@@ -361,6 +366,17 @@ class NpzFile:
                 and int(array.max()) > np.iinfo(np.int64).max:
             raise self.fail(f"{field} has values up to {int(array.max())}, beyond the int64 range")
         return np.array(array, dtype=np.int64, order="C")   # a writable copy
+
+    def read_array(self, name: str, field: str, dtype, max_elements: int) -> np.ndarray:
+        """Member ``name + '.npy'`` as a C-ordered array of exactly ``dtype`` (an integer type;
+        its byte order may differ), no conversion to int64 (e.g. a uint8 frame cache)."""
+        descr, found, shape, fortran, data = self._read_npy(name, field, max_elements)
+        want = np.dtype(dtype)
+        if found is None or found.kind != want.kind or found.itemsize != want.itemsize:
+            what = _dtype_name(descr) if found is None else found.name
+            raise self.fail(f"{field} must hold {want.name}, not {what}")
+        array = np.frombuffer(data, found).reshape(shape, order="F" if fortran else "C")
+        return np.array(array, dtype=want, order="C")   # a writable native copy
 
     def read_bytes(self, name: str, field: str, max_bytes: int) -> bytes:
         """Member ``name + '.npy'``, a one-dimensional uint8 array, as bytes."""

@@ -29,9 +29,10 @@ from .datasets import load_dataset
 from .errors import FireflysError
 from .export import export_artifact
 from .golden import run_golden
+from .progress import Progress
 from .models import IntegerLIFNode, SpikingNet, build_model
 from .rewiring import GradientRewiring, rewire
-from .spec import NeuronKind, parse_spec
+from .spec import NeuronKind, PoolSpec, parse_spec
 
 __all__ = ["TrainConfig", "train", "evaluate_model"]
 
@@ -167,7 +168,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
         _initialise_from(model, Path(config.init_from))
     elif not (config.resume and (out / "checkpoint.pt").exists()):
         sample = torch.from_numpy(train_x[rng.permutation(len(train_x))[:64]].astype(np.float32))
-        density = model.calibrate(sample, spike_density=config.init_spike_density)
+        with Progress("calibrating the initial spike density (forward passes per layer)"):
+            density = model.calibrate(sample, spike_density=config.init_spike_density)
         log.info("initial spike density per layer after calibration: %s",
                  ", ".join(f"{d:.3f}" for d in density))
     if config.dense_float:
@@ -216,7 +218,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
             seen += len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             loss_sum += float(loss.detach()) * len(yb)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            refresh=False)      # else every batch forces a line into a log
         scheduler.step()
         train_time = time.time() - t0
         test_acc, density = evaluate_model(model, test_x, test_y)
@@ -238,6 +241,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     report = {"config": dataclasses.asdict(config), "history": history,
               "dataset": data.name, "notice": data.notice}
     name = config.name or f"{spec.text if config.model not in ('scnn5', 'scnn7', 'scnn9') else config.model}-{data.name}"
+    if not config.name:     # never the name of a shipped model
+        name += f"-e{config.epochs}-s{config.seed}"
     if config.dense_float:
         report["float_test_accuracy"] = history[-1]["test_accuracy"] if history else None
     else:
@@ -258,7 +263,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
                  "removed %s", path, accuracy, artifact.weight_sparsity(), removed)
     with (out / "report.json").open("w") as f:
         json.dump(report, f, indent=1)
-    plot_history(history, out)
+    plot_history(history, out, [i for i, layer in enumerate(spec.layers)
+                                 if not isinstance(layer, PoolSpec)])
     return report
 
 
@@ -312,10 +318,13 @@ def _cli_args(config: TrainConfig) -> list[str]:
     return args
 
 
-def plot_history(history: list[dict], out: Path) -> None:
-    """``curves.png`` (loss, accuracy) and ``sparsity.png`` (per-layer weight sparsity)."""
+def plot_history(history: list[dict], out: Path, layer_numbers: list[int] | None = None) -> None:
+    """``curves.png`` (loss, accuracy) and ``sparsity.png`` (per-layer weight sparsity), with
+    whole-number epoch ticks and the synaptic layers numbered as ``fireflys info`` does
+    (``layer_numbers``: the spec position of each)."""
     if not history:
         return
+    from matplotlib.ticker import MaxNLocator
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -327,16 +336,24 @@ def plot_history(history: list[dict], out: Path) -> None:
     ax2.plot(epochs, [h["test_accuracy"] for h in history], marker="o", label="test")
     ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax2.legend()
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
     layers = [k for k in history[-1]["weight_sparsity"] if k != "total"]
     for key in layers + ["total"]:
-        ax.plot(epochs, [h["weight_sparsity"][key] for h in history], marker=".", label=key,
+        label = key
+        if layer_numbers and key.startswith("layer") and int(key[5:]) < len(layer_numbers):
+            label = f"layer {layer_numbers[int(key[5:])]}"
+        ax.plot(epochs, [h["weight_sparsity"][key] for h in history], marker=".", label=label,
                 linewidth=2.5 if key == "total" else 1)
     ax.set(xlabel="epoch", ylabel="weight sparsity", title="weight sparsity per layer")
-    ax.legend(fontsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(out / "sparsity.png", dpi=100)
     plt.close(fig)
+    log.info("wrote %s and %s (%d epoch%s)", out / "curves.png", out / "sparsity.png",
+             len(history), "" if len(history) == 1 else "s")

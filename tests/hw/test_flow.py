@@ -70,9 +70,35 @@ def test_simulate_single_frame(tiny):
     report = simulate_accelerator(tiny, random_images(tiny, 1, seed=3), backend="pysim",
                                   parallelism=[(1, 1), (3, 2)])
     assert report.mismatches == 0 and report.frames == 1
-    assert report.cycles_per_frame is None and report.fps is None
+    # the steady state is defined for one frame too, and said to be unconfirmed
+    assert report.cycles_per_frame == max(s.simulated_cycles for s in report.stages)
+    assert report.fps == pytest.approx(report.clock_hz / report.cycles_per_frame)
+    assert report.observed_interval is None and not report.steady_state_reliable
+    assert "unreliable" in report.format()
     assert report.latency_cycles > 0
     json.dumps(report.as_dict())
+
+
+def test_steady_state_any_frame_count(tiny):
+    """2 and 8 frames of the same model give the same steady state within STEADY_TOLERANCE
+    (here the same image, so the cost per frame is the same); the 2-frame run says it is
+    unreliable, the 8-frame run confirms it by its observed interval."""
+    import numpy as np
+
+    from fireflys_hw.report import STEADY_MIN_FRAMES, STEADY_TOLERANCE
+    image = random_images(tiny, 1, seed=5)
+    runs = {n: simulate_accelerator(tiny, np.repeat(image, n, axis=0), backend="pysim",
+                                    parallelism=[(1, 1), (3, 2)])
+            for n in (2, 8)}
+    two, eight = runs[2], runs[8]
+    assert two.mismatches == 0 and eight.mismatches == 0
+    assert abs(two.cycles_per_frame / eight.cycles_per_frame - 1) <= STEADY_TOLERANCE
+    assert 2 < STEADY_MIN_FRAMES <= 8
+    assert not two.steady_state_reliable and "unreliable" in two.steady_state_note()
+    assert eight.steady_state_reliable, eight.steady_state_note()
+    # never above the latency of one frame, never below the slowest core's own work
+    assert eight.cycles_per_frame <= eight.latency_cycles
+    assert eight.cycles_per_frame >= max(s.simulated_cycles for s in eight.stages)
 
 
 def test_parse_parallelism():
@@ -125,3 +151,26 @@ def test_cli_imports_no_amaranth():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_failed_compile_leaves_no_empty_folder(tiny_file, tmp_path, capsys):
+    out = tmp_path / "runs" / "nofit"
+    assert main(["compile", str(tiny_file), "--out", str(out), "--lut-budget", "10"]) == 2
+    assert "fireflys: error:" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_no_fit_is_refused_fast(tmp_path, capsys):
+    """A budget the smallest plan exceeds is refused from the resource model alone, without
+    the cycle recurrence (599 s for scnn5 before), and the message's numbers have separators."""
+    import re
+    import time
+    start = time.perf_counter()
+    assert main(["compile", "scnn5-fashion-mnist", "--out", str(tmp_path / "x"),
+                 "--lut-budget", "10", "--dataset", "synthetic"]) == 2
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert "does not fit xczu5ev even at the least parallelism" in err
+    assert re.search(r"\(\d{1,3}(,\d{3})+ % over\)", err), err
+    assert seconds < 10, f"refusal took {seconds:.1f} s"
+    assert not (tmp_path / "x").exists()

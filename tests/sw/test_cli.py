@@ -98,3 +98,30 @@ def test_init_then_eval_a_random_scnn5(tmp_path, capsys):
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert report["images"] == 100 and report["weight_bits"] == 4
+
+
+
+def _subcommands():
+    import argparse
+
+    from fireflys_sw.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_help_says_every_option_and_default(command):
+    """Every option of every command has a help text, and --help states its default."""
+    import argparse
+    parser = _subcommands()[command]
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help, f"{command} {name} has no help"
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            text = formatter._expand_help(action)
+            assert "default" in text, \
+                f"{command} {name}: --help does not state the default {action.default!r}"

@@ -4,6 +4,7 @@ frozen data (:class:`Plan`, :class:`LayerPlan`), and its table (:func:`format_pl
 from __future__ import annotations
 
 import enum
+import textwrap
 from dataclasses import dataclass
 
 from fireflys_sw.artifact import LayerKind
@@ -58,6 +59,11 @@ class LayerPlan:
         readout's scores, ``Co * score_bits``).
     fixed : bool
         The parallelism was given (``overrides``), not chosen.
+    dense : bool
+        The core is the dense first-layer datapath (a direct-encoded conv layer:
+        :class:`~fireflys_hw.gateware.direct_conv.DirectCore`, ``P_Co`` lanes that each take a
+        whole window per cycle; ``p_ci`` is then ``Ci'``, the whole pixel, and ``n_chunks`` the
+        window positions), not detector lanes.
     """
 
     index: int
@@ -83,6 +89,7 @@ class LayerPlan:
     fifo_depth: int
     fifo_width: int
     fixed: bool = False
+    dense: bool = False
 
     def describe(self) -> str:
         """``conv 16x28x28 > 32x28x28`` (``+mp2`` with a pool)."""
@@ -172,8 +179,14 @@ class Plan:
         raise KeyError(f"no synaptic layer at index {index} in this plan")
 
     def parallelism(self) -> dict[int, tuple[int, int]]:
-        """``{layer index: (p_co, p_ci)}`` (usable as ``overrides``)."""
+        """``{layer index: (p_co, p_ci)}`` (usable as ``overrides``, which describe detector
+        lanes: a :attr:`dense_first` core's ``p_ci`` is nominal)."""
         return {lp.index: (lp.p_co, lp.p_ci) for lp in self.layers}
+
+    @property
+    def dense_first(self) -> bool:
+        """The first core is the dense first-layer datapath (:attr:`LayerPlan.dense`)."""
+        return self.layers[0].dense
 
 
 def fmt_blocks(blocks: float) -> str:
@@ -194,7 +207,7 @@ def format_plan(plan: Plan) -> str:
              f"the measured frames, resources from the synthesis-calibrated model)", head,
              "-" * len(head)]
     for lp in plan.layers:
-        mark = "*" if lp.fixed else " "
+        mark = "*" if lp.fixed else "d" if lp.dense else " "
         lines.append(
             f"{lp.index:>5}{mark} {lp.describe():<30} {lp.p_co:>4} {lp.p_ci:>4} "
             f"{lp.n_groups:>4} {lp.cycles:>12,.0f} {100 * lp.cycles / interval:>5.1f}% "
@@ -216,4 +229,19 @@ def format_plan(plan: Plan) -> str:
                  f"stopped: {plan.stop.value}{target}")
     if any(lp.fixed for lp in plan.layers):
         lines.append("* parallelism fixed by an override")
+    if any(lp.dense for lp in plan.layers):
+        lines.append("d dense first-layer datapath (P_Co lanes, a whole window per cycle)")
+    lines += PLAN_LEGEND
     return "\n".join(lines)
+
+
+#: What the columns and words of :func:`format_plan`'s table mean, printed under it.
+PLAN_LEGEND = textwrap.wrap(
+    "legend: P_Co, P_Ci: output channels computed in parallel, input channels per chunk; "
+    "G: groups of output channels (ceil(Co / P_Co)), each a pass over the input; "
+    "cycles/frame: the core's predicted cycles per frame; share: of the frame interval "
+    "(100 %: the bottleneck); BRAM: 36 Kb blocks; FIFO: depth of the FIFO after the core, in "
+    "beats; *: fixed by an override; stopped: why the planner stopped adding parallelism "
+    "(target: the --fps target is met; budget: the slowest core's next step would exceed a "
+    "budget; saturated: the slowest core cannot go faster, at its most parallel or fixed)",
+    width=100, subsequent_indent="  ")

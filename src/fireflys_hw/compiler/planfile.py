@@ -9,10 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fireflys_sw.artifact import Artifact, LayerKind, SynapticLayer
-from fireflys_sw.fields import FieldReader
+from fireflys_sw.artifact import Artifact, InputEncoding, LayerKind, PoolLayer, SynapticLayer
+from fireflys_sw.fields import FieldReader, parse_json
+from fireflys_sw.limits import (MAX_DIM, MAX_FIFO_DEPTH, MAX_JSON_DEPTH, MAX_LAYERS,
+                                MAX_PLAN_BYTES)
 
-from .base import PLAN_FORMAT, PLAN_VERSION, PlanError
+from .base import PLAN_FORMAT, PLAN_VERSION, PlanError, binary_in_channels, layer_window
+from .direct import direct_conv_fits
 from .plan import LayerPlan, Plan, StopReason
 
 __all__ = ["PLAN_FORMAT", "PLAN_VERSION", "plan_to_dict", "plan_from_dict", "save_plan",
@@ -32,6 +35,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         entry = {name: getattr(lp, name) for name in _LAYER_INT_FIELDS + _LAYER_FLOAT_FIELDS}
         entry.update(kind=lp.kind.value, in_shape=list(lp.in_shape),
                      out_shape=list(lp.out_shape), fixed=lp.fixed)
+        if lp.dense:            # absent: detector lanes (files before the dense datapath)
+            entry["dense"] = True
         layers.append(entry)
     return {
         "format": PLAN_FORMAT, "version": plan.version, "artifact": plan.artifact,
@@ -49,6 +54,7 @@ class _Reader(FieldReader):
     """Fields of a plan file."""
 
     error = PlanError
+    shape_max = MAX_DIM
 
     def float(self, obj, key: str, name: str, lo: float = 0.0, optional: bool = False):
         value = self.get(obj, key, name)
@@ -62,9 +68,28 @@ class _Reader(FieldReader):
         return float(value)
 
 
+#: Upper bounds of the integer fields of a plan layer (beyond them no artifact within
+#: :mod:`fireflys_sw.limits` can need the value; ``None``: only the lower bound).
+_INT_HI = {"index": MAX_LAYERS - 1, "pool": MAX_DIM, "in_bits": 8 * MAX_DIM, "p_co": MAX_DIM,
+           "p_ci": 8 * MAX_DIM, "n_groups": MAX_DIM, "fifo_depth": MAX_FIFO_DEPTH}
+_INT_LO = {"p_co": 1, "p_ci": 1, "n_groups": 1, "n_chunks": 1, "in_bits": 1, "fifo_depth": 2}
+
+
+def _p_ci_max(in_bits: int) -> int:
+    """The padded ``Ci'`` (least power of two holding the binary input channels): the most
+    ``P_Ci`` the planner and the gateware take."""
+    return 1 << (in_bits - 1).bit_length()
+
+
 def plan_from_dict(data: Any, where: str = "plan") -> Plan:
     """Rebuild and validate a plan from :func:`plan_to_dict` data; :class:`PlanError` names
-    the first bad field."""
+    the first bad field.
+
+    Besides types, each field is held to what the gateware can build: ``fifo_depth`` in
+    ``[2, MAX_FIFO_DEPTH]``, ``cycles`` at least 1, ``p_co`` within the layer's output channels
+    and ``n_groups = ceil(Co / P_Co)``, ``p_ci`` within the padded ``Ci'`` of ``in_bits``, a pool
+    kernel 0 or at least 2, at most ``MAX_LAYERS`` layers in increasing order;
+    :func:`check_plan` then holds it to an artifact's layers."""
     r = _Reader(where)
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise r.fail("format", f"must be {PLAN_FORMAT!r} (not a fireflys plan)")
@@ -75,20 +100,35 @@ def plan_from_dict(data: Any, where: str = "plan") -> Plan:
     entries = r.get(data, "layers", "layers")
     if not isinstance(entries, list) or not entries:
         raise r.fail("layers", "must be a non-empty list")
+    if len(entries) > MAX_LAYERS:
+        raise r.fail("layers", f"has {len(entries)} entries, more than the limit of {MAX_LAYERS}")
     layers = []
     for k, e in enumerate(entries):
         name = f"layers[{k}]"
-        ints = {f: r.int(e, f, f"{name}.{f}", 1 if f in ("p_co", "p_ci", "n_groups",
-                                                          "n_chunks", "in_bits") else 0)
+        if not isinstance(e, dict):
+            raise r.fail(name, f"must be an object, not {type(e).__name__}")
+        ints = {f: r.int(e, f, f"{name}.{f}", _INT_LO.get(f, 0), _INT_HI.get(f))
                 for f in _LAYER_INT_FIELDS}
-        floats = {f: r.float(e, f, f"{name}.{f}") for f in _LAYER_FLOAT_FIELDS}
+        floats = {f: r.float(e, f, f"{name}.{f}", 1.0 if f == "cycles" else 0.0)
+                  for f in _LAYER_FLOAT_FIELDS}
+        if ints["pool"] == 1:
+            raise r.fail(f"{name}.pool", "is 1: a pool kernel is 0 (none) or at least 2")
+        if ints["p_ci"] > _p_ci_max(ints["in_bits"]):
+            raise r.fail(f"{name}.p_ci", f"is {ints['p_ci']}, more than the "
+                                         f"{_p_ci_max(ints['in_bits'])} bits a chunk can take "
+                                         f"({ints['in_bits']} binary input channels)")
         fixed = r.get(e, "fixed", f"{name}.fixed")
         if not isinstance(fixed, bool):
             raise r.fail(f"{name}.fixed", f"must be true or false, not {fixed!r}")
+        dense = e.get("dense", False) if isinstance(e, dict) else False
+        if not isinstance(dense, bool):
+            raise r.fail(f"{name}.dense", f"must be true or false, not {dense!r}")
+        if dense and k:
+            raise r.fail(f"{name}.dense", "is true, but only the first core can be dense")
         lp = LayerPlan(kind=r.enum(e, "kind", f"{name}.kind", LayerKind),
                        in_shape=r.shape(e, "in_shape", f"{name}.in_shape"),
                        out_shape=r.shape(e, "out_shape", f"{name}.out_shape"),
-                       fixed=fixed, **ints, **floats)
+                       fixed=fixed, dense=dense, **ints, **floats)
         if lp.kind is LayerKind.MAXPOOL:
             raise r.fail(f"{name}.kind", "must be 'conv' or 'fc'")
         co = lp.out_shape[0]
@@ -103,7 +143,7 @@ def plan_from_dict(data: Any, where: str = "plan") -> Plan:
         layers.append(lp)
     return Plan(
         artifact=r.str(data, "artifact", "artifact"), device=r.str(data, "device", "device"),
-        clock_hz=r.float(data, "clock_hz", "clock_hz", 1e-9), T=r.int(data, "T", "T", 1),
+        clock_hz=r.float(data, "clock_hz", "clock_hz", 1e-9), T=r.int(data, "T", "T", 1, 256),
         lut_budget=r.int(data, "lut_budget", "lut_budget"),
         ff_budget=r.int(data, "ff_budget", "ff_budget"),
         bram_budget=r.float(data, "bram_budget", "bram_budget"),
@@ -127,17 +167,23 @@ def load_plan(path: str | os.PathLike) -> Plan:
     path = Path(path)
     where = f"plan {str(path)!r}"
     try:
-        data = json.loads(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PLAN_BYTES + 1)
     except OSError as error:
         raise PlanError(f"{where}: cannot read ({error.strerror})") from error
-    except (ValueError, UnicodeDecodeError) as error:
-        raise PlanError(f"{where}: not valid JSON ({error})") from error
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError(f"{where}: is larger than the limit of {MAX_PLAN_BYTES} bytes")
+    data = parse_json(raw, lambda problem: PlanError(f"{where}: {problem}"), "file",
+                      MAX_JSON_DEPTH)
     return plan_from_dict(data, where)
 
 
 def check_plan(plan: Plan, artifact: Artifact) -> None:
-    """Raise :class:`PlanError` if ``plan`` was not made for ``artifact``'s layers (shapes,
-    layer positions, ``P_Co`` within ``Co``)."""
+    """Raise :class:`PlanError` if ``plan`` was not made for ``artifact``'s layers (layer
+    positions, kinds, shapes, fused pools, binary input channels, ``P_Co`` within ``Co``,
+    ``P_Ci`` within the padded ``Ci'``, the chunk count) or is not a valid plan
+    (:func:`plan_from_dict`'s rules, for a :class:`Plan` built in Python)."""
+    plan_from_dict(plan_to_dict(plan), f"plan for {plan.artifact!r}")
     synaptic = [(i, layer) for i, layer in enumerate(artifact.layers)
                 if isinstance(layer, SynapticLayer)]
     if [lp.index for lp in plan.layers] != [i for i, _ in synaptic]:
@@ -152,3 +198,22 @@ def check_plan(plan: Plan, artifact: Artifact) -> None:
             raise PlanError(f"plan layer {i} is {lp.describe()}, artifact layer {i} is "
                             f"{layer.kind.value} {list(layer.in_shape)} > "
                             f"{list(layer.out_shape)}")
+        pool = artifact.layers[i + 1] if i + 1 < len(artifact.layers) else None
+        kernel = pool.kernel if isinstance(pool, PoolLayer) else 0
+        if lp.pool != kernel:
+            after = f"a {kernel}x{kernel} max-pool" if kernel else "no pool"
+            raise PlanError(f"plan layer {i} has pool {lp.pool}, artifact layer {i} is followed "
+                            f"by {after}")
+        in_bits = binary_in_channels(layer, artifact.input_bits if i == synaptic[0][0] else 1)
+        if lp.in_bits != in_bits:
+            raise PlanError(f"plan layer {i} has in_bits {lp.in_bits}, artifact layer {i} has "
+                            f"{in_bits} binary input channels")
+        kh, kw = layer_window(layer)
+        chunks = kh * kw * -(-in_bits // lp.p_ci)
+        if lp.n_chunks != chunks:
+            raise PlanError(f"plan layer {i} has n_chunks {lp.n_chunks}, but Kh * Kw * "
+                            f"ceil({in_bits} / {lp.p_ci}) = {chunks}")
+    if plan.dense_first and not (artifact.input_encoding is InputEncoding.DIRECT
+                                 and direct_conv_fits(synaptic[0][1])):
+        raise PlanError(f"plan has a dense first core, but artifact {artifact.name!r}'s first "
+                        f"layer is not a direct-encoded spiking conv layer")

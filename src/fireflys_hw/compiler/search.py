@@ -41,15 +41,16 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from fireflys_sw.artifact import Artifact, SynapticLayer
+from fireflys_sw.artifact import Artifact, SynapticLayer, check_artifact
 from fireflys_sw.golden import layer_widths
 
 from .base import PlanError, layer_window
 from .cycles import predicted_cycles, recurrence_cycles
 from .devices import DeviceProfile, device_profile
+from .direct import direct_conv_fits, direct_conv_frame_cycles
 from .plan import LayerPlan, Plan, StopReason, fmt_blocks
 from .resources import (DEFAULT_RESOURCE_MODEL, LayerContext, ResourceModel, Resources,
-                        fifo_depth, layer_resources, stage_contexts)
+                        direct_resources, fifo_depth, layer_resources, stage_contexts)
 from .workload import LayerStats, stats_from_density
 
 __all__ = ["DEFAULT_UTILISATION", "plan_accelerator"]
@@ -57,6 +58,10 @@ __all__ = ["DEFAULT_UTILISATION", "plan_accelerator"]
 #: Share of the device's LUTs / FFs that a plan may use when no budget is given: the rest is
 #: left to routing, the clock and I/O logic (a plan at 100 % would not place).
 DEFAULT_UTILISATION = 0.8
+
+#: A candidate ``(P_Co, _DENSE)`` is the dense first-layer datapath at ``P_Co`` lanes
+#: (:class:`~fireflys_hw.gateware.direct_conv.DirectCore`), not detector lanes.
+_DENSE = 0
 
 
 def _is_pow2(n: int) -> bool:
@@ -69,12 +74,18 @@ def _p_ci_max(ci: int) -> int:
 
 
 class _Stage:
-    """One layer core while planning: its candidates' cycles and resources, cached."""
+    """One layer core while planning: its candidates' cycles and resources, cached.
+
+    With ``dense`` (a direct-encoded first conv layer) the candidates include the dense
+    datapath, ``(P_Co, _DENSE)``: cycles :func:`~fireflys_hw.compiler.direct.
+    direct_conv_frame_cycles` (behind the step serialiser), resources :func:`~fireflys_hw.
+    compiler.resources.direct_resources`."""
 
     def __init__(self, ctx: LayerContext, stats: LayerStats, family: str,
-                 model: ResourceModel, recurrence: bool = True):
+                 model: ResourceModel, recurrence: bool = True, dense: bool = False):
         self.ctx, self.stats, self.family, self.model = ctx, stats, family, model
         self.recurrence = recurrence
+        self.dense = dense and ctx.static_input and direct_conv_fits(ctx.layer)
         self.co = ctx.layer.out_channels
         self.p_ci_max = _p_ci_max(ctx.ci)
         self._cycles: dict[tuple[int, int], float] = {}
@@ -82,15 +93,20 @@ class _Stage:
 
     def cycles(self, p: tuple[int, int]) -> float:
         if p not in self._cycles:
-            self._cycles[p] = predicted_cycles(self.ctx.layer, self.stats, p[0], p[1],
-                                               self.ctx.T, input_bits=self.ctx.input_bits,
-                                               static_input=self.ctx.static_input)
+            if p[1] == _DENSE:
+                self._cycles[p] = float(direct_conv_frame_cycles(
+                    self.ctx.layer, p[0], self.ctx.T))
+            else:
+                self._cycles[p] = predicted_cycles(self.ctx.layer, self.stats, p[0], p[1],
+                                                   self.ctx.T, input_bits=self.ctx.input_bits,
+                                                   static_input=self.ctx.static_input)
         return self._cycles[p]
 
     def final_cycles(self, p: tuple[int, int]) -> float:
         """The chosen configuration's cycles: the recurrence on the measured frames when they
-        were measured (:func:`recurrence_cycles`), else the formula."""
-        if self.stats.inputs is None or not self.recurrence:
+        were measured (:func:`recurrence_cycles`), else the formula (the dense datapath's are
+        exact: they do not depend on the data)."""
+        if self.stats.inputs is None or not self.recurrence or p[1] == _DENSE:
             return self.cycles(p)
         return recurrence_cycles(self.ctx.layer, self.stats, p[0], p[1], self.ctx.T,
                                  input_bits=self.ctx.input_bits,
@@ -98,25 +114,35 @@ class _Stage:
 
     def resources(self, p: tuple[int, int]) -> Resources:
         if p not in self._res:
-            self._res[p] = layer_resources(self.ctx, p[0], p[1], self.family, self.model)
+            if p[1] == _DENSE:
+                self._res[p] = direct_resources(self.ctx, p[0], self.family, self.model)
+            else:
+                self._res[p] = layer_resources(self.ctx, p[0], p[1], self.family, self.model)
         return self._res[p]
 
     def raises(self, p: tuple[int, int]) -> list[tuple[int, int]]:
-        """The next steps up: the least ``P_Co`` with one group fewer, and ``P_Ci`` doubled."""
+        """The next steps up: the least ``P_Co`` with one group fewer, and ``P_Ci`` doubled;
+        from detector lanes to the dense datapath at the same ``P_Co``."""
         p_co, p_ci = p
         out = []
         groups = -(-self.co // p_co)
         if groups > 1:
             out.append((-(-self.co // (groups - 1)), p_ci))
+        if p_ci == _DENSE:
+            return out
         if p_ci < self.p_ci_max:
             out.append((p_co, min(2 * p_ci, self.p_ci_max)))
+        if self.dense:
+            out.append((p_co, _DENSE))
         return out
 
     def options(self) -> list[tuple[int, int]]:
         """Every sensible configuration: the least ``P_Co`` of each group count, ``P_Ci`` a
-        power of two."""
+        power of two (and the dense datapath)."""
         p_cos = sorted({-(-self.co // g) for g in range(1, self.co + 1)})
         p_cis = [1 << b for b in range(self.p_ci_max.bit_length())]
+        if self.dense:
+            p_cis.append(_DENSE)
         return [(a, b) for a in p_cos for b in p_cis]
 
 
@@ -130,7 +156,7 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
                      target_fps: float | None = None, clock_hz: float | None = None,
                      overrides: Mapping[int, tuple[int, int]] | None = None,
                      resource_model: ResourceModel = DEFAULT_RESOURCE_MODEL,
-                     recurrence: bool = True) -> Plan:
+                     recurrence: bool = True, dense_first: bool = True) -> Plan:
     """Choose ``(P_Co, P_Ci)`` for every layer core of ``artifact`` (FireFly-S Sec. VI-B).
 
     The cores form a pipeline whose slowest stage sets the frame interval. Starting from the
@@ -178,6 +204,13 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
     recurrence : bool
         Evaluate the chosen plan's cycles with :func:`recurrence_cycles` (needs measured
         frames; a few seconds per core for tens of thousands of cycles).
+    dense_first : bool
+        For a direct-encoded first conv layer, consider the dense datapath too
+        (:class:`~fireflys_hw.gateware.direct_conv.DirectCore`: ``P_Co`` lanes, a whole window
+        per cycle, exact cycles :func:`~fireflys_hw.compiler.direct.direct_conv_frame_cycles`):
+        it is one more step up from detector lanes at the same ``P_Co``, an option for the
+        cheapest start and the balancing, and the plan marks it (:attr:`LayerPlan.dense`).
+        An ``overrides`` entry for the first layer means detector lanes.
 
     Raises
     ------
@@ -186,6 +219,8 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         needs the most of the exceeded resource, by how much the budget is exceeded, and the
         smallest plan's totals), or an argument is invalid.
     """
+    # the loader's rules first: a plan is only made for an artifact the gateware can build
+    check_artifact(artifact, f"artifact {artifact.name!r}")
     dev = device_profile(device)
     clock = float(clock_hz) if clock_hz is not None else dev.default_clock_hz
     if not clock > 0:
@@ -214,8 +249,9 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         raise PlanError(f"densities are for layers {[s.index for s in stats]}, but the "
                         f"artifact's synaptic layers are {[i for i, _ in synaptic]}")
 
-    stages = [_Stage(ctx, st, dev.family, resource_model, recurrence)
-              for ctx, st in zip(stage_contexts(artifact), stats)]
+    stages = [_Stage(ctx, st, dev.family, resource_model, recurrence,
+                     dense=dense_first and k == 0)
+              for k, (ctx, st) in enumerate(zip(stage_contexts(artifact), stats))]
 
     def share(res: Resources) -> float:
         # a configuration's share of the budgets, to find each layer's cheapest start
@@ -337,6 +373,10 @@ def _layer_plan(stage: _Stage, p: tuple[int, int], fixed: bool) -> LayerPlan:
     kh, kw = layer_window(layer)
     res = stage.resources(p)
     out_c, _, out_w = ctx.out_map
+    cycles = stage.final_cycles(p)
+    dense = p[1] == _DENSE
+    if dense:       # a whole pixel per beat, a whole window per cycle
+        p = (p[0], ctx.ci)
     return LayerPlan(
         index=ctx.index, kind=layer.kind, in_shape=tuple(layer.in_shape),
         out_shape=tuple(layer.out_shape), pool=0 if ctx.pool is None else ctx.pool.kernel,
@@ -344,14 +384,14 @@ def _layer_plan(stage: _Stage, p: tuple[int, int], fixed: bool) -> LayerPlan:
         n_chunks=kh * kw * -(-ctx.ci // p[1]), spike_density=float(st.spike_density),
         weight_density=float(st.weight_density), mean_pairs=float(st.mean_pairs),
         workload=float(layer.macs * ctx.T * st.spike_density * st.weight_density),
-        cycles=float(stage.final_cycles(p)), lut=int(round(res.lut)), ff=int(round(res.ff)),
+        cycles=float(cycles), lut=int(round(res.lut)), ff=int(round(res.ff)),
         bram_blocks=float(res.bram_blocks), bram_bits=int(res.bram_bits),
         lutram_bits=int(res.lutram_bits),
         fifo_depth=fifo_depth(ctx.T, out_w, layer.is_readout),
         fifo_width=out_c if not layer.is_readout
         else layer.out_channels * layer_widths(layer, ctx.input_max, ctx.T,
                                                radix=ctx.radix).score_bits,
-        fixed=fixed)
+        fixed=fixed, dense=dense)
 
 
 def _raise_no_fit(artifact, dev, stages, current, total, lut_cap, ff_cap, bram_cap):
@@ -363,6 +403,7 @@ def _raise_no_fit(artifact, dev, stages, current, total, lut_cap, ff_cap, bram_c
             worst = max(zip(stages, current), key=lambda sp: get(sp[0].resources(sp[1])))
             stage, p = worst
             need = get(stage.resources(p))
+            stage.recurrence = False      # the message needs the layer's name, not its cycles
             lp = _layer_plan(stage, p, False)
             excess = used - cap
             pct = 100.0 * excess / cap if cap else float("inf")
@@ -372,7 +413,7 @@ def _raise_no_fit(artifact, dev, stages, current, total, lut_cap, ff_cap, bram_c
             alone = " (it alone exceeds the budget)" if need > cap else ""
             raise PlanError(
                 f"{artifact.name} does not fit {dev.name} even at the least parallelism: "
-                f"{name} {amount} ({pct:.0f} % over); layer {lp.index} ({lp.describe()}) "
+                f"{name} {amount} ({pct:,.0f} % over); layer {lp.index} ({lp.describe()}) "
                 f"needs the most, {fmt_blocks(need) if name == 'BRAM' else f'{need:,.0f}'} "
                 f"{name}{alone}; smallest plan: {total.lut:,.0f} LUT, {total.ff:,.0f} FF, "
                 f"{fmt_blocks(total.bram_blocks)} BRAM")

@@ -54,6 +54,12 @@ With ``profile=True`` (the default) the ``counters`` port carries free-running c
     lanes (each once per window, whatever the steps it spikes in), so that its utilisation is
     ``pairs / (p_co * cycles)``.
 
+A dense first core (:class:`~fireflys_hw.gateware.direct_conv.DirectCore`, ``dense_first``) has no
+window stream or detector lanes; its flags are :meth:`~fireflys_hw.gateware.direct_conv.DirectCore.
+profile_flags`: ``busy`` counts the cycles in which its convolution progresses, ``windows`` the
+spike beats it sends (its own cycles per frame are the larger of the two), ``blocked`` the
+cycles in which a complete window waits for room downstream; ``pairs`` stays 0.
+
 Snapshots of the counters taken at each output transfer (the simulators do this) give every
 figure over any interval by differences. ``profile=False`` leaves the port out (synthesis).
 
@@ -73,11 +79,13 @@ from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer
+from fireflys_sw.artifact import Artifact, PoolLayer, SynapticLayer, check_artifact
 
+from ..compiler.direct import direct_conv_fits
 from ..compiler.resources import fifo_depth
 from ..host.beats import static_input
 from .core import LayerCore, readout_beat
+from .direct_conv import DirectCore
 from .streams import spike_stream
 from .synapse import DEFAULT_WINDOW_DEPTH
 from .util import popcount
@@ -92,12 +100,15 @@ def accelerator_stages(artifact: Artifact) -> list[tuple[int, SynapticLayer, Poo
     """The cores of ``artifact``: ``(index in artifact.layers, synaptic layer, fused pool or
     None)`` per synaptic layer.
 
-    Raises ``ValueError`` for layer sequences the accelerator cannot map: a network not starting
-    with a synaptic layer, a pool not following a spiking synaptic layer, or a readout that
-    leaves more than one pixel.
+    Runs :func:`~fireflys_sw.artifact.check_artifact` first (the semantic rules the loader and
+    the planner share), so an artifact the loader refuses is refused here with the same line
+    (:class:`~fireflys_sw.errors.ArtifactError`, a ``ValueError``); the checks below are what is
+    left of the mapping (a network not starting with a synaptic layer, a pool not following a
+    spiking synaptic layer, a readout leaving more than one pixel) and cannot fail after it.
     """
     if not isinstance(artifact, Artifact):
         raise TypeError(f"artifact must be an Artifact, not {artifact!r}")
+    check_artifact(artifact, f"artifact {artifact.name!r}")
     stages = []
     for i, layer in enumerate(artifact.layers):
         if isinstance(layer, SynapticLayer):
@@ -146,6 +157,10 @@ class Accelerator(wiring.Component):
     drop_empty : bool
         The orchestrators leave out window chunks that are 0 at every step (``False``: every
         chunk is sent, for comparison).
+    dense_first : bool
+        Core 0 is a :class:`~fireflys_hw.gateware.direct_conv.DirectCore` (the dense datapath
+        of a direct-encoded first conv layer; its ``p_ci`` is not used) instead of a
+        :class:`~fireflys_hw.gateware.core.LayerCore`.
     profile : bool
         Add the ``counters`` port (module docstring).
     counter_bits : int
@@ -174,7 +189,8 @@ class Accelerator(wiring.Component):
 
     def __init__(self, artifact: Artifact, parallelism, fifo_depths: Sequence[int] | None = None,
                  *, depth: int = 16, window_depth: int = DEFAULT_WINDOW_DEPTH,
-                 drop_empty: bool = True, profile: bool = True, counter_bits: int = 48):
+                 drop_empty: bool = True, dense_first: bool = False, profile: bool = True,
+                 counter_bits: int = 48):
         stages = accelerator_stages(artifact)
         self.artifact = artifact
         self.layer_indices = [i for i, _, _ in stages]
@@ -198,8 +214,16 @@ class Accelerator(wiring.Component):
                              f"{counter_bits!r}")
         self.counter_bits = counter_bits
         self.profile = bool(profile)
+        self.dense_first = bool(dense_first)
+        if self.dense_first and not (static_input(artifact) and direct_conv_fits(stages[0][1])):
+            raise ValueError("dense_first needs a direct-encoded first layer that is a spiking "
+                             "conv layer")
         self.cores = []
         for k, ((i, layer, pool), (p_co, p_ci)) in enumerate(zip(stages, pairs)):
+            if k == 0 and self.dense_first:
+                self.cores.append(DirectCore(layer, p_co=p_co, T=T, per_step=False,
+                                             input_bits=artifact.input_bits, pool=pool))
+                continue
             self.cores.append(LayerCore(layer, p_co=p_co, p_ci=p_ci, T=T,
                                         input_bits=artifact.input_bits if k == 0 else 1,
                                         pool=pool, depth=depth, window_depth=window_depth,
@@ -280,6 +304,13 @@ class Accelerator(wiring.Component):
 
         # the profiled signals live inside the cores; they are only read here
         for k, core in enumerate(self.cores):
+            if isinstance(core, DirectCore):
+                # no detector lanes: its pairs counter stays 0
+                for name, flag in core.profile_flags().items():
+                    c = by_name[f"core{k}_{name}"]
+                    with m.If(flag):
+                        m.d.sync += c.eq(c + 1)
+                continue
             win = core.orchestrator.output
             # the synapse array's own admission flag: a window beat waiting while it is low
             # is held back by the downstream, one waiting while it is high by the detectors;

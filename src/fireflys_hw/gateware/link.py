@@ -2,8 +2,8 @@
 accelerator behind a UART (:class:`UARTBridge`), the board-independent top that the board
 targets in ``boards/`` wire to their pins.
 
-The byte protocol is in :mod:`fireflys_hw.host.protocol` (sync byte, then the payload,
-little-endian).
+The byte protocol is in :mod:`fireflys_hw.host.protocol` (version 2: sync byte, sequence
+number, payload, CRC-16, little-endian).
 
 ::
 
@@ -17,14 +17,28 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..host.protocol import (FRAME_SYNC, INFO_REPLY, INFO_REQUEST, RESULT_SYNC, LinkInfo,
-                             beat_bytes)
+from ..host.protocol import (CRC_BYTES, FRAME_SYNC, INFO_REPLY, INFO_REQUEST, RESULT_SYNC,
+                             STATUS_BAD_FRAME, LinkInfo, beat_bytes)
 from .uart import UARTReceiver, UARTTransmitter
 
-__all__ = ["HostLink", "UARTBridge", "link_info", "DEFAULT_RX_FIFO_DEPTH"]
+__all__ = ["HostLink", "UARTBridge", "link_info", "crc16_byte", "DEFAULT_RX_FIFO_DEPTH",
+           "DEFAULT_TAG_DEPTH"]
 
 #: Bytes the bridge buffers between the UART receiver and the link.
 DEFAULT_RX_FIFO_DEPTH = 64
+#: Frames whose (seq, status) the link holds until their results leave: the most frames a host
+#: may keep in flight before the link stops taking bytes.
+DEFAULT_TAG_DEPTH = 16
+
+
+def crc16_byte(crc, byte):
+    """The CRC-16/CCITT-FALSE register after one more byte (MSB first, polynomial 0x1021): eight
+    shift steps unrolled into logic, one byte per cycle
+    (:func:`fireflys_hw.host.protocol.crc16` in Python)."""
+    crc = Value.cast(crc) ^ Cat(Const(0, 8), Value.cast(byte)[:8])
+    for _ in range(8):
+        crc = Mux(crc[15], (crc << 1)[:16] ^ 0x1021, (crc << 1)[:16])
+    return crc[:16]
 
 
 def _payload_shape(port):
@@ -43,10 +57,12 @@ def link_info(accelerator, model_id: int = 0) -> LinkInfo:
 class HostLink(wiring.Component):
     """Frame bytes from the host into input beats; result beats into bytes for the host.
 
-    The protocol (:mod:`fireflys_hw.host.protocol`): ``FRAME_SYNC`` then ``beats_per_frame`` beats
-    of ``ceil(beat_bits / 8)`` bytes, little-endian, become ``beats`` transfers; each
-    ``results`` transfer leaves as ``RESULT_SYNC`` and ``ceil(result_bits / 8)`` bytes; an
-    ``INFO_REQUEST`` byte between frames is answered with ``INFO_REPLY`` and ``info``.
+    The protocol (:mod:`fireflys_hw.host.protocol`, version 2): ``FRAME_SYNC``, ``seq``, then
+    ``beats_per_frame`` beats of ``ceil(beat_bits / 8)`` bytes, little-endian, become ``beats``
+    transfers as they arrive, and the frame's CRC-16 is checked after them; each ``results``
+    transfer leaves as ``RESULT_SYNC``, the frame's ``seq``, ``status`` (the CRC verdict), the
+    ``ceil(result_bits / 8)`` payload bytes and their CRC-16; an ``INFO_REQUEST`` byte between
+    frames is answered with ``INFO_REPLY``, ``info`` and its CRC.
 
     Parameters
     ----------
@@ -57,6 +73,9 @@ class HostLink(wiring.Component):
         The payload of a result (the accelerator's ``output`` payload).
     info : LinkInfo
         The record sent in answer to ``INFO_REQUEST``.
+    tag_depth : int
+        Frames received whose results have not left yet that the link can hold (more stall
+        the byte stream).
 
     Members
     -------
@@ -70,7 +89,11 @@ class HostLink(wiring.Component):
         The accelerator's results.
     """
 
-    def __init__(self, beat_shape, beats_per_frame: int, result_shape, info: LinkInfo):
+    def __init__(self, beat_shape, beats_per_frame: int, result_shape, info: LinkInfo, *,
+                 tag_depth: int = DEFAULT_TAG_DEPTH):
+        if isinstance(tag_depth, bool) or not isinstance(tag_depth, int) or tag_depth < 1:
+            raise ValueError(f"tag_depth must be a positive integer, not {tag_depth!r}")
+        self.tag_depth = tag_depth
         if isinstance(beats_per_frame, bool) or not isinstance(beats_per_frame, int) \
                 or beats_per_frame < 1:
             raise ValueError(f"beats_per_frame must be a positive integer, not "
@@ -92,7 +115,11 @@ class HostLink(wiring.Component):
         m = Module()
         n_beat = beat_bytes(self.beat_bits)
         n_result = beat_bytes(self.result_bits)
-        info_bytes = self.info.to_bytes()
+        info_bytes = self.info.to_bytes()              # the record and its CRC
+
+        # (seq, status) of each frame, from the end of its CRC to its result's departure: the
+        # result may be ready before the frame's CRC has arrived, so the sender waits for both
+        m.submodules.tags = tags = fifo.SyncFIFOBuffered(width=16, depth=self.tag_depth)
 
         # --- host -> accelerator -------------------------------------------------------------
         beat = Value.cast(self.beats.payload)
@@ -101,6 +128,10 @@ class HostLink(wiring.Component):
         beat_i = Signal(range(self.beats_per_frame))
         info_pending = Signal()
         assembled = Cat(shift[8:], self.rx.payload)
+        rx_seq = Signal(8)
+        rx_crc = Signal(16)
+        crc_low = Signal(8)
+        take = self.rx.valid & self.rx.ready
 
         with m.If(self.beats.ready):
             m.d.sync += self.beats.valid.eq(0)
@@ -109,29 +140,54 @@ class HostLink(wiring.Component):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
                     with m.If(self.rx.payload == FRAME_SYNC):
-                        m.d.sync += [byte_i.eq(0), beat_i.eq(0)]
-                        m.next = "frame"
+                        m.d.sync += [byte_i.eq(0), beat_i.eq(0), rx_crc.eq(0xFFFF)]
+                        m.next = "seq"
                     with m.Elif(self.rx.payload == INFO_REQUEST):
                         m.d.sync += info_pending.eq(1)
+            with m.State("seq"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += [rx_seq.eq(self.rx.payload),
+                                 rx_crc.eq(crc16_byte(rx_crc, self.rx.payload))]
+                    m.next = "frame"
             with m.State("frame"):
                 # a byte is only taken while the beat register is free, so a beat's payload
                 # never changes while it waits
                 m.d.comb += self.rx.ready.eq(~self.beats.valid)
-                with m.If(self.rx.valid & self.rx.ready):
-                    m.d.sync += shift.eq(assembled)
+                with m.If(take):
+                    m.d.sync += [shift.eq(assembled),
+                                 rx_crc.eq(crc16_byte(rx_crc, self.rx.payload))]
                     with m.If(byte_i == n_beat - 1):
                         m.d.sync += [byte_i.eq(0), self.beats.valid.eq(1),
                                      beat.eq(assembled[:self.beat_bits])]
                         with m.If(beat_i == self.beats_per_frame - 1):
-                            m.next = "idle"
+                            m.next = "crc_low"
                         with m.Else():
                             m.d.sync += beat_i.eq(beat_i + 1)
                     with m.Else():
                         m.d.sync += byte_i.eq(byte_i + 1)
+            with m.State("crc_low"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += crc_low.eq(self.rx.payload)
+                    m.next = "crc_high"
+            with m.State("crc_high"):
+                # the frame's tag is queued with the CRC's verdict; the link waits for room
+                bad = Cat(crc_low, self.rx.payload) != rx_crc
+                m.d.comb += [self.rx.ready.eq(tags.w_stream.ready),
+                             tags.w_stream.valid.eq(self.rx.valid),
+                             tags.w_stream.payload.eq(Cat(rx_seq,
+                                                          Mux(bad, STATUS_BAD_FRAME, 0)[:8]))]
+                with m.If(take):
+                    m.next = "idle"
 
         # --- accelerator -> host -------------------------------------------------------------
-        result = Signal(8 * n_result)
-        count = Signal(range(max(n_result, len(info_bytes)) + 1))
+        # a result record's body (seq, status, payload) leaves from a shift register, its CRC
+        # is computed as the bytes go; the info record is a constant with its CRC
+        n_body = 2 + n_result
+        body = Signal(8 * n_body)
+        tx_crc = Signal(16)
+        count = Signal(range(max(n_body, len(info_bytes)) + 1))
         sending_info = Signal()
         info_rom = Array(Const(b, 8) for b in info_bytes)
         with m.FSM(name="send"):
@@ -139,9 +195,11 @@ class HostLink(wiring.Component):
                 with m.If(info_pending):
                     m.d.sync += [sending_info.eq(1), info_pending.eq(0)]
                     m.next = "header"
-                with m.Elif(self.results.valid):
-                    m.d.comb += self.results.ready.eq(1)
-                    m.d.sync += [sending_info.eq(0), result.eq(Value.cast(self.results.payload))]
+                with m.Elif(self.results.valid & tags.r_stream.valid):
+                    m.d.comb += [self.results.ready.eq(1), tags.r_stream.ready.eq(1)]
+                    m.d.sync += [sending_info.eq(0), tx_crc.eq(0xFFFF),
+                                 body.eq(Cat(tags.r_stream.payload,
+                                             Value.cast(self.results.payload)))]
                     m.next = "header"
             with m.State("header"):
                 m.d.comb += [self.tx.valid.eq(1),
@@ -151,11 +209,21 @@ class HostLink(wiring.Component):
                     m.next = "body"
             with m.State("body"):
                 m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.eq(Mux(sending_info, info_rom[count], result[:8]))]
+                             self.tx.payload.eq(Mux(sending_info, info_rom[count], body[:8]))]
                 with m.If(self.tx.ready):
-                    m.d.sync += [count.eq(count + 1), result.eq(result >> 8)]
-                    with m.If(Mux(sending_info, count == len(info_bytes) - 1,
-                                  count == n_result - 1)):
+                    m.d.sync += [count.eq(count + 1), body.eq(body >> 8),
+                                 tx_crc.eq(crc16_byte(tx_crc, body[:8]))]
+                    with m.If(sending_info & (count == len(info_bytes) - 1)):
+                        m.next = "idle"
+                    with m.If(~sending_info & (count == n_body - 1)):
+                        m.d.sync += count.eq(0)
+                        m.next = "crc"
+            with m.State("crc"):
+                m.d.comb += [self.tx.valid.eq(1),
+                             self.tx.payload.eq(Mux(count == 0, tx_crc[:8], tx_crc[8:]))]
+                with m.If(self.tx.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == CRC_BYTES - 1):
                         m.next = "idle"
         return m
 

@@ -10,6 +10,8 @@ import numpy as np
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
+from fireflys_sw.progress import Progress
+
 from ..host.beats import words_to_int
 from .trace import SimTrace, SimulationError
 
@@ -56,6 +58,7 @@ def run_pysim(acc, beats: np.ndarray, n_frames: int, *, stall_in: float, stall_o
                 acc.output.valid, out_payload, counters)
             if valid and ready:
                 out_cycles.append(cycle)
+                bar.update()
                 payloads.append(int(payload))
                 snaps.append(int(count))
                 idle = 0
@@ -73,10 +76,11 @@ def run_pysim(acc, beats: np.ndarray, n_frames: int, *, stall_in: float, stall_o
     sim.add_testbench(producer, background=True)
     sim.add_testbench(consumer)
     start = time.perf_counter()
-    if vcd is not None:
-        with sim.write_vcd(str(vcd)):
+    with Progress("simulation (Amaranth's simulator)", total=n_frames, unit="frames") as bar:
+        if vcd is not None:
+            with sim.write_vcd(str(vcd)):
+                sim.run()
+        else:
             sim.run()
-    else:
-        sim.run()
     seconds = time.perf_counter() - start
     return SimTrace(out_cycles, payloads, snaps, starts, state["cycles"], seconds)

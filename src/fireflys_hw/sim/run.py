@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fireflys_sw.progress import Progress
+
 from .trace import SimTrace
 
 __all__ = ["BACKENDS", "SimRun", "run_frames"]
@@ -34,14 +36,17 @@ class SimRun:
 def run_frames(acc, beats: np.ndarray, *, backend: str, stall_in: float = 0.0,
                stall_out: float = 0.0, seed: int = 0, max_idle: int,
                vcd: str | os.PathLike | None = None,
-               cache_dir: str | os.PathLike | None = None) -> SimRun:
+               cache_dir: str | os.PathLike | None = None,
+               verilog_text: str | None = None) -> SimRun:
     """Simulate ``acc`` (an :class:`~fireflys_hw.gateware.accelerator.Accelerator` with its
     profiling counters) on ``beats`` ``(frames, beats_per_frame, n_words)``
     (:func:`fireflys_hw.host.beats.input_beats`).
 
     ``stall_in`` / ``stall_out``: probability of a gap before an input beat / of ``ready`` low
     at the output in a cycle; ``seed`` for them; ``max_idle``: cycles without a result before
-    giving up; ``vcd``: write a waveform; ``cache_dir``: the Verilator build cache.
+    giving up; ``vcd``: write a waveform; ``cache_dir``: the Verilator build cache;
+    ``verilog_text``: ``acc``'s Verilog if already written (``fireflys compile``'s ``top.v``,
+    with the profiling counters), which saves converting it again.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -55,7 +60,11 @@ def run_frames(acc, beats: np.ndarray, *, backend: str, stall_in: float = 0.0,
 
     from .verilator import build_simulator, run_simulator
     start = time.perf_counter()
-    v_text = verilog.convert(acc, name="top")
+    if verilog_text is not None:
+        v_text = verilog_text
+    else:
+        with Progress("generating the Verilog to simulate"):
+            v_text = verilog.convert(acc, name="top")
     convert_seconds = time.perf_counter() - start
     build = build_simulator(v_text, profile=True, cache_dir=cache_dir, trace=vcd is not None)
     trace = run_simulator(build, beats.reshape(-1, beats.shape[-1]),

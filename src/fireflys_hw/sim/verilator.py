@@ -13,6 +13,8 @@ beat), holds ``output__ready`` low at random (optional stalls), and writes a tex
 * ``I <frame> <cycle>`` when the first beat of a frame is taken;
 * ``O <cycle> <payload hex> <counters hex>`` for every output beat (the counters sampled in the
   cycle of the transfer, i.e. before the clock edge that performs it);
+* ``C <cycle>`` every 2**20 cycles (so the host can show the simulation's progress between
+  results; every ``O`` line is flushed for the same reason);
 * ``E <cycles> <seconds>`` at the end (cycles simulated after reset, wall time of the loop).
 
 Verilator names the ports ``input__valid`` etc. ``input___05Fvalid`` in C++ (it escapes a
@@ -44,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflys_sw.errors import FireflysError
+
+from fireflys_sw.progress import Progress, run_logged
 
 from .trace import SimTrace
 
@@ -200,6 +204,7 @@ int main(int argc, char** argv) {
             fputc(' ', trace);
             @COUNTERS@
             fputc('\n', trace);
+            fflush(trace);  // the host shows progress from this file while the program runs
             ++frames_out;
             idle = 0;
         } else if (++idle > max_idle) {
@@ -216,6 +221,7 @@ int main(int argc, char** argv) {
 #endif
         if (in_fire) { ++next; offering = false; }
         ++cycle;
+        if ((cycle & 0xfffff) == 0) { fprintf(trace, "C %llu\n", (unsigned long long)cycle); fflush(trace); }
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     fprintf(trace, "E %llu %.6f\n", (unsigned long long)cycle, seconds);
@@ -234,6 +240,27 @@ int main(int argc, char** argv) {
 #: Amaranth's source-location attributes: they change with every edit of a Python file even
 #: when the logic does not, and Verilator ignores them, so the cache key leaves them out.
 _SRC_ATTR = re.compile(r'\(\* src = "[^"]*" \*\)')
+
+
+class _BuildStatus:
+    """What a Verilator build is doing, from the lines of its log (for the progress display):
+    Verilog -> C++ until make starts, then the C++ files compiled so far, then the link."""
+
+    def __init__(self):
+        self.compiled = 0
+
+    def __call__(self, line: str) -> str | None:
+        if line.startswith("make: Entering"):
+            return "compiling the generated C++"
+        words = line.split()
+        if words and words[0] in ("c++", "g++", "clang++", os.environ.get("CXX", "g++")):
+            if "-c" in words:
+                self.compiled += 1
+                return (f"compiling the generated C++: {self.compiled} files started "
+                        f"(latest {Path(words[-1]).name})")
+            if "-o" in words and words[words.index("-o") + 1] == "Vtop_sim":
+                return "linking"
+        return None
 
 
 def _build_key(verilog: str, harness: str, trace: bool, opt: str) -> str:
@@ -298,13 +325,14 @@ def build_simulator(verilog: str, *, profile: bool = True, cache_dir: str | os.P
     env = dict(os.environ, VERILATOR_ROOT=str(root))
     log.info("verilator: building %s", work)
     start = time.perf_counter()
-    with open(work / "build.log", "w") as logfile:
-        result = subprocess.run(cmd, cwd=work, env=env, stdout=logfile,
-                                stderr=subprocess.STDOUT)
+    result = run_logged(cmd, what="verilator build (once per design, cached)",
+                        log_path=work / "build.log", describe=_BuildStatus(),
+                        initial="translating the Verilog to C++", cwd=work,
+                        env=env)
     seconds = time.perf_counter() - start
     built = work / "obj" / "Vtop_sim"
-    if result.returncode != 0 or not built.exists():
-        raise VerilatorError(f"verilator build failed (exit {result.returncode}); see "
+    if result != 0 or not built.exists():
+        raise VerilatorError(f"verilator build failed (exit {result}); see "
                              f"{work / 'build.log'}")
     shutil.copy2(built, work / "Vtop_sim")
     shutil.rmtree(work / "obj", ignore_errors=True)
@@ -343,7 +371,26 @@ def run_simulator(build: VerilatorBuild, beats, *, beats_per_frame: int, n_frame
                repr(float(stall_out)), str(int(seed)), str(int(max_idle))]
         if vcd is not None:
             cmd.append(str(vcd))
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        watch = _TraceWatch(trace_file)
+        with open(Path(where) / "stderr.txt", "w+") as err, \
+                Progress("simulation (verilator)", total=n_frames, unit="frames",
+                         rate=watch.rate) as bar:
+            watch.bar = bar
+            process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+            try:
+                while True:
+                    try:
+                        process.wait(timeout=0.5)
+                        break
+                    except subprocess.TimeoutExpired:
+                        watch.poll()
+            finally:
+                if process.poll() is None:      # interrupted: do not leave it running
+                    process.kill()
+                    process.wait()
+            watch.poll()
+            err.seek(0)
+            result = subprocess.CompletedProcess(cmd, process.returncode, "", err.read())
         if result.returncode == 3:
             raise VerilatorError("verilator simulation deadlocked: "
                                  + result.stderr.strip().splitlines()[-1])
@@ -352,6 +399,43 @@ def run_simulator(build: VerilatorBuild, beats, *, beats_per_frame: int, n_frame
             raise VerilatorError(f"verilator simulation failed (exit {result.returncode}): "
                                  f"{tail}")
         return parse_trace(trace_file.read_text())
+
+
+class _TraceWatch:
+    """Follows a running testbench's trace file for the progress display: frames out, and
+    the cycles simulated per second (from the ``O`` and ``C`` lines' cycle numbers)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+        self.frames, self.cycle = 0, 0
+        self.start = time.monotonic()
+        self.bar = None
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            return
+        self.offset += cut + 1
+        for line in chunk[:cut].split(b"\n"):
+            if line[:2] == b"O ":
+                self.frames += 1
+                self.cycle = int(line.split()[1])
+            elif line[:2] == b"C ":
+                self.cycle = int(line.split()[1])
+        if self.bar is not None:
+            self.bar.set(self.frames)
+
+    def rate(self) -> str | None:
+        seconds = time.monotonic() - self.start
+        if not self.cycle or seconds <= 0:
+            return None
+        return f"{self.cycle:,} cycles, {self.cycle / seconds:,.0f} cycles/s"
 
 
 def parse_trace(text: str) -> SimTrace:

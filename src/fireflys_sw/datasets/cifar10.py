@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..limits import MAX_DATASET_BYTES
 from .base import Dataset, one_line, user_dir
 
 __all__ = ["load_cifar10"]
@@ -39,7 +40,22 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 batch file as ``(N, 3, 32, 32)`` uint8 images and int64 labels."""
+    """One CIFAR-10 batch file as ``(N, 3, 32, 32)`` uint8 images and int64 labels.
+
+    The pickle is read by :class:`_ArrayUnpickler` (numpy arrays and plain containers only, no
+    code), from a file of at most :data:`~fireflys_sw.limits.MAX_DATASET_BYTES`; ``b'labels'``
+    must be a list or an integer array of exactly one entry per image, checked before it is
+    converted (an array of zero-size elements can claim 10**9 entries in a few bytes)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as e:
+        raise DatasetError(f"cifar10: missing batch {str(path)!r} "
+                           f"(expected {_CIFAR_LAYOUT})") from e
+    except OSError as e:
+        raise DatasetError(f"cifar10: {str(path)!r} cannot be read ({one_line(e)})") from e
+    if size > MAX_DATASET_BYTES:
+        raise DatasetError(f"cifar10: {str(path)!r} is {size} bytes, more than the limit of "
+                           f"{MAX_DATASET_BYTES}")
     try:
         with path.open("rb") as f:
             # encoding="bytes": the batches were pickled by Python 2, so keys come back as bytes.
@@ -59,11 +75,18 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         shape = list(getattr(data, "shape", [])) or type(data).__name__
         raise DatasetError(f"cifar10: b'data' in {str(path)!r} is {shape}, expected a uint8 "
                            f"[N, 3072] array (1024 red, 1024 green, 1024 blue per row)")
+    bad = DatasetError(f"cifar10: b'labels' in {str(path)!r} must be {len(data)} integers in "
+                       f"0..9 to match b'data'")
+    if isinstance(labels, np.ndarray):
+        if labels.dtype.kind not in "iu" or labels.shape != (len(data),):
+            raise bad
+    elif not isinstance(labels, (list, tuple)) or len(labels) != len(data) or \
+            not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise bad
     try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError) as e:
-        raise DatasetError(f"cifar10: b'labels' in {str(path)!r} is not a list of "
-                           f"integers") from e
+        labels = np.asarray(labels).astype(np.int64)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise bad from e
     if labels.shape != (len(data),) or (len(labels) and (labels.min() < 0 or labels.max() > 9)):
         raise DatasetError(f"cifar10: b'labels' in {str(path)!r} must be {len(data)} integers "
                            f"in 0..9 to match b'data'")

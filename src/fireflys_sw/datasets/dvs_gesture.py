@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DatasetError
+from ..limits import MAX_DATASET_BYTES
+from ..npzfile import NpzFile
 from .base import Dataset, one_line, user_dir
 
 __all__ = ["read_aedat31", "integrate_frames", "load_dvs_gesture"]
@@ -28,7 +30,7 @@ _DVS_CLASSES = 11
 _AEDAT_END_HEADER = b"#!END-HEADER\r\n"
 _AEDAT_PACKET = struct.Struct("<hhiiiiii")   # the 28-byte packet header
 _POLARITY_EVENT = 1
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2   # 2: the key as uint8 bytes, read by the strict .npz reader
 
 
 @dataclass(frozen=True)
@@ -230,21 +232,53 @@ def _fingerprint(files: list[Path], T: int) -> str:
     return h.hexdigest()
 
 
+#: The frame cache's arrays and their dtypes.
+_CACHE_ARRAYS = {"train_x": np.uint8, "train_y": np.int64, "test_x": np.uint8,
+                 "test_y": np.int64}
+
+
+def _read_cache(path: Path, key: str) -> dict | None:
+    """The cached arrays if ``path`` holds ``key``, None for another key; read by
+    :class:`~fireflys_sw.npzfile.NpzFile` (no pickle, sizes bounded by
+    :data:`~fireflys_sw.limits.MAX_DATASET_BYTES` before anything is allocated): a damaged or
+    hostile cache is a :class:`DatasetError`, and the caller rebuilds it."""
+    if not path.is_file():
+        return None
+    with NpzFile(path, DatasetError, f"dvs-gesture: frame cache {str(path)!r}",
+                 max_file_bytes=MAX_DATASET_BYTES, max_data_bytes=MAX_DATASET_BYTES,
+                 max_dims=5) as npz:
+        if "key" not in npz.names or npz.read_bytes("key", "key", 256).decode("ascii",
+                                                                          "replace") != key:
+            return None
+        out = {}
+        for name, dtype in _CACHE_ARRAYS.items():
+            if name not in npz.names:
+                raise npz.fail(f"{name} is missing")
+            out[name] = npz.read_array(name, name, dtype, MAX_DATASET_BYTES)
+    for split in ("train", "test"):
+        x, y = out[f"{split}_x"], out[f"{split}_y"]
+        if x.ndim != 5 or x.shape[2:] != (2, _DVS_SIZE, _DVS_SIZE) or y.shape != x.shape[:1] \
+                or (len(y) and (y.min() < 0 or y.max() >= _DVS_CLASSES)):
+            raise DatasetError(f"dvs-gesture: frame cache {str(path)!r} has {split} arrays of "
+                               f"shapes {list(x.shape)} and {list(y.shape)}")
+    return out
+
+
 def _cached(path: Path, key: str, build: Callable[[], dict]) -> dict:
     """The arrays in the cache file ``path`` if its key matches, else ``build()`` (saved to
     ``path`` when its directory is writable; a read-only data directory just goes uncached)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) == key:
-                return {k: z[k] for k in z.files if k != "key"}
-    except (OSError, KeyError, ValueError, EOFError, zlib.error):
-        pass  # no cache, or a damaged one: rebuild it
+        arrays = _read_cache(path, key)
+        if arrays is not None:
+            return arrays
+    except DatasetError:
+        pass  # no cache, an old or a damaged one: rebuild it
     arrays = build()
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, key=np.array(key), **arrays)
+                np.savez_compressed(f, key=np.frombuffer(key.encode(), np.uint8), **arrays)
             # Rename into place so that a reader never sees a half-written cache.
             os.replace(tmp, path)
         except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..limits import MAX_DATASET_BYTES
 from .base import Dataset, one_line, user_dir
 from .mnist5k import load_mnist5k
 
@@ -24,6 +26,9 @@ FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 # IDX type codes (third byte of the magic number) and the big-endian dtypes they stand for.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+#: Most dimensions of an IDX array (images have 3, labels 1).
+_IDX_MAX_DIMS = 4
 
 _IDX_NAMES = {
     "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
@@ -52,38 +57,62 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     DatasetError
-        The file is missing, unreadable, not IDX, or its size does not match its header.
+        The file is missing, unreadable, not IDX, claims more than
+        :data:`~fireflys_sw.limits.MAX_DATASET_BYTES`, or its (decompressed) size does not match
+        its header; a ``.gz`` is decompressed only up to the size its header promises.
     """
     path = Path(path)
+    where = f"IDX file {str(path)!r}"
+    gz = path.name.endswith(".gz")
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        # gzip.open reads lazily: the header is decompressed first, and then only the bytes it
+        # promises (plus one to see that the file ends there), so a gzip bomb stops at the size
+        # its header claims, which is bounded before anything is read
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES \
+                    or not 1 <= head[3] <= _IDX_MAX_DIMS:
+                raise DatasetError(f"{where} has a bad magic number "
+                                   f"{head[:4].hex() or '(empty file)'} (expected 0000 <type "
+                                   f"code> <1..{_IDX_MAX_DIMS} dimensions>, e.g. 00000803 for "
+                                   f"images)")
+            ndim = head[3]
+            header = 4 + 4 * ndim
+            raw_dims = f.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DatasetError(f"{where} is truncated: its header of {header} bytes ends "
+                                   f"after {4 + len(raw_dims)}")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            dtype = np.dtype(_IDX_DTYPES[head[2]])
+            nbytes = math.prod(dims) * dtype.itemsize       # Python ints: no overflow
+            if nbytes > MAX_DATASET_BYTES:
+                raise DatasetError(f"{where} claims shape {list(dims)} of {dtype.name}, "
+                                   f"{nbytes} bytes, more than the limit of "
+                                   f"{MAX_DATASET_BYTES}")
+            if not gz:
+                size = os.fstat(f.fileno()).st_size
+                if size != header + nbytes:
+                    what = "truncated" if size < header + nbytes else \
+                        "longer than its header says"
+                    raise DatasetError(f"{where} is {what}: {size} bytes, expected "
+                                       f"{header + nbytes} for shape {list(dims)} of "
+                                       f"{dtype.name}")
+            data = f.read(nbytes)
+            extra = f.read(1)
     except FileNotFoundError as e:
-        raise DatasetError(f"IDX file {str(path)!r} does not exist") from e
+        raise DatasetError(f"{where} does not exist") from e
     except (OSError, EOFError, zlib.error) as e:
         # gzip.BadGzipFile is an OSError; a truncated .gz raises EOFError.
-        raise DatasetError(f"IDX file {str(path)!r} cannot be read: {one_line(e)}") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise DatasetError(f"IDX file {str(path)!r} has a bad magic number "
-                           f"{raw[:4].hex() or '(empty file)'} (expected 0000 <type code> "
-                           f"<dimensions>, e.g. 00000803 for images)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"IDX file {str(path)!r} is truncated: {len(raw)} bytes, but its "
-                           f"header alone takes {header}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "longer than its header says"
-        raise DatasetError(f"IDX file {str(path)!r} is {what}: {len(raw)} bytes, expected "
-                           f"{expected} for shape {list(dims)} of {dtype.name}")
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))
+        raise DatasetError(f"{where} cannot be read: {one_line(e)}") from e
+    if len(data) != nbytes or extra:
+        if extra:
+            what, got = "longer than its header says", f"more than {header + nbytes}"
+        else:
+            what, got = "truncated", str(header + len(data))
+        raise DatasetError(f"{where} is {what}: {got} bytes, expected {header + nbytes} for "
+                           f"shape {list(dims)} of {dtype.name}{' (decompressed)' if gz else ''}")
+    array = np.frombuffer(data, dtype=dtype).reshape(dims)
+    return array.astype(dtype.newbyteorder("="))
 
 
 def _find_idx_dir(root: Path) -> Path:

@@ -459,6 +459,11 @@ def test_format_plan(pair):
     assert re.search(rf"frame interval {plan.frame_cycles:,.0f} cycles \(bottleneck: layer "
                      rf"{plan.bottleneck.index}, .*\) -> {plan.fps:,.0f} FPS at 333 MHz; "
                      rf"stopped: budget", text)
+    # a legend under the table names every column and every reason to stop
+    legend = text[text.index("legend:"):]
+    for word in ("P_Co", "P_Ci", "G:", "cycles/frame", "share", "BRAM", "FIFO", "stopped",
+                 "target", "budget", "saturated"):
+        assert word in legend, word
 
 
 def test_json_round_trip(tmp_path, small, small_stats):

@@ -20,7 +20,8 @@ from fireflys_hw.flow import build_accelerator, make_plan
 from fireflys_hw.host.beats import input_beats
 from fireflys_hw.host.board import Board, BoardError
 from fireflys_hw.gateware.link import UARTBridge, link_info
-from fireflys_hw.host.protocol import (FRAME_SYNC, INFO_BYTES, LinkInfo, frame_bytes, model_id)
+from fireflys_hw.host.protocol import (FRAME_SYNC, INFO_BYTES, LinkInfo, crc16, frame_bytes,
+                                       model_id)
 from fireflys_hw.sim.serial import SimulatedSerial, simulated_board
 from fireflys_hw.gateware.uart import UARTReceiver, UARTTransmitter, baud_divisor
 from fireflys_sw.artifact import save_artifact
@@ -137,12 +138,14 @@ def test_uart_divisor_errors():
 def test_protocol_frame_and_info(tiny):
     images = random_images(tiny, 2, seed=3)
     beats = input_beats(tiny, images)
-    wire = frame_bytes(beats[0], 2)
-    assert wire[0] == FRAME_SYNC and len(wire) == 1 + beats.shape[1]
-    assert list(wire[1:]) == [int(w) & 0xFF for w in beats[0, :, 0]]
+    wire = frame_bytes(beats[0], 2, seq=7)
+    assert wire[0] == FRAME_SYNC and wire[1] == 7 and len(wire) == 2 + beats.shape[1] + 2
+    assert list(wire[2:-2]) == [int(w) & 0xFF for w in beats[0, :, 0]]
+    assert int.from_bytes(wire[-2:], "little") == crc16(wire[1:-2])
+    assert crc16(b"123456789") == 0x29B1          # CRC-16/CCITT-FALSE's check value
     info = LinkInfo(beat_bits=36, beats_per_frame=784, result_bits=124, classes=10,
                     score_bits=12, model_id=0xDEADBEEF)
-    assert len(info.to_bytes()) == INFO_BYTES
+    assert len(info.to_bytes()) == INFO_BYTES + 2
     assert LinkInfo.from_bytes(info.to_bytes()) == info
     assert info.frame_bytes == 784 * 5
     assert model_id(tiny) == model_id(random_artifact(
@@ -250,7 +253,8 @@ def test_board_timeout_is_one_line():
     with pytest.raises(BoardError, match=r"^no answer from the board on silent within 0\.2 s "
                                          r"while waiting for its info record; check the port, "
                                          r"the baud rate \(115200\) and that the board is "
-                                         r"programmed with a fireflys bitstream$"):
+                                         r"programmed with a fireflys bitstream \(the info "
+                                         r"request, 4 tries\)$"):
         board.info()
 
 
