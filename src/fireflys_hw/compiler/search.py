@@ -250,7 +250,8 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
                         f"artifact's synaptic layers are {[i for i, _ in synaptic]}")
 
     stages = [_Stage(ctx, st, dev.family, resource_model, recurrence,
-                     dense=dense_first and k == 0)
+                     # the dense first core (DirectCore) has no radix requantiser yet
+                     dense=dense_first and k == 0 and not artifact.radix)
               for k, (ctx, st) in enumerate(zip(stage_contexts(artifact), stats))]
 
     def share(res: Resources) -> float:
