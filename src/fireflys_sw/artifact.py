@@ -20,6 +20,11 @@ and, for synaptic layer ``i``, the integer arrays ``layers.i.weight`` (conv ``(C
 ``layers.i.threshold`` ``(Co,)``. The meaning of every number is fixed by the numeric contract in
 ``docs/numeric-contract.md``; :mod:`fireflys_sw.golden` is its executable form.
 
+Version 2 adds radix layers (``"neuron": "radix"``, E3NE's radix encoding): such a layer has no
+threshold but an array ``layers.i.shift`` ``(Co,)``, the requantisation's right shift per output
+channel. A file is written as version 1 unless it has radix layers, so older readers still read
+every LIF/IF artifact.
+
 Loading validates every field and raises :class:`ArtifactError` with one line naming the field.
 """
 
@@ -46,11 +51,17 @@ from .spec import NeuronKind
 __all__ = [
     "ARTIFACT_FORMAT", "ARTIFACT_VERSION", "InputEncoding", "LayerKind", "SynapticLayer",
     "PoolLayer", "Artifact", "save_artifact", "load_artifact", "shipped_artifacts",
-    "resolve_artifact", "signed_range", "check_artifact",
+    "resolve_artifact", "signed_range", "check_artifact", "RADIX_VERSION",
 ]
 
 ARTIFACT_FORMAT = "fireflys-artifact"
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
+#: The first version that can hold radix layers.
+RADIX_VERSION = 2
+#: Largest activation width (= T) of a radix network.
+RADIX_MAX_T = 16
+#: Largest requantisation shift of a radix layer.
+RADIX_MAX_SHIFT = 31
 SHIPPED_DIR = Path(__file__).parent / "shipped"
 
 
@@ -94,7 +105,10 @@ class SynapticLayer:
     neuron : NeuronKind
         ``LIF``, ``IF`` or ``NONE`` (the readout, which does not spike).
     leak_shift : int
-        LIF time constant ``tau = 2**leak_shift``; 0 for IF and the readout.
+        LIF time constant ``tau = 2**leak_shift``; 0 for IF, radix and the readout.
+    shift : ndarray of int64 ``(Co,)`` or None
+        Radix layers only: the requantisation's rounding right shift per output channel
+        (``docs/numeric-contract.md``); ``None`` otherwise.
     """
 
     kind: LayerKind
@@ -107,6 +121,7 @@ class SynapticLayer:
     threshold: np.ndarray | None
     neuron: NeuronKind
     leak_shift: int
+    shift: np.ndarray | None = None
 
     @property
     def out_channels(self) -> int:
@@ -177,6 +192,27 @@ class Artifact:
     def input_max(self) -> int:
         return (1 << self.input_bits) - 1
 
+    @property
+    def radix(self) -> bool:
+        """Whether the network's spiking layers use E3NE's radix encoding."""
+        return any(isinstance(layer, SynapticLayer) and layer.neuron is NeuronKind.RADIX
+                   for layer in self.layers)
+
+    @property
+    def activation_max(self) -> int:
+        """Largest value a hidden layer passes on: ``2**T - 1`` (radix), 1 (a spike)."""
+        return (1 << self.T) - 1 if self.radix else 1
+
+    def value_max(self, index: int) -> int:
+        """Largest input value of layer ``index``: the input's for the first layer, else
+        :attr:`activation_max`."""
+        return self.input_max if index == 0 else self.activation_max
+
+    @property
+    def format_version(self) -> int:
+        """The file version this artifact is written as: 1 unless it has radix layers."""
+        return RADIX_VERSION if self.radix else 1
+
     def weight_sparsity(self) -> float:
         """Fraction of conv/fc weights that are zero."""
         total = sum(layer.weight.size for layer in self.synaptic_layers)
@@ -204,13 +240,13 @@ def _header(artifact: Artifact) -> dict[str, Any]:
                          leak_shift=layer.leak_shift)
         layers.append(entry)
     return {
-        "format": ARTIFACT_FORMAT, "version": artifact.version, "name": artifact.name,
+        "format": ARTIFACT_FORMAT, "version": artifact.format_version, "name": artifact.name,
         "T": artifact.T,
         "input": {"shape": list(artifact.input_shape), "bits": artifact.input_bits,
                   "encoding": artifact.input_encoding.value},
         "weight_bits": artifact.weight_bits, "bias_bits": artifact.bias_bits,
         "threshold_bits": artifact.threshold_bits, "classes": artifact.classes,
-        "readout": "sum-current", "layers": layers, "metadata": artifact.metadata,
+        "readout": "radix-accumulator" if artifact.radix else "sum-current", "layers": layers, "metadata": artifact.metadata,
     }
 
 
@@ -226,6 +262,8 @@ def save_artifact(artifact: Artifact, path: str | os.PathLike) -> Path:
             arrays[f"layers.{i}.bias"] = layer.bias.astype(np.int64)
             if layer.threshold is not None:
                 arrays[f"layers.{i}.threshold"] = layer.threshold.astype(np.int64)
+            if layer.shift is not None:
+                arrays[f"layers.{i}.shift"] = layer.shift.astype(np.int64)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     try:
@@ -268,7 +306,7 @@ class _Reader(FieldReader):
     shape_max = MAX_DIM
 
 
-_MEMBER = re.compile(r"^layers\.(0|[1-9][0-9]{0,3})\.(weight|bias|threshold)$")
+_MEMBER = re.compile(r"^layers\.(0|[1-9][0-9]{0,3})\.(weight|bias|threshold|shift)$")
 
 
 def load_artifact(name_or_path: str | os.PathLike) -> Artifact:
@@ -307,8 +345,9 @@ def _from_header(header: Any, npz: NpzFile, r: _Reader) -> Artifact:
     inp = r.get(header, "input", "input")
     weight_bits = r.int(header, "weight_bits", "weight_bits", 2, 8)
     readout = r.str(header, "readout", "readout")
-    if readout != "sum-current":
-        raise r.fail("readout", f"is {readout[:40]!r}, not 'sum-current'")
+    if readout not in ("sum-current", "radix-accumulator"):
+        raise r.fail("readout", f"is {readout[:40]!r}, not 'sum-current' (or "
+                                f"'radix-accumulator' for a radix network)")
     layers_json = r.get(header, "layers", "layers")
     if not isinstance(layers_json, list) or not layers_json:
         raise r.fail("layers", "must be a non-empty list")
@@ -335,7 +374,7 @@ def _from_header(header: Any, npz: NpzFile, r: _Reader) -> Artifact:
         m = _MEMBER.match(member[:-4]) if member.endswith(".npy") else None
         if not m or int(m[1]) >= len(fields) or fields[int(m[1])][0] is LayerKind.MAXPOOL:
             raise ArtifactError(f"{r.where}: member {member[:80]!r} is not part of the format "
-                                f"(only header.npy and layers.<i>.weight/bias/threshold.npy of "
+                                f"(only header.npy and layers.<i>.weight/bias/threshold/shift.npy of "
                                 f"the conv/fc layers the header lists)")
     layers: list[Layer] = []
     for i, entry in enumerate(fields):
@@ -351,11 +390,20 @@ def _from_header(header: Any, npz: NpzFile, r: _Reader) -> Artifact:
                 return None
             return npz.read_integers(key, f"{name}.{part}", limit)
 
+        if neuron is NeuronKind.RADIX and version < RADIX_VERSION:
+            raise r.fail(f"{name}.neuron", f"is 'radix', which needs version {RADIX_VERSION}, "
+                                           f"but the file is version {version}")
         layers.append(SynapticLayer(
             kind, in_shape, out_shape, kernel, padding, array("weight", MAX_WEIGHTS),
             array("bias", MAX_DIM),
-            array("threshold", MAX_DIM, required=neuron is not NeuronKind.NONE),
-            neuron, leak_shift))
+            array("threshold", MAX_DIM,
+                  required=neuron in (NeuronKind.LIF, NeuronKind.IF)),
+            neuron, leak_shift,
+            array("shift", MAX_DIM, required=neuron is NeuronKind.RADIX)))
+    radix = any(isinstance(x, SynapticLayer) and x.neuron is NeuronKind.RADIX for x in layers)
+    if (readout == "radix-accumulator") != radix:
+        raise r.fail("readout", f"is {readout!r}, but the network "
+                                f"{'has' if radix else 'has no'} radix layers")
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
         raise r.fail("metadata", "must be a JSON object")
@@ -450,6 +498,22 @@ def _validate(a: Artifact, where: str) -> None:
     if macs > MAX_MACS:
         raise fail("layers", f"need {macs} multiply-accumulates per time step, more than the "
                              f"limit of {MAX_MACS}")
+    if a.radix:
+        _check_radix(a, fail)
+
+
+def _check_radix(a: Artifact, fail) -> None:
+    """A radix network: every spiking layer radix, a static input, ``T`` bits per value."""
+    if a.input_encoding is not InputEncoding.DIRECT:
+        raise fail("input.encoding", f"is {a.input_encoding.value!r}, but a radix network takes "
+                                     f"a static ('direct') input")
+    if a.T > RADIX_MAX_T:
+        raise fail("T", f"is {a.T}: a radix network's activations have T bits, at most "
+                        f"{RADIX_MAX_T}")
+    for i, layer in enumerate(a.layers):
+        if isinstance(layer, SynapticLayer) and layer.neuron in (NeuronKind.LIF, NeuronKind.IF):
+            raise fail(f"layers[{i}].neuron", f"is {layer.neuron.value!r}, but a network with "
+                                              f"radix layers must be radix throughout")
 
 
 def _check_map(shape, name: str, T: int, fail) -> None:
@@ -506,6 +570,8 @@ def _check_synaptic(layer: SynapticLayer, a: Artifact, name: str, fail, is_last:
                                          "the readout")
         if layer.threshold is not None:
             raise fail(f"{name}.threshold", "must be absent for the readout layer")
+        if layer.shift is not None:
+            raise fail(f"{name}.shift", "must be absent for the readout layer")
         if layer.leak_shift != 0:
             raise fail(f"{name}.leak_shift", f"is {layer.leak_shift}, must be 0 for the readout "
                                              f"(it does not integrate)")
@@ -513,6 +579,20 @@ def _check_synaptic(layer: SynapticLayer, a: Artifact, name: str, fail, is_last:
     if is_last:
         raise fail(f"{name}.neuron", f"is {layer.neuron.value!r}, but the last layer must be "
                                      f"the readout ('none')")
+    if layer.neuron is NeuronKind.RADIX:
+        if layer.threshold is not None:
+            raise fail(f"{name}.threshold", "must be absent for a radix layer")
+        if layer.leak_shift != 0:
+            raise fail(f"{name}.leak_shift", f"is {layer.leak_shift}, must be 0 for a radix layer")
+        if layer.shift is None or layer.shift.shape != (co,):
+            got = None if layer.shift is None else list(layer.shift.shape)
+            raise fail(f"{name}.shift", f"has shape {got}, expected [{co}]")
+        if layer.shift.min() < 0 or layer.shift.max() > RADIX_MAX_SHIFT:
+            raise fail(f"{name}.shift", f"has values in [{layer.shift.min()}, "
+                                        f"{layer.shift.max()}], outside [0, {RADIX_MAX_SHIFT}]")
+        return expected
+    if layer.shift is not None:
+        raise fail(f"{name}.shift", "must be absent except for a radix layer")
     if layer.neuron is NeuronKind.LIF and not 1 <= layer.leak_shift <= 16:
         raise fail(f"{name}.leak_shift", f"is {layer.leak_shift}: a LIF layer needs tau = "
                                          f"2**leak_shift with leak_shift in [1, 16]")

@@ -85,8 +85,8 @@ def _run_info(args) -> int:
             rows.append({"layer": i, "kind": "maxpool", "in": layer.in_shape,
                          "out": layer.out_shape, "kernel": layer.kernel})
             continue
-        w = layer_widths(layer, input_max, a.T)
-        input_max = 1
+        w = layer_widths(layer, input_max, a.T, radix=a.radix)
+        input_max = a.activation_max
         rows.append({"layer": i, "kind": layer.kind.value, "in": layer.in_shape,
                      "out": layer.out_shape, "kernel": layer.kernel,
                      "neuron": layer.neuron.value,
@@ -151,7 +151,33 @@ def _add_train(sub) -> None:
     p.add_argument("--init-from", help="start from another run's checkpoint.pt (e.g. the float "
                                        "baseline: compressed fine-tuning)")
     p.add_argument("--threads", type=int_in(1, 4096), help="PyTorch CPU threads")
+    radix = p.add_argument_group(
+        "radix encoding (E3NE)", "--encoding radix trains a quantised CNN whose T-bit activations "
+        "travel as T binary spikes (docs/numeric-contract.md): --float-epochs with BatchNorm, "
+        "then BN folded and --epochs of integer QAT with power-of-two weight scales and "
+        "magnitude pruning to --sparsity; the last 5,000 training images are the validation "
+        "slice")
+    radix.add_argument("--encoding", choices=["spike", "radix"], default="spike",
+                       help="spike (LIF/IF, the default) or radix")
+    radix.add_argument("--float-epochs", type=int, default=3)
+    radix.add_argument("--qat-lr", type=float, default=2e-4)
+    radix.add_argument("--input-bits", type=int, help="integer input bits (default T, as E3NE)")
     p.set_defaults(run=_run_train)
+
+
+def _run_radix(args) -> int:
+    from .radix import RadixConfig, train_radix
+    config = RadixConfig(
+        dataset=args.dataset, data_dir=args.data_dir, model=args.model, T=args.T,
+        input_bits=args.input_bits, float_epochs=args.float_epochs, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, qat_lr=args.qat_lr,
+        target_sparsity=args.sparsity, weight_bits=args.weight_bits, seed=args.seed,
+        out=args.out, name=args.name, train_limit=args.train_limit, test_limit=args.test_limit)
+    report = train_radix(config)
+    print(f"artifact {report['artifact']}: golden test accuracy "
+          f"{report['golden_test_accuracy']:.4f} at weight sparsity "
+          f"{report['weight_sparsity']:.4f}")
+    return 0
 
 
 def _run_train(args) -> int:
@@ -159,6 +185,8 @@ def _run_train(args) -> int:
     from .train import TrainConfig, train
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.encoding == "radix":
+        return _run_radix(args)
     config = TrainConfig(
         dataset=args.dataset, data_dir=args.data_dir, model=args.model, T=args.T,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -11,6 +11,13 @@ For a synaptic layer, output channel ``c``, position ``p`` and time step ``t``::
 The readout (last) layer does not spike: ``score[c] = sum_t I[c, t]``, prediction = argmax
 (lowest index on ties). Max-pool is a logical OR of spikes.
 
+Radix layers (E3NE's radix encoding, ``docs/numeric-contract.md``): a hidden activation is a
+``T``-bit value ``X`` sent as its digits ``x_t = (X >> (T - 1 - t)) & 1``, most significant
+first; a layer computes ``acc = B + sum_t 2^(T-1-t) (W . x_t) = B + W . X`` and
+``Y = min(max(round_shift(acc, s[c]), 0), 2^T - 1)``; max-pool is the max of the values; the
+readout's score is ``acc``. Here the activations travel as digit planes ``(N, T, C, H, W)`` (the
+spikes the hardware sees), and :func:`radix_value` / :func:`radix_digits` convert.
+
 The same three-step seam as SpikingJelly's neurons (:func:`neuronal_charge`,
 :func:`neuronal_fire`, :func:`neuronal_reset`) is used so that each step can be diffed against
 the quantised PyTorch model and the neuron lanes in hardware.
@@ -29,7 +36,8 @@ from .spec import NeuronKind
 __all__ = [
     "quantise_images", "encode_input", "synaptic_currents", "neuronal_charge", "neuronal_fire",
     "neuronal_reset", "neuron_dynamics", "max_pool", "layer_forward", "GoldenResult",
-    "run_golden", "LayerWidths", "layer_widths", "signed_bits", "membrane_dtype",
+    "run_golden", "LayerWidths", "layer_widths", "signed_bits", "membrane_dtype", "radix_value",
+    "radix_digits", "radix_charge", "radix_fire", "rounding_shift",
 ]
 
 # Integer sums below these magnitudes are exact in float32/float64 matrix products (every
@@ -157,6 +165,54 @@ def neuron_dynamics(currents: np.ndarray, layer: SynapticLayer, input_max: int =
     return spikes
 
 
+# --- radix layers -------------------------------------------------------------------------------
+
+def radix_value(digits: np.ndarray) -> np.ndarray:
+    """``X = sum_t 2^(T-1-t) x_t`` (int64) of digit planes ``x[n, t, ...]``, MSB first."""
+    T = digits.shape[1]
+    value = np.zeros(digits.shape[:1] + digits.shape[2:], np.int64)
+    for t in range(T):
+        value = (value << 1) | digits[:, t]
+    return value
+
+
+def radix_digits(value: np.ndarray, T: int) -> np.ndarray:
+    """The digit planes ``x[n, t, ...] = (X >> (T - 1 - t)) & 1`` (uint8) of values ``X[n, ...]``
+    in ``[0, 2^T - 1]``, most significant first."""
+    return np.stack([(value >> (T - 1 - t)) & 1 for t in range(T)], axis=1).astype(np.uint8)
+
+
+def rounding_shift(acc: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``round(acc / 2^s)``, halves up: ``(acc >> s) + ((acc >> (s - 1)) & 1)`` for ``s >= 1``,
+    ``acc`` for ``s = 0``; ``shift`` per channel, broadcast over axis 1 of ``acc``."""
+    s = np.asarray(shift, np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
+    acc = acc.astype(np.int64)
+    half = np.where(s > 0, (acc >> np.maximum(s - 1, 0)) & 1, 0)
+    return (acc >> s) + half
+
+
+def radix_charge(v: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """The digit-serial charge ``V = 2 V + I_t`` (``V = 0`` before the first digit)."""
+    return 2 * v + current
+
+
+def radix_fire(acc: np.ndarray, shift: np.ndarray, T: int) -> np.ndarray:
+    """Requantisation: ``min(max(round_shift(acc, s[c]), 0), 2^T - 1)``."""
+    return np.clip(rounding_shift(acc, shift), 0, (1 << T) - 1)
+
+
+def _radix_forward(layer, x: np.ndarray, first: bool, T: int, input_max: int) -> np.ndarray:
+    """A radix network's layer: digit planes in, digit planes out (the readout: ``acc`` as
+    ``(N, 1, C, 1, 1)``). The first layer's input is the integer frame (static over ``t``)."""
+    if isinstance(layer, PoolLayer):
+        return radix_digits(max_pool(radix_value(x), layer.kernel), T)
+    value = x[:, :1] if first else radix_value(x)[:, None]
+    acc = synaptic_currents(layer, value, input_max if first else (1 << T) - 1)
+    if layer.is_readout:
+        return acc.astype(np.int64)
+    return radix_digits(radix_fire(acc[:, 0], layer.shift, T), T)
+
+
 def max_pool(spikes: np.ndarray, kernel: int) -> np.ndarray:
     """Logical OR over ``kernel`` x ``kernel`` windows, stride ``kernel``; a ragged edge is
     dropped (as in PyTorch)."""
@@ -225,7 +281,10 @@ def run_golden(artifact: Artifact, images: np.ndarray, *, record: bool = False,
         x = encode_input(artifact, images[start:start + batch_size])
         input_max = artifact.input_max
         for i, layer in enumerate(artifact.layers):
-            x = layer_forward(layer, x, input_max)
+            if artifact.radix:
+                x = _radix_forward(layer, x, i == 0, artifact.T, input_max)
+            else:
+                x = layer_forward(layer, x, input_max)
             input_max = 1
             if record:
                 spikes[i].append(x)
@@ -277,8 +336,16 @@ class LayerWidths:
         return signed_bits(*self.score)
 
 
-def layer_widths(layer: SynapticLayer, input_max: int, T: int) -> LayerWidths:
+def layer_widths(layer: SynapticLayer, input_max: int, T: int, *,
+                 radix: bool = False) -> LayerWidths:
     """Bounds of a layer's current, membrane and score for inputs in ``[0, input_max]``.
+
+    Radix (``radix=True`` for every layer of a radix network, ``input_max`` then the input
+    value's maximum, :meth:`Artifact.value_max`): ``acc = B + W . X`` lies in the current bounds;
+    the digit-serial partial sums ``V_t = sum_{t' <= t} 2^(t-t') (W . x_t')`` are the current of
+    the input ``X >> (T-1-t)`` without the bias, so they lie in ``[min(I_lo - B, 0) ..]``: the
+    membrane range is the current range widened by the bias and 0; the readout's score is
+    ``acc``.
 
     LIF: ``H = (1 - 2^-k) V + 2^-k I`` rounded down stays within ``[min(I_lo, 0), max(I_hi, 0)]``
     once ``V`` does (and ``V`` starts at 0). IF: ``V`` is below the threshold after a step
@@ -286,6 +353,13 @@ def layer_widths(layer: SynapticLayer, input_max: int, T: int) -> LayerWidths:
     """
     lo, hi = layer.current_bounds(input_max)
     i_lo, i_hi = int(lo.min()), int(hi.max())
+    if radix:
+        bias = layer.bias.astype(np.int64)
+        m_lo = min(int((lo - bias).min()), i_lo, 0)
+        m_hi = max(int((hi - bias).max()), i_hi, 0)
+        if layer.is_readout:
+            return LayerWidths((i_lo, i_hi), (m_lo, m_hi), (i_lo, i_hi))
+        return LayerWidths((i_lo, i_hi), (m_lo, m_hi), (0, 0))
     if layer.is_readout:
         return LayerWidths((i_lo, i_hi), (0, 0), (T * min(i_lo, 0), T * max(i_hi, 0)))
     if layer.neuron is NeuronKind.LIF:

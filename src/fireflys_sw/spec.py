@@ -37,11 +37,14 @@ __all__ = [
 
 
 class NeuronKind(enum.Enum):
-    """How a layer's neurons integrate; ``NONE`` marks the non-spiking readout layer."""
+    """How a layer's neurons integrate; ``NONE`` marks the non-spiking readout layer.
+    ``RADIX``: E3NE's radix encoding, a ``T``-bit activation sent as its ``T`` binary digits,
+    most significant first (``docs/numeric-contract.md``)."""
 
     LIF = "lif"
     IF = "if"
     NONE = "none"
+    RADIX = "radix"
 
 
 @dataclass(frozen=True)

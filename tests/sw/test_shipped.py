@@ -13,7 +13,8 @@ from fireflys_sw.cli import main
 from fireflys_sw.datasets import load_dataset
 from fireflys_sw.golden import run_golden
 
-SHIPPED = {"scnn5-fashion-mnist": "fashion-mnist", "scnn5-mnist5k": "mnist5k"}
+SHIPPED = {"scnn5-fashion-mnist": "fashion-mnist", "scnn5-mnist5k": "mnist5k",
+           "scnn5-fashion-mnist-radix": "fashion-mnist"}
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -51,12 +52,18 @@ def test_readme_states_the_measured_accuracy(name):
 def test_pytorch_and_golden_agree_on_real_images(name):
     torch = pytest.importorskip("torch")
     from fireflys_sw.export import model_from_artifact
+    from fireflys_sw.radix import radix_model_from_artifact
     data = _data(SHIPPED[name])
     artifact = load_artifact(name)
     images = data.test_x[:48]
-    model = model_from_artifact(artifact).eval()
+    if artifact.radix:
+        model = radix_model_from_artifact(artifact).eval()
+        x = torch.from_numpy(images.astype(np.float32))
+    else:
+        model = model_from_artifact(artifact).eval()
+        x = torch.from_numpy(images.astype(np.int64))
     with torch.no_grad():
-        scores = model(torch.from_numpy(images.astype(np.int64))).numpy()
+        scores = model(x).numpy()
     golden = run_golden(artifact, images)
     assert np.array_equal(scores.astype(np.int64), golden.scores.astype(np.int64))
 

@@ -259,6 +259,7 @@ class LayerContext:
     input_max: int
     pool: PoolLayer | None
     static_input: bool = False
+    radix: bool = False
 
     @property
     def steps(self) -> int:
@@ -284,8 +285,9 @@ def stage_contexts(artifact: Artifact) -> list[LayerContext]:
         nxt = artifact.layers[i + 1] if i + 1 < len(artifact.layers) else None
         out.append(LayerContext(
             layer, i, artifact.T, artifact.input_bits if i == 0 else 1,
-            artifact.input_max if i == 0 else 1, nxt if isinstance(nxt, PoolLayer) else None,
-            static_input=i == 0 and artifact.input_encoding is InputEncoding.DIRECT))
+            artifact.value_max(i), nxt if isinstance(nxt, PoolLayer) else None,
+            static_input=i == 0 and artifact.input_encoding is InputEncoding.DIRECT,
+            radix=artifact.radix))
     return out
 
 
@@ -301,7 +303,7 @@ def _weight_facts(layer: SynapticLayer, input_bits: int) -> tuple[np.ndarray, in
     else:
         weight_bits = 2
     bias_bits = signed_bits(int(layer.bias.min()), int(layer.bias.max()))
-    th = layer.threshold
+    th = layer.threshold if layer.shift is None else layer.shift
     th_bits = 0 if th is None else signed_bits(int(th.min()), int(th.max()))
     return nnz, weight_bits, bias_bits, th_bits
 
@@ -378,7 +380,7 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
     n_ci_chunks = -(-ci // p_ci)
     n_chunks = kh * kw * n_ci_chunks
     nnz, weight_bits, bias_bits, th_bits = _weight_facts(layer, ctx.input_bits)
-    widths = layer_widths(layer, ctx.input_max, T)
+    widths = layer_widths(layer, ctx.input_max, T, radix=ctx.radix)
     if layer.is_readout:
         lane_bits = max(widths.current_bits, widths.score_bits)
     else:
@@ -395,12 +397,24 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
     # the T accumulators and T update stages of a spiking lane (the readout: S accumulators
     # and their sum)
     kept = T if not layer.is_readout else steps
+    update_bits = (kept - 1) * lane_bits
+    chain = _chain_bits(layer, widths, T, steps, th_bits, groups)
+    if ctx.radix:
+        # one accumulator; the shift-add of the digit planes (T - 1 adders of about
+        # weight_bits + T bits) and, for a spiking lane, the requantiser (a barrel shifter of
+        # the accumulator over the shift's bits, an adder, the clip) in place of the T update
+        # stages; its T - 1 latency registers carry valid, the T-bit result and the group
+        gbits = (max(groups, 2) - 1).bit_length()
+        update_bits = (steps - 1) * (weight_bits + T)
+        chain = 0
+        if not layer.is_readout:
+            update_bits += (lane_bits + 1) * max(1, th_bits) + 2 * lane_bits
+            chain = (T - 1) * (1 + T + gbits)
     lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
-                        membrane_bits=lane_bits, update_bits=(kept - 1) * lane_bits,
+                        membrane_bits=lane_bits, update_bits=update_bits,
                         address_bits=address_bits,
                         group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0,
-                        step_bits=(steps - 1) * p_ci,
-                        chain_bits=_chain_bits(layer, widths, T, steps, th_bits, groups))
+                        step_bits=(steps - 1) * p_ci, chain_bits=chain)
     lane += model.module("window_fifo", family,
                          window_bits=window_beat_bits(p_ci, n_chunks, steps, groups))
     if not layer.is_readout and T > 1:
@@ -420,7 +434,9 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
         total += model.module("collector", family)
         total += model.memory(T * groups * p_co, 2, family)
     if ctx.pool is not None:
-        total += model.module("maxpool", family, channels=T * co)
+        # radix: a T-bit comparator and mux per channel instead of the T ORs (about 2 LUT per
+        # bit more; a model estimate, not calibrated on synthesis)
+        total += model.module("maxpool", family, channels=T * co * (3 if ctx.radix else 1))
         total += model.memory(T * co, layer.out_shape[2] // ctx.pool.kernel, family)
     out_c, _, out_w = ctx.out_map
     depth = fifo_depth(T, out_w, layer.is_readout)

@@ -250,7 +250,8 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
                         f"artifact's synaptic layers are {[i for i, _ in synaptic]}")
 
     stages = [_Stage(ctx, st, dev.family, resource_model, recurrence,
-                     dense=dense_first and k == 0)
+                     # the dense first core (DirectCore) has no radix requantiser yet
+                     dense=dense_first and k == 0 and not artifact.radix)
               for k, (ctx, st) in enumerate(zip(stage_contexts(artifact), stats))]
 
     def share(res: Resources) -> float:
@@ -389,7 +390,8 @@ def _layer_plan(stage: _Stage, p: tuple[int, int], fixed: bool) -> LayerPlan:
         lutram_bits=int(res.lutram_bits),
         fifo_depth=fifo_depth(ctx.T, out_w, layer.is_readout),
         fifo_width=out_c if not layer.is_readout
-        else layer.out_channels * layer_widths(layer, ctx.input_max, ctx.T).score_bits,
+        else layer.out_channels * layer_widths(layer, ctx.input_max, ctx.T,
+                                               radix=ctx.radix).score_bits,
         fixed=fixed, dense=dense)
 
 

@@ -228,7 +228,8 @@ class Accelerator(wiring.Component):
                                         input_bits=artifact.input_bits if k == 0 else 1,
                                         pool=pool, depth=depth, window_depth=window_depth,
                                         drop_empty=drop_empty,
-                                        static_input=k == 0 and static_input(artifact)))
+                                        static_input=k == 0 and static_input(artifact),
+                                        radix=artifact.radix))
         self.parallelism = pairs
         self.T = T
         self.counter_names = ["cycles", "frames_in", "frames_out"] + [

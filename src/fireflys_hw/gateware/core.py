@@ -291,6 +291,10 @@ class LayerCore(wiring.Component):
     window_depth : int
         Window beats per detector lane FIFO (:class:`~fireflys_hw.gateware.synapse.SynapseArray`; 0:
         the lanes take each beat together).
+    radix : bool
+        A layer of a radix network (``docs/numeric-contract.md``): the lanes shift-add the
+        digit planes and requantise, the pool takes the max of the values
+        (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`, :class:`~fireflys_hw.gateware.maxpool.MaxPool`).
     drop_empty : bool
         The orchestrator leaves out window chunks that are 0 at every step
         (:class:`~fireflys_hw.gateware.orchestrator.DataflowOrchestrator`).
@@ -315,7 +319,7 @@ class LayerCore(wiring.Component):
     def __init__(self, layer: SynapticLayer, *, p_co: int, p_ci: int, T: int,
                  input_bits: int = 1, pool: PoolLayer | None = None, depth: int = 16,
                  static_input: bool = False, window_depth: int = DEFAULT_WINDOW_DEPTH,
-                 drop_empty: bool = True):
+                 drop_empty: bool = True, radix: bool = False):
         if not isinstance(layer, SynapticLayer):
             raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
         check_positive("input_bits", input_bits)
@@ -345,7 +349,8 @@ class LayerCore(wiring.Component):
         self.in_channels = ci * input_bits
         self.synapses = SynapseArray(layer, p_co, p_ci, T, input_bits, depth,
                                      static_input=self.static_input,
-                                     window_depth=window_depth)
+                                     window_depth=window_depth, radix=radix)
+        self.radix = bool(radix)
         steps = self.synapses.steps
         # one beat per pixel: padding and pool see T * C-bit words, one "step" each
         self.padding = Padding(self.in_channels * steps, h, w, 1, pad)
@@ -359,7 +364,9 @@ class LayerCore(wiring.Component):
         else:
             self.collector = OutputCollector(co, p_co, T)
             out_sig = spike_stream(T * co)
-        self.pool = None if pool is None else MaxPool(T * co, oh, ow, 1, pool.kernel)
+        # a radix layer's pool is the max of its T-bit values, not the OR of their digits
+        self.pool = None if pool is None else MaxPool(T * co, oh, ow, 1, pool.kernel,
+                                                      planes=T if radix else 0)
         super().__init__({
             "input": In(spike_stream(self.in_channels * steps)),
             "output": Out(out_sig),

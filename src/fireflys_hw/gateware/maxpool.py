@@ -1,6 +1,7 @@
-"""Max-pool on spikes: logical OR over ``k x k`` windows, stride ``k``."""
+"""Max-pool on spikes: logical OR over ``k x k`` windows, stride ``k``; for a radix layer the
+max of the ``T``-bit values the digit planes carry."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,6 +36,11 @@ class MaxPool(wiring.Component):
         Time steps.
     kernel : int
         Window size and stride ``k``.
+    planes : int
+        0: OR the bits. ``T > 0`` (a radix layer): a beat is ``T`` digit planes of
+        ``channels // T`` channels (bit ``t * C + c``: channel ``c``'s digit of weight
+        ``2^(T-1-t)``), and the window's output per channel is the maximum of the values
+        (``docs/numeric-contract.md``), by a comparator per channel on the merged word.
 
     Members
     -------
@@ -44,7 +50,8 @@ class MaxPool(wiring.Component):
         ``(height // kernel) * (width // kernel) * T`` beats per frame.
     """
 
-    def __init__(self, channels: int, height: int, width: int, T: int, kernel: int):
+    def __init__(self, channels: int, height: int, width: int, T: int, kernel: int,
+                 planes: int = 0):
         self.channels = check_positive("channels", channels)
         self.height = check_positive("height", height)
         self.width = check_positive("width", width)
@@ -52,6 +59,11 @@ class MaxPool(wiring.Component):
         self.kernel = check_positive("kernel", kernel)
         if kernel > height or kernel > width:
             raise ValueError(f"kernel {kernel} is larger than the {height}x{width} map")
+        if isinstance(planes, bool) or not isinstance(planes, int) or planes < 0 \
+                or (planes and channels % planes):
+            raise ValueError(f"planes must be 0 or a divisor of channels ({channels}), not "
+                             f"{planes!r}")
+        self.planes = planes
         super().__init__({
             "input": In(spike_stream(channels)),
             "output": Out(spike_stream(channels)),
@@ -99,7 +111,19 @@ class MaxPool(wiring.Component):
         s_drop = Signal()
 
         merged = Signal(self.channels)
-        m.d.comb += merged.eq(Mux(s_first, 0, rd.data) | s_beat)
+        if self.planes:
+            P = self.planes
+            C = self.channels // P
+            old = Mux(s_first, 0, rd.data)
+            for c in range(C):
+                # value = sum_t bit(t * C + c) << (P-1-t): Cat is LSB first
+                a = Cat(*[old[t * C + c] for t in reversed(range(P))])
+                b = Cat(*[s_beat[t * C + c] for t in reversed(range(P))])
+                mx = Signal(P, name=f"max{c}")
+                m.d.comb += mx.eq(Mux(a > b, a, b))
+                m.d.comb += [merged[t * C + c].eq(mx[P - 1 - t]) for t in range(P)]
+        else:
+            m.d.comb += merged.eq(Mux(s_first, 0, rd.data) | s_beat)
         done = Signal()       # stage 1 finishes this cycle (or is empty)
         m.d.comb += [
             done.eq(~s_valid | s_drop | ~s_last | self.output.ready),

@@ -104,6 +104,17 @@ class NeuronLanes(wiring.Component):
         Entries of each lane's output FIFO.
     static_input : bool
         The events carry one step, whose current is applied at every step (above).
+    radix : bool
+        A layer of a radix network (E3NE's radix encoding, ``docs/numeric-contract.md``):
+        each lane has one accumulator, and a pair whose input digits are ``x_t`` adds
+        ``sum_t x_t * (w << (T-1-t))`` (a shift-add over the digit planes, the input's
+        ``T``-bit value times ``w``); with ``static_input`` (the first layer) the events carry
+        the input's bit planes and the pair adds ``w`` as for LIF. At the window's end
+        ``Y = min(max(round_shift(acc, s[c]), 0), 2^T - 1)`` (``s`` a per-group ROM like the
+        threshold, ``round_shift`` computed as ``(((acc << 1) >> s) + 1) >> 1``), whose
+        digits, most significant first, are the beat's ``T`` spikes; the result passes
+        ``T - 1`` more registers so that the latency is the LIF chain's (one cycle model for
+        both). The readout emits ``acc``.
 
     Members
     -------
@@ -117,7 +128,8 @@ class NeuronLanes(wiring.Component):
     """
 
     def __init__(self, layer: SynapticLayer, p_co: int, T: int, weight_bits: int,
-                 input_max: int = 1, depth: int = 16, static_input: bool = False):
+                 input_max: int = 1, depth: int = 16, static_input: bool = False,
+                 radix: bool = False):
         if not isinstance(layer, SynapticLayer):
             raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
         for name, value in (("p_co", p_co), ("T", T), ("weight_bits", weight_bits),
@@ -135,7 +147,16 @@ class NeuronLanes(wiring.Component):
         self.weight_bits = weight_bits
         self.depth = depth
         self.static_input = bool(static_input)
-        self.widths = layer_widths(layer, input_max, T)
+        self.radix = bool(radix)
+        if layer.neuron is NeuronKind.RADIX and not self.radix:
+            raise ValueError("a radix layer needs radix=True")
+        if self.radix and layer.neuron not in (NeuronKind.RADIX, NeuronKind.NONE):
+            raise ValueError(f"radix=True needs a radix layer or the readout, not "
+                             f"{layer.neuron.value!r}")
+        if self.radix:
+            # digit planes carry T-bit values; a static (first-layer) input its own integers
+            input_max = input_max if self.static_input else (1 << T) - 1
+        self.widths = layer_widths(layer, input_max, T, radix=self.radix)
         self.n_groups = -(-layer.out_channels // p_co)
         event_sig = stream.Signature(effectual_event(weight_bits, self.steps, self.n_groups),
                                      always_ready=True)
@@ -189,6 +210,10 @@ class NeuronLanes(wiring.Component):
                                        int(np.max(layer.bias, initial=0))))
         if self.readout:
             out_bits = self.widths.score_bits
+        elif self.radix:
+            shifts = self._per_lane(layer.shift, 0)
+            sh_bits = max(1, max(max(v) for v in shifts).bit_length())
+            out_bits = T
         else:
             thresholds = self._per_lane(layer.threshold, 1)
             th_bits = max(2, signed_bits(min(min(t) for t in thresholds),
@@ -208,6 +233,12 @@ class NeuronLanes(wiring.Component):
             m.submodules[f"bias{lane}"] = bias_mem = memory.Memory(
                 shape=signed(bias_bits), depth=G, init=biases[lane])
             bias_rd = bias_mem.read_port(domain="comb")
+
+            if self.radix:
+                self._radix_lane(m, lane, ev, bias_rd, q, cbits, out_bits,
+                                 None if self.readout else shifts[lane],
+                                 None if self.readout else sh_bits, gbits)
+                continue
 
             # --- accumulate: the first slot of a window starts every step from the bias -----
             accs = [Signal(signed(cbits), name=f"acc{lane}_{s}") for s in range(S)]
@@ -305,6 +336,60 @@ class NeuronLanes(wiring.Component):
                 for t in range(T):
                     m.d.comb += out.spikes[t * self.p_co + lane].eq(q.r_data[t])
         return m
+
+    def _radix_lane(self, m, lane, ev, bias_rd, q, cbits, out_bits, shifts, sh_bits, gbits):
+        """One radix lane (see ``radix`` in :class:`NeuronLanes`)."""
+        T, S, G = self.T, self.steps, self.n_groups
+        acc = Signal(signed(cbits), name=f"acc{lane}")
+        fresh = Signal(init=1, name=f"fresh{lane}")
+        g_valid = Signal(name=f"g{lane}_valid")
+        g_group = Signal(gbits, name=f"g{lane}_group")
+        m.d.comb += bias_rd.addr.eq(ev.payload.group)
+        m.d.sync += g_valid.eq(ev.valid & ev.payload.end)
+        weight = ev.payload.weight
+        if S == 1:
+            contrib = Mux(ev.payload.steps[0], weight, 0)
+        else:
+            # digit t weighs 2^(T-1-t): a shift-add over the T digit planes
+            contrib = _tree_sum([Mux(ev.payload.steps[t], weight << (T - 1 - t), 0)
+                                 for t in range(T)])
+        with m.If(ev.valid):
+            m.d.sync += [
+                fresh.eq(ev.payload.end),
+                g_group.eq(ev.payload.group),
+                acc.eq(Mux(fresh, bias_rd.data, acc) + Mux(ev.payload.pair, contrib, 0)),
+            ]
+        if self.readout:
+            m.d.comb += [q.w_en.eq(g_valid), q.w_data[:out_bits].eq(acc)]
+            if lane == 0:
+                m.d.comb += q.w_data[out_bits:].eq(g_group)
+            return
+        m.submodules[f"shift{lane}"] = sh_mem = memory.Memory(
+            shape=sh_bits, depth=G, init=shifts)
+        sh_rd = sh_mem.read_port(domain="comb")
+        m.d.comb += sh_rd.addr.eq(g_group)
+        # round half up: floor((floor(acc / 2^(s-1)) + 1) / 2) = (acc >> s) + ((acc >> (s-1)) & 1)
+        doubled = Signal(signed(cbits + 1), name=f"dbl{lane}")
+        rounded = Signal(signed(cbits + 1), name=f"rnd{lane}")
+        y = Signal(T, name=f"y{lane}")
+        top = (1 << T) - 1
+        m.d.comb += [
+            doubled.eq(acc << 1),
+            rounded.eq(((doubled >> sh_rd.data) + 1) >> 1),
+            y.eq(Mux(rounded < 0, 0, Mux(rounded > top, top, rounded))),
+        ]
+        # the output digits, MSB first: step t carries bit T-1-t
+        digits = Cat(*[y[T - 1 - t] for t in range(T)])
+        valid, data_, group = g_valid, digits, g_group
+        for stage in range(T - 1):           # match the LIF chain's latency (T + 1)
+            n_valid = Signal(name=f"r{lane}_{stage}_valid")
+            n_data = Signal(T, name=f"r{lane}_{stage}_y")
+            n_group = Signal(gbits, name=f"r{lane}_{stage}_group")
+            m.d.sync += [n_valid.eq(valid), n_data.eq(data_), n_group.eq(group)]
+            valid, data_, group = n_valid, n_data, n_group
+        m.d.comb += [q.w_en.eq(valid), q.w_data[:T].eq(data_)]
+        if lane == 0:
+            m.d.comb += q.w_data[out_bits:].eq(group)
 
 
 def _tree_sum(values):

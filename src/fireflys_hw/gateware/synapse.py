@@ -78,6 +78,9 @@ class SynapseArray(wiring.Component):
         ``> 1`` for the first layer (bit-plane input, see :mod:`fireflys_hw.compiler.weights`).
     depth : int
         Output FIFO entries per lane (results in flight, see above).
+    radix : bool
+        A layer of a radix network (:class:`~fireflys_hw.gateware.neuron.NeuronLanes`); the
+        detectors serve its digit planes unchanged.
     static_input : bool
         The layer's input is the same at every time step (a direct-encoded first layer): the
         window chunks carry one step, whose current the neuron lanes apply at ``t = 0 ..
@@ -108,7 +111,7 @@ class SynapseArray(wiring.Component):
 
     def __init__(self, layer: SynapticLayer, p_co: int, p_ci: int, T: int,
                  input_bits: int = 1, depth: int = 16, static_input: bool = False,
-                 window_depth: int = DEFAULT_WINDOW_DEPTH):
+                 window_depth: int = DEFAULT_WINDOW_DEPTH, radix: bool = False):
         if not isinstance(layer, SynapticLayer):
             raise TypeError(f"layer must be a SynapticLayer, not {layer!r}")
         _check("p_co", p_co)
@@ -130,7 +133,8 @@ class SynapseArray(wiring.Component):
         self.static_input = bool(static_input)
         self.weights: PackedWeights = pack_weights(layer, p_co, p_ci, input_bits)
         self.lanes = NeuronLanes(layer, p_co, T, self.weights.weight_bits,
-                                 (1 << input_bits) - 1, depth, self.static_input)
+                                 (1 << input_bits) - 1, depth, self.static_input,
+                                 radix=radix)
         self.credit = Signal()
         self.working = Signal()
         super().__init__({

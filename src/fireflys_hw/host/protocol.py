@@ -177,7 +177,7 @@ def model_id(artifact) -> int:
     for layer in artifact.layers:
         crc = zlib.crc32(repr((type(layer).__name__, tuple(layer.in_shape),
                                tuple(layer.out_shape))).encode(), crc)
-        for name in ("weight", "bias", "threshold"):
+        for name in ("weight", "bias", "threshold", "shift"):   # shift: radix layers only
             value = getattr(layer, name, None)
             if value is not None:
                 crc = zlib.crc32(np.ascontiguousarray(value, dtype="<i8").tobytes(), crc)
