@@ -131,6 +131,24 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init-from", help="start from another run's checkpoint.pt (e.g. the float "
                                        "baseline: compressed fine-tuning)")
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
+                   help="float model without conv-BN-neuron blocks (BN is folded into the "
+                        "synapses before quantisation, so a compressed run never has it)")
+    p.add_argument("--val-size", type=int, default=0,
+                   help="hold out the last N training images as a validation split (logged "
+                        "per epoch; make choices on it, never on the test split)")
+    p.add_argument("--prune-epochs", type=float,
+                   help="epochs of the pruning ramp to the target; the rest fine-tunes with a "
+                        "fixed mask (default 60 %% of --epochs)")
+    p.add_argument("--allocation", default="sqrt-erk", choices=["erk", "sqrt-erk", "uniform"],
+                   help="how --sparsity (the total over all weights) is shared among layers")
+    p.add_argument("--readout-sparsity", type=float,
+                   help="the readout layer's own target (the convs share the rest)")
+    p.add_argument("--prune-bias", action="store_true", help="rewire and prune biases too")
+    p.add_argument("--scale-lr", type=float, default=1e-3,
+                   help="SGD learning rate of the LSQ step sizes (their own group)")
+    p.add_argument("--distributed", action="store_true",
+                   help="DistributedDataParallel; start with torchrun --nproc_per_node N")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads")
     p.set_defaults(run=_run_train)
 
@@ -147,8 +165,13 @@ def _run_train(args) -> int:
         weight_bits=args.weight_bits,
         neuron=args.neuron, dense_float=args.dense_float, seed=args.seed, out=args.out,
         name=args.name, train_limit=args.train_limit, test_limit=args.test_limit,
-        resume=args.resume, init_from=args.init_from)
+        resume=args.resume, init_from=args.init_from, batch_norm=args.batch_norm,
+        val_size=args.val_size, prune_epochs=args.prune_epochs, allocation=args.allocation,
+        readout_sparsity=args.readout_sparsity, prune_bias=args.prune_bias,
+        scale_lr=args.scale_lr, distributed=args.distributed)
     report = train(config)
+    if not report:  # a DDP rank other than 0
+        return 0
     if args.dense_float:
         print(f"float baseline test accuracy {report['float_test_accuracy']:.4f}")
     else:
