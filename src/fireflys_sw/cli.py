@@ -149,6 +149,9 @@ def _add_train(sub) -> None:
                    help="SGD learning rate of the LSQ step sizes (their own group)")
     p.add_argument("--distributed", action="store_true",
                    help="DistributedDataParallel; start with torchrun --nproc_per_node N")
+    p.add_argument("--device", default="cpu",
+                   help="torch device: cpu (default) or cuda (with --distributed, one GPU per "
+                        "rank)")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads")
     p.set_defaults(run=_run_train)
 
@@ -168,7 +171,7 @@ def _run_train(args) -> int:
         resume=args.resume, init_from=args.init_from, batch_norm=args.batch_norm,
         val_size=args.val_size, prune_epochs=args.prune_epochs, allocation=args.allocation,
         readout_sparsity=args.readout_sparsity, prune_bias=args.prune_bias,
-        scale_lr=args.scale_lr, distributed=args.distributed)
+        scale_lr=args.scale_lr, distributed=args.distributed, device=args.device)
     report = train(config)
     if not report:  # a DDP rank other than 0
         return 0

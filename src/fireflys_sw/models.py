@@ -74,7 +74,7 @@ def mse_step(w: torch.Tensor, qn: int, qp: int, candidates: int = 200) -> torch.
     it is too coarse (most weights round to 0 or +-1). A row of zeros gets step 1."""
     w = w.detach().double()
     top = w.abs().amax(dim=1)
-    fractions = torch.linspace(0.25, 1.0, candidates, dtype=torch.float64)
+    fractions = torch.linspace(0.25, 1.0, candidates, dtype=torch.float64, device=w.device)
     steps = top[:, None] / qp * fractions[None, :]                      # (rows, K)
     safe = torch.where(steps > 0, steps, torch.ones_like(steps))
     q = torch.clamp(torch.round(w[:, None, :] / safe[:, :, None]), -qn, qp)
@@ -104,8 +104,15 @@ class _QuantSynapse:
         self.scale.copy_(mse_step(w, self.qn, self.qp).clamp_min(1e-6))
 
     def unit(self) -> torch.Tensor:
-        """The float value of one integer unit of current, per output channel ``(Co,)``."""
-        return self.scale.abs().expand(self.weight.shape[0]) * self.input_unit
+        """The float value of one integer unit of current, per output channel ``(Co,)``.
+
+        Its gradient to ``scale`` carries LSQ's gradient scale too: in LSQ the two paths from
+        the step size to the output (through the integer ``q`` and through the dequantisation
+        ``q * s``) largely cancel; scaling only one of them would leave the other, a pure
+        "temperature" gradient, to blow the readout's step size up."""
+        per_scale = self.weight.numel() // self.scale.numel()
+        scale = _grad_scale(self.scale, 1.0 / math.sqrt(per_scale * self.qp))
+        return scale.abs().expand(self.weight.shape[0]) * self.input_unit
 
     def integer_weight(self) -> torch.Tensor:
         return lsq_quantise(self.weight, self.scale.abs(), self.qn, self.qp)

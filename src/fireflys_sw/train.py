@@ -74,6 +74,7 @@ class TrainConfig:
     prune_bias: bool = False
     scale_lr: float = 1e-3
     distributed: bool = False
+    device: str = "cpu"
 
     def validate(self) -> None:
         if not 0.5 <= self.target_sparsity < 1:
@@ -134,7 +135,8 @@ def evaluate_model(model: SpikingNet, x, y, batch_size: int = 256) -> tuple[floa
         hooks.append(node.register_forward_hook(hook(i)))
     correct = 0
     for xb, yb in _batches(x, y, batch_size):
-        correct += int((model(xb).argmax(1) == yb).sum())
+        device = next(model.parameters()).device
+        correct += int((model(xb.to(device)).argmax(1).cpu() == yb).sum())
     for h in hooks:
         h.remove()
     model.train(was)
@@ -172,7 +174,7 @@ def _lr_at(config: TrainConfig, progress: float) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress / config.epochs, 1.0)))
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed(device: str = "cpu") -> tuple[int, int]:
     """``(rank, world_size)``; initialises the process group (gloo on CPU, NCCL on CUDA) when
     started by ``torchrun`` and not yet initialised."""
     import torch.distributed as dist
@@ -183,7 +185,7 @@ def _distributed() -> tuple[int, int]:
         if "RANK" not in os.environ:
             raise FireflysError("--distributed: start with torchrun --nproc_per_node N "
                                 "-m fireflys_sw.train ... (no RANK in the environment)")
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -206,7 +208,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     end, and train by SGD (their own group, ``scale_lr``), where LSQ's gradient scale acts.
     """
     config.validate()
-    rank, world = _distributed() if config.distributed else (0, 1)
+    rank, world = _distributed(config.device) if config.distributed else (0, 1)
     main = rank == 0
     out = Path(config.out)
     if main:
@@ -276,10 +278,18 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
         rng.bit_generator.state = state["rng"]
         history, start_epoch = state["history"], state["epoch"]
         log.info("resumed from %s at epoch %d", checkpoint_path, start_epoch)
+    device = torch.device(config.device)
+    if device.type == "cuda" and config.distributed:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    model.to(device)
+    if device.type != "cpu":
+        # the optimiser state (on resume) follows its parameters
+        optimiser.load_state_dict(optimiser.state_dict())
     net = model
     if config.distributed:
         from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model)
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                      else None)
     if main:
         with (out / "config.json").open("w") as f:
             json.dump(dataclasses.asdict(config), f, indent=1)
@@ -309,6 +319,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
             if world > 1:
                 # each rank takes its share of the global batch; DDP averages the gradients
                 xb, yb = xb[rank::world], yb[rank::world]
+            xb, yb = xb.to(device), yb.to(device)
             score = net(xb)
             logits = model.logits(score)
             loss = F.cross_entropy(logits, yb)
@@ -484,6 +495,9 @@ def plot_history(history: list[dict], out: Path) -> None:
     ax1.plot(epochs, [h["loss"] for h in history], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
     ax2.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
+    if any(h.get("val_accuracy") is not None for h in history):
+        ax2.plot(epochs, [h.get("val_accuracy") for h in history], marker="o",
+                 label="validation")
     ax2.plot(epochs, [h["test_accuracy"] for h in history], marker="o", label="test")
     ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax2.legend()
