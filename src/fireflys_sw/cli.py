@@ -145,7 +145,7 @@ def _add_train(sub) -> None:
     p.add_argument("--readout-sparsity", type=float,
                    help="the readout layer's own target (the convs share the rest)")
     p.add_argument("--prune-bias", action="store_true", help="rewire and prune biases too")
-    p.add_argument("--scale-lr", type=float, default=1e-3,
+    p.add_argument("--scale-lr", type=float, default=1e-5,
                    help="SGD learning rate of the LSQ step sizes (their own group)")
     p.add_argument("--distributed", action="store_true",
                    help="DistributedDataParallel; start with torchrun --nproc_per_node N")

@@ -72,7 +72,7 @@ class TrainConfig:
     allocation: str = "sqrt-erk"
     readout_sparsity: float | None = None
     prune_bias: bool = False
-    scale_lr: float = 1e-3
+    scale_lr: float = 1e-5
     distributed: bool = False
     device: str = "cpu"
 
