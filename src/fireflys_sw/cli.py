@@ -150,6 +150,26 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init-from", help="start from another run's checkpoint.pt (e.g. the float "
                                        "baseline: compressed fine-tuning)")
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
+                   help="float model without conv-BN-neuron blocks (BN is folded into the "
+                        "synapses before quantisation, so a compressed run never has it)")
+    p.add_argument("--val-size", type=int_in(0, 10**9), default=0,
+                   help="hold out the last N training images as a validation split (logged "
+                        "per epoch; make choices on it, never on the test split)")
+    p.add_argument("--prune-epochs", type=POSITIVE_FLOAT,
+                   help="epochs of the pruning ramp to the target; the rest fine-tunes with a "
+                        "fixed mask (default 60 %% of --epochs)")
+    p.add_argument("--allocation", default="sqrt-erk", choices=["erk", "sqrt-erk", "uniform"],
+                   help="how --sparsity (the total over all weights) is shared among layers")
+    p.add_argument("--readout-sparsity", type=float_in(0.0, 1.0, hi_open=True),
+                   help="the readout layer's own target (the convs share the rest)")
+    p.add_argument("--prune-bias", action="store_true", help="rewire and prune biases too")
+    p.add_argument("--scale-lr", type=POSITIVE_FLOAT, default=1e-5,
+                   help="SGD learning rate of the LSQ step sizes (their own group)")
+    p.add_argument("--distributed", action="store_true",
+                   help="DistributedDataParallel; start with torchrun --nproc_per_node N")
+    p.add_argument("--device", default="cpu",
+                   help="torch device: cpu or cuda (with --distributed, one GPU per rank)")
     p.add_argument("--threads", type=int_in(1, 4096), help="PyTorch CPU threads")
     radix = p.add_argument_group(
         "radix encoding (E3NE)", "--encoding radix trains a quantised CNN whose T-bit activations "
@@ -159,9 +179,12 @@ def _add_train(sub) -> None:
         "slice")
     radix.add_argument("--encoding", choices=["spike", "radix"], default="spike",
                        help="spike (LIF/IF, the default) or radix")
-    radix.add_argument("--float-epochs", type=int, default=3)
-    radix.add_argument("--qat-lr", type=float, default=2e-4)
-    radix.add_argument("--input-bits", type=int, help="integer input bits (default T, as E3NE)")
+    radix.add_argument("--float-epochs", type=POSITIVE, default=3,
+                       help="radix: float epochs with BatchNorm before QAT")
+    radix.add_argument("--qat-lr", type=POSITIVE_FLOAT, default=2e-4,
+                       help="radix: learning rate of the integer QAT epochs")
+    radix.add_argument("--input-bits", type=int_in(1, 16),
+                       help="integer input bits (default T, as E3NE)")
     p.set_defaults(run=_run_train)
 
 
@@ -194,10 +217,15 @@ def _run_train(args) -> int:
         weight_bits=args.weight_bits,
         neuron=args.neuron, dense_float=args.dense_float, seed=args.seed, out=args.out,
         name=args.name, train_limit=args.train_limit, test_limit=args.test_limit,
-        resume=args.resume, init_from=args.init_from)
+        resume=args.resume, init_from=args.init_from, batch_norm=args.batch_norm,
+        val_size=args.val_size, prune_epochs=args.prune_epochs, allocation=args.allocation,
+        readout_sparsity=args.readout_sparsity, prune_bias=args.prune_bias,
+        scale_lr=args.scale_lr, distributed=args.distributed, device=args.device)
     from .outdir import removed_if_empty_on_failure
     with removed_if_empty_on_failure(args.out):
         report = train(config)
+    if not report:  # a DDP rank other than 0
+        return 0
     if args.dense_float:
         print(f"float baseline test accuracy {report['float_test_accuracy']:.4f}")
     else:

@@ -36,7 +36,7 @@ from .spec import ConvSpec, NeuronKind, PoolSpec, parse_spec
 
 __all__ = [
     "round_ste", "floor_ste", "lsq_quantise", "QuantConv2d", "QuantLinear", "IntegerLIFNode",
-    "SpikingNet", "build_model",
+    "SpikingNet", "build_model", "mse_step", "fold_batchnorm",
 ]
 
 
@@ -64,6 +64,25 @@ def lsq_quantise(w: torch.Tensor, scale: torch.Tensor, qn: int, qp: int) -> torc
     return round_ste(torch.clamp(w / s, -qn, qp))
 
 
+@torch.no_grad()
+def mse_step(w: torch.Tensor, qn: int, qp: int, candidates: int = 200) -> torch.Tensor:
+    """Per row of ``w`` ``(rows, n)``, the step ``s`` that minimises
+    ``sum (w - s * round(clip(w / s, -qn, qp)))**2`` over the row's non-zero entries, searched
+    on ``candidates`` steps between ``max|w| / (4 qp)`` and ``max|w| / qp`` (no clipping).
+
+    LSQ's own initialisation ``2 mean|w| / sqrt(qp)`` is meant for 8-bit-like grids; at 4 bits
+    it is too coarse (most weights round to 0 or +-1). A row of zeros gets step 1."""
+    w = w.detach().double()
+    top = w.abs().amax(dim=1)
+    fractions = torch.linspace(0.25, 1.0, candidates, dtype=torch.float64, device=w.device)
+    steps = top[:, None] / qp * fractions[None, :]                      # (rows, K)
+    safe = torch.where(steps > 0, steps, torch.ones_like(steps))
+    q = torch.clamp(torch.round(w[:, None, :] / safe[:, :, None]), -qn, qp)
+    error = ((q * safe[:, :, None] - w[:, None, :]) ** 2).sum(dim=2)  # zeros cost nothing
+    best = steps.gather(1, error.argmin(dim=1, keepdim=True)).squeeze(1)
+    return torch.where(top > 0, best, torch.ones_like(best)).float()
+
+
 class _QuantSynapse:
     """What :class:`QuantConv2d` and :class:`QuantLinear` share: an LSQ step size per output
     channel (one for the whole readout layer, so that its integer scores compare across
@@ -79,16 +98,21 @@ class _QuantSynapse:
 
     @torch.no_grad()
     def init_scale(self) -> None:
-        """LSQ initialisation ``2 * mean|w| / sqrt(qp)`` per scale, the mean over the non-zero
-        weights: on a pruned layer (most weights exactly 0) the mean over all of them would
-        shrink the step so far that every surviving weight clips at the integer limit."""
-        w = self.weight.detach().reshape(self.scale.numel(), -1).abs()
-        alive = (w != 0).sum(dim=1).clamp_min(1)
-        self.scale.copy_((2 * (w.sum(dim=1) / alive) / math.sqrt(self.qp)).clamp_min(1e-4))
+        """Step size per scale that minimises the squared quantisation error of the surviving
+        (non-zero) weights (:func:`mse_step`); a pruned weight is 0 at any step size."""
+        w = self.weight.detach().reshape(self.scale.numel(), -1)
+        self.scale.copy_(mse_step(w, self.qn, self.qp).clamp_min(1e-6))
 
     def unit(self) -> torch.Tensor:
-        """The float value of one integer unit of current, per output channel ``(Co,)``."""
-        return self.scale.abs().expand(self.weight.shape[0]) * self.input_unit
+        """The float value of one integer unit of current, per output channel ``(Co,)``.
+
+        Its gradient to ``scale`` carries LSQ's gradient scale too: in LSQ the two paths from
+        the step size to the output (through the integer ``q`` and through the dequantisation
+        ``q * s``) largely cancel; scaling only one of them would leave the other, a pure
+        "temperature" gradient, to blow the readout's step size up."""
+        per_scale = self.weight.numel() // self.scale.numel()
+        scale = _grad_scale(self.scale, 1.0 / math.sqrt(per_scale * self.qp))
+        return scale.abs().expand(self.weight.shape[0]) * self.input_unit
 
     def integer_weight(self) -> torch.Tensor:
         return lsq_quantise(self.weight, self.scale.abs(), self.qn, self.qp)
@@ -203,8 +227,13 @@ class SpikingNet(nn.Module):
     def __init__(self, spec: str, *, T: int = 4, neuron_kind: NeuronKind = NeuronKind.LIF,
                  leak_shift: int = 1, quantised: bool = True, weight_bits: int = 4,
                  input_bits: int = 8, encoding: InputEncoding = InputEncoding.DIRECT,
-                 bias_bits: int = 16):
+                 bias_bits: int = 16, batch_norm: bool = False):
         super().__init__()
+        if batch_norm and quantised:
+            raise ValueError("batch_norm needs the float model (quantised=False): the quantised "
+                             "model trains with batch norm folded into its synapses "
+                             "(fold_batchnorm)")
+        self.batch_norm = batch_norm
         self.net_spec = parse_spec(spec)
         self.T, self.neuron_kind, self.leak_shift = T, neuron_kind, leak_shift
         self.quantised, self.weight_bits, self.input_bits = quantised, weight_bits, input_bits
@@ -241,6 +270,10 @@ class SpikingNet(nn.Module):
             input_unit = 1.0
             if readout:
                 continue
+            if batch_norm:
+                modules.append(layer.BatchNorm2d(ls.out_channels, step_mode="m")
+                               if isinstance(ls, ConvSpec)
+                               else layer.BatchNorm1d(ls.out_features, step_mode="m"))
             if quantised:
                 modules.append(IntegerLIFNode(syn, kind=neuron_kind, leak_shift=leak_shift))
             elif neuron_kind is NeuronKind.LIF:
@@ -338,6 +371,39 @@ class SpikingNet(nn.Module):
         if self.quantised:
             return score.float() * self.readout.unit().float() / self.T
         return score / self.T
+
+
+@torch.no_grad()
+def fold_batchnorm(model: SpikingNet) -> SpikingNet:
+    """A float :class:`SpikingNet` without batch norm that computes what ``model`` computes in
+    ``eval()`` mode: each ``conv -> BN`` pair becomes one conv with ``w * g / sigma`` and bias
+    ``(b - mu) * g / sigma + beta`` (``sigma = sqrt(running_var + eps)``), exactly (up to float
+    rounding). A model without batch norm comes back as a copy."""
+    folded = SpikingNet(model.net_spec.text, T=model.T, neuron_kind=model.neuron_kind,
+                        leak_shift=model.leak_shift, quantised=model.quantised,
+                        weight_bits=model.weight_bits, input_bits=model.input_bits,
+                        encoding=model.encoding, bias_bits=model.bias_bits)
+    modules = list(model.layers)
+    targets = iter(folded.synapses)
+    for index, module in enumerate(modules):
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        target = next(targets)
+        weight = module.weight.detach().double()
+        bias = (module.bias.detach().double() if module.bias is not None
+                else torch.zeros(weight.shape[0], dtype=torch.float64))
+        following = modules[index + 1] if index + 1 < len(modules) else None
+        if isinstance(following, nn.modules.batchnorm._BatchNorm):
+            sigma = (following.running_var.double() + following.eps).sqrt()
+            gain = following.weight.double() / sigma
+            weight = weight * gain.reshape((-1,) + (1,) * (weight.dim() - 1))
+            bias = (bias - following.running_mean.double()) * gain + following.bias.double()
+        target.weight.copy_(weight.to(target.weight.dtype))
+        target.bias.copy_(bias.to(target.bias.dtype))
+        if hasattr(module, "scale") and hasattr(target, "scale"):
+            target.scale.copy_(module.scale)
+    folded.train(model.training)
+    return folded
 
 
 def build_model(spec: str, **options) -> SpikingNet:

@@ -52,7 +52,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["GradientRewiring", "Rewiring", "rewire", "unrewire", "weight_sparsity"]
+__all__ = ["GradientRewiring", "Rewiring", "rewire", "unrewire", "weight_sparsity",
+           "SparsitySchedule", "layer_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -382,7 +383,7 @@ class GradientRewiring(torch.optim.Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0, cap_at_target: bool = False):
         defaults = dict(lr=lr, alpha=alpha, target_sparsity=target_sparsity, betas=tuple(betas),
                         eps=eps, weight_decay=weight_decay, rewired=None,
-                        cap_at_target=bool(cap_at_target))
+                        cap_at_target=bool(cap_at_target), prior="all", sgd=False)
         _check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
@@ -419,6 +420,9 @@ class GradientRewiring(torch.optim.Optimizer):
                                             group["eps"])
             beta1, beta2 = group["betas"]
             rewired = group["rewired"]
+            if group.get("sgd"):
+                self._sgd_step(group)
+                continue
             mu = math.log(2.0 * (1.0 - group["target_sparsity"])) / alpha
             for p in group["params"]:
                 if p.grad is None:
@@ -436,6 +440,9 @@ class GradientRewiring(torch.optim.Optimizer):
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                 # the prior's direction is taken at the pre-step theta, as in the reference
                 direction = torch.sign(p - mu) if rewired else None
+                if direction is not None and group.get("prior") == "pruned":
+                    # only pruned connections sink: a regrowing one must beat the prior
+                    direction = direction * (p <= 0)
                 if rewired and group["cap_at_target"] and \
                         float((p <= 0).float().mean()) >= group["target_sparsity"]:
                     direction = None
@@ -450,3 +457,124 @@ class GradientRewiring(torch.optim.Optimizer):
                     # after the normalisation, not through the moments (see class docstring)
                     p.add_(direction, alpha=-alpha * step_size)
         return loss
+
+    @torch.no_grad()
+    def _sgd_step(self, group: dict) -> None:
+        """Plain SGD with momentum ``betas[0]`` for a group that sets ``sgd=True``: the step
+        follows the gradient's size, so a gradient scale (LSQ's ``1/sqrt(N Q_P)`` on the step
+        sizes) acts as intended; Adam's normalisation would cancel it."""
+        lr, momentum = group["lr"], group["betas"][0]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if "momentum" not in state:
+                state["momentum"] = torch.zeros_like(p)
+            state["momentum"].mul_(momentum).add_(p.grad)
+            if group["weight_decay"]:
+                p.mul_(1.0 - lr * group["weight_decay"])
+            p.add_(state["momentum"], alpha=-lr)
+
+
+def layer_targets(sizes: list[tuple[int, ...]], sparsity: float, *, allocation: str = "sqrt-erk",
+                  readout_sparsity: float | None = None) -> list[float]:
+    r"""Per-layer target sparsities whose weight-count-weighted mean is ``sparsity``.
+
+    ``sizes`` are the weight shapes (``(co, ci, kh, kw)`` or ``(co, ci)``), the last one the
+    readout. With :math:`r_l = (c_o + c_i + k_h + k_w) / (c_o c_i k_h k_w)` (Erdos-Renyi-kernel,
+    Evci et al. 2020), layer :math:`l` keeps a density proportional to :math:`r_l^{\,e}`,
+    capped at dense, scaled so that the total is met. ``allocation``:
+
+    * ``"erk"`` (:math:`e = 1`): small layers keep much more; on SCNN5 at 0.9 the readout keeps
+      74 % of its weights (two thirds of all survivors) while the big convs keep 3-4 %;
+    * ``"sqrt-erk"`` (:math:`e = 1/2`, the default): between the two; on SCNN5 at 0.9 the first
+      conv keeps half, the others 18, 12, 8 and 6.6 %, the readout 35 %;
+    * ``"uniform"`` (:math:`e = 0`): every layer the same (the first conv too: 7 of its 72).
+
+    ``readout_sparsity`` fixes the readout's target; the others share the rest of the budget.
+    """
+    counts = [math.prod(s) for s in sizes]
+    total = sum(counts)
+    keep = (1.0 - sparsity) * total
+    fixed: dict[int, float] = {}
+    if readout_sparsity is not None:
+        fixed[len(sizes) - 1] = 1.0 - readout_sparsity
+    exponents = {"erk": 1.0, "sqrt-erk": 0.5, "uniform": 0.0}
+    if allocation not in exponents:
+        raise ValueError(f"allocation must be one of {', '.join(exponents)}, not {allocation!r}")
+    raw = [(sum(s) / math.prod(s)) ** exponents[allocation] for s in sizes]
+    # water-filling: scale the free layers' raw densities to the budget, capping at dense
+    for _ in range(len(sizes) + 1):
+        budget = keep - sum(fixed[i] * counts[i] for i in fixed)
+        free = [i for i in range(len(sizes)) if i not in fixed]
+        weight = sum(raw[i] * counts[i] for i in free)
+        eps = budget / weight if weight > 0 else 0.0
+        capped = [i for i in free if eps * raw[i] > 1.0]
+        if not capped:
+            break
+        for i in capped:
+            fixed[i] = 1.0
+    density = [fixed.get(i, min(1.0, max(0.0, eps * raw[i]))) for i in range(len(sizes))]
+    return [1.0 - d for d in density]
+
+
+class SparsitySchedule:
+    r"""Drives rewired tensors to their target sparsities: a ramp, then a fixed mask.
+
+    During the ramp (progress :math:`t` from 0 to 1) tensor :math:`l` must have at least
+    :math:`p_l(t) = p_l (1 - (1 - t)^3)` of its :math:`	heta \le 0` (Zhu & Gupta's cubic
+    schedule): after each optimiser step, :meth:`enforce` prunes the smallest positive
+    :math:`	heta` (set to 0) until it has. Pruned connections keep their rewiring gradient, so a
+    connection that the loss wants back climbs above zero and re-enters; the schedule then
+    prunes the smallest survivor instead. At the end of the ramp (:meth:`fix`) the set of
+    survivors freezes: pruned :math:`	heta` are held at :math:`\le 0` and the rest fine-tune
+    (a survivor that the loss drives to zero is pruned too, so sparsity can only rise).
+
+    Parameters
+    ----------
+    thetas : list of torch.Tensor
+        The rewired :math:`	heta` (from :func:`rewire`), in the same order as ``targets``.
+    targets : list of float
+        Final sparsity per tensor (e.g. from :func:`layer_targets`).
+    """
+
+    def __init__(self, thetas: list[torch.Tensor], targets: list[float]):
+        if len(thetas) != len(targets):
+            raise ValueError(f"{len(thetas)} tensors but {len(targets)} targets")
+        self.thetas, self.targets = list(thetas), [float(t) for t in targets]
+        self.masks: list[torch.Tensor] | None = None
+
+    @staticmethod
+    def ramp(progress: float) -> float:
+        t = min(max(progress, 0.0), 1.0)
+        return 1.0 - (1.0 - t) ** 3
+
+    @torch.no_grad()
+    def enforce(self, progress: float) -> None:
+        """Hold every tensor at (at least) its scheduled sparsity at ``progress`` in [0, 1];
+        after :meth:`fix`, hold the fixed mask."""
+        if self.masks is not None:
+            for theta, mask in zip(self.thetas, self.masks):
+                theta.masked_fill_(~mask & (theta > 0), 0.0)
+            return
+        share = self.ramp(progress)
+        for theta, target in zip(self.thetas, self.targets):
+            flat = theta.view(-1)
+            k = int(math.floor(target * share * flat.numel() + 1e-9))
+            if k <= 0 or int((flat <= 0).sum()) >= k:
+                continue
+            cut = flat.kthvalue(k).values
+            flat.masked_fill_((flat <= cut) & (flat > 0), 0.0)
+
+    @torch.no_grad()
+    def fix(self) -> None:
+        """Prune to the final targets and freeze the mask."""
+        self.enforce(1.0)
+        self.masks = [theta > 0 for theta in self.thetas]
+
+    def state_dict(self) -> dict:
+        return {"masks": None if self.masks is None else [m.clone() for m in self.masks],
+                "targets": list(self.targets)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.masks = None if state.get("masks") is None else [m.clone() for m in state["masks"]]

@@ -29,9 +29,9 @@ from .datasets import load_dataset
 from .errors import FireflysError
 from .export import export_artifact
 from .golden import run_golden
+from .models import IntegerLIFNode, SpikingNet, build_model, fold_batchnorm
 from .progress import Progress
-from .models import IntegerLIFNode, SpikingNet, build_model
-from .rewiring import GradientRewiring, rewire
+from .rewiring import GradientRewiring, SparsitySchedule, layer_targets, rewire
 from .spec import NeuronKind, PoolSpec, parse_spec
 
 __all__ = ["TrainConfig", "train", "evaluate_model"]
@@ -67,6 +67,15 @@ class TrainConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     resume: bool = False
+    batch_norm: bool = True
+    val_size: int = 0
+    prune_epochs: float | None = None
+    allocation: str = "sqrt-erk"
+    readout_sparsity: float | None = None
+    prune_bias: bool = False
+    scale_lr: float = 1e-5
+    distributed: bool = False
+    device: str = "cpu"
 
     def validate(self) -> None:
         if not 0.5 <= self.target_sparsity < 1:
@@ -79,9 +88,25 @@ class TrainConfig:
                                     f"{getattr(self, name)}")
         if self.lr <= 0:
             raise FireflysError(f"--lr must be positive, not {self.lr}")
+        if self.allocation not in ("erk", "sqrt-erk", "uniform"):
+            raise FireflysError(f"--allocation must be erk, sqrt-erk or uniform, not "
+                                f"{self.allocation!r}")
+        if self.readout_sparsity is not None and not 0 <= self.readout_sparsity < 1:
+            raise FireflysError(f"--readout-sparsity must be in [0, 1), not "
+                                f"{self.readout_sparsity}")
+        if self.prune_epochs is not None and not 0 <= self.prune_epochs <= self.epochs:
+            raise FireflysError(f"--prune-epochs must be in [0, --epochs], not "
+                                f"{self.prune_epochs}")
+        if self.val_size < 0:
+            raise FireflysError(f"--val-size must be >= 0, not {self.val_size}")
         if self.neuron not in ("lif", "if"):
             raise FireflysError(f"--neuron must be lif or if, not {self.neuron!r}")
         parse_spec(self.model)
+
+    @property
+    def ramp_epochs(self) -> float:
+        """Epochs of the pruning ramp; the rest fine-tune with a fixed mask."""
+        return self.prune_epochs if self.prune_epochs is not None else round(0.6 * self.epochs)
 
 
 def _batches(x, y, batch_size, rng=None):
@@ -111,7 +136,8 @@ def evaluate_model(model: SpikingNet, x, y, batch_size: int = 256) -> tuple[floa
         hooks.append(node.register_forward_hook(hook(i)))
     correct = 0
     for xb, yb in _batches(x, y, batch_size):
-        correct += int((model(xb).argmax(1) == yb).sum())
+        device = next(model.parameters()).device
+        correct += int((model(xb.to(device)).argmax(1).cpu() == yb).sum())
     for h in hooks:
         h.remove()
     model.train(was)
@@ -143,15 +169,58 @@ def _sparsity(model: SpikingNet) -> dict[str, float]:
     return result
 
 
+def _lr_at(config: TrainConfig, progress: float) -> float:
+    """Cosine learning rate over the whole run (``progress`` in epochs): the fixed-mask
+    fine-tuning after the ramp runs at the low end of it."""
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress / config.epochs, 1.0)))
+
+
+def _distributed(device: str = "cpu") -> tuple[int, int]:
+    """``(rank, world_size)``; initialises the process group (gloo on CPU, NCCL on CUDA) when
+    started by ``torchrun`` and not yet initialised."""
+    import torch.distributed as dist
+    if not dist.is_available():
+        raise FireflysError("--distributed needs a PyTorch build with torch.distributed")
+    if not dist.is_initialized():
+        import os
+        if "RANK" not in os.environ:
+            raise FireflysError("--distributed: start with torchrun --nproc_per_node N "
+                                "-m fireflys_sw.train ... (no RANK in the environment)")
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _build(config: TrainConfig, data) -> SpikingNet:
+    return build_model(parse_spec(config.model).text, T=config.T,
+                       neuron_kind=NeuronKind(config.neuron), leak_shift=config.leak_shift,
+                       quantised=not config.dense_float, weight_bits=config.weight_bits,
+                       input_bits=config.input_bits, encoding=InputEncoding(data.encoding),
+                       batch_norm=config.batch_norm and config.dense_float)
+
+
 def train(config: TrainConfig, *, progress: bool = True) -> dict:
-    """Run a training; return the final report (also written to ``<out>/report.json``)."""
+    """Run a training; return the final report (also written to ``<out>/report.json``).
+
+    Compressed runs (not ``dense_float``): every conv/fc weight is rewired; its sparsity follows
+    a cubic ramp to the per-layer target (:func:`~fireflys_sw.rewiring.layer_targets`, whose
+    weighted mean is ``target_sparsity``) over ``ramp_epochs``, then the mask is fixed and the
+    rest of the run fine-tunes at the low end of the cosine learning rate. LSQ step sizes are
+    re-initialised (MSE-optimal on the surviving weights) at each epoch of the ramp and at its
+    end, and train by SGD (their own group, ``scale_lr``), where LSQ's gradient scale acts.
+    """
     config.validate()
+    rank, world = _distributed(config.device) if config.distributed else (0, 1)
+    main = rank == 0
     out = Path(config.out)
-    _check_out(out)
+    if main:
+        _check_out(out)
     data = load_dataset(config.dataset, config.data_dir, T=config.T)
-    if data.notice:
+    if data.notice and main:
         log.warning(data.notice)
     train_x, train_y = data.train_x[:config.train_limit], data.train_y[:config.train_limit]
+    val_x, val_y = train_x[len(train_x) - config.val_size:], train_y[len(train_y) - config.val_size:]
+    if config.val_size:
+        train_x, train_y = train_x[:-config.val_size], train_y[:-config.val_size]
     test_x, test_y = data.test_x[:config.test_limit], data.test_y[:config.test_limit]
     spec = parse_spec(config.model)
     if spec.input_shape != data.input_shape or spec.classes != data.classes:
@@ -160,84 +229,141 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
                             f"{list(data.input_shape)} and {data.classes} classes")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = build_model(spec.text, T=config.T, neuron_kind=NeuronKind(config.neuron),
-                        leak_shift=config.leak_shift, quantised=not config.dense_float,
-                        weight_bits=config.weight_bits, input_bits=config.input_bits,
-                        encoding=InputEncoding(data.encoding))
-    if config.init_from and not (config.resume and (out / "checkpoint.pt").exists()):
+    model = _build(config, data)
+    checkpoint_path = out / "checkpoint.pt"
+    resuming = config.resume and checkpoint_path.exists()
+    if config.init_from and not resuming:
         _initialise_from(model, Path(config.init_from))
-    elif not (config.resume and (out / "checkpoint.pt").exists()):
+    elif not resuming and not (config.dense_float and config.batch_norm):
         sample = torch.from_numpy(train_x[rng.permutation(len(train_x))[:64]].astype(np.float32))
         with Progress("calibrating the initial spike density (forward passes per layer)"):
             density = model.calibrate(sample, spike_density=config.init_spike_density)
         log.info("initial spike density per layer after calibration: %s",
                  ", ".join(f"{d:.3f}" for d in density))
+    schedule = None
     if config.dense_float:
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                       weight_decay=config.weight_decay)
+        groups_lr = [1.0]
     else:
-        thetas = rewire(model)
+        thetas = rewire(model, include_bias=config.prune_bias)
         theta_ids = {id(p) for p in thetas}
-        others = [p for p in model.parameters() if id(p) not in theta_ids]
+        scales = [p for n, p in model.named_parameters() if n.endswith(".scale")]
+        scale_ids = {id(p) for p in scales}
+        others = [p for p in model.parameters() if id(p) not in theta_ids | scale_ids]
         optimiser = GradientRewiring(
-            [{"params": thetas, "rewired": True}, {"params": others, "rewired": False}],
+            [{"params": thetas, "rewired": True, "prior": "pruned"},
+             {"params": others, "rewired": False},
+             {"params": scales, "rewired": False, "sgd": True, "lr": config.scale_lr}],
             lr=config.lr, alpha=config.alpha, target_sparsity=config.target_sparsity,
-            cap_at_target=config.cap_sparsity,
-            weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
+            cap_at_target=config.cap_sparsity, weight_decay=config.weight_decay)
+        groups_lr = [1.0, 1.0, config.scale_lr / config.lr]
+        weights = [t for t in thetas if t.dim() > 1]
+        targets = layer_targets([tuple(t.shape) for t in weights], config.target_sparsity,
+                                allocation=config.allocation,
+                                readout_sparsity=config.readout_sparsity)
+        if config.prune_bias:
+            biases = [t for t in thetas if t.dim() == 1]
+            weights, targets = weights + biases, targets + [config.target_sparsity] * len(biases)
+        schedule = SparsitySchedule(weights, targets)
+        if main:
+            log.info("pruning targets per layer: %s (ramp over %s epochs, then a fixed mask)",
+                     ", ".join(f"{t:.3f}" for t in targets), config.ramp_epochs)
     history: list[dict] = []
     start_epoch = 0
-    checkpoint_path = out / "checkpoint.pt"
-    if config.resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=False)
+    if resuming:
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
+        if schedule is not None and state.get("pruning"):
+            schedule.load_state_dict(state["pruning"])
         rng.bit_generator.state = state["rng"]
         history, start_epoch = state["history"], state["epoch"]
         log.info("resumed from %s at epoch %d", checkpoint_path, start_epoch)
-    with (out / "config.json").open("w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=1)
+    device = torch.device(config.device)
+    if device.type == "cuda" and config.distributed:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    model.to(device)
+    if device.type != "cpu":
+        # the optimiser state (on resume) follows its parameters
+        optimiser.load_state_dict(optimiser.state_dict())
+    net = model
+    if config.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                      else None)
+    if main:
+        with (out / "config.json").open("w") as f:
+            json.dump(dataclasses.asdict(config), f, indent=1)
+    steps = math.ceil(len(train_x) / config.batch_size)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         seen = correct = 0
         loss_sum = 0.0
-        t0 = time.time()
-        bar = tqdm(_batches(train_x, train_y, config.batch_size, rng), disable=not progress,
-                   total=math.ceil(len(train_x) / config.batch_size), file=sys.stderr,
+        t0, c0 = time.time(), time.process_time()
+        if schedule is not None and schedule.masks is None:
+            if epoch >= config.ramp_epochs:
+                schedule.fix()
+                _init_scales(model)
+                log.info("epoch %d: mask fixed at %s", epoch + 1,
+                         ", ".join(f"{v:.3f}" for v in _sparsity(model).values()))
+            else:
+                _init_scales(model)
+        bar = tqdm(_batches(train_x, train_y, config.batch_size, rng),
+                   disable=not (progress and main), total=steps, file=sys.stderr,
                    desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    # a log file gets a line every half minute, a terminal a live bar
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)
-        for xb, yb in bar:
-            score = model(xb)
+        for step, (xb, yb) in enumerate(bar):
+            position = epoch + step / steps
+            for group, factor in zip(optimiser.param_groups, groups_lr):
+                group["lr"] = _lr_at(config, position) * factor
+            if world > 1:
+                # each rank takes its share of the global batch; DDP averages the gradients
+                xb, yb = xb[rank::world], yb[rank::world]
+            xb, yb = xb.to(device), yb.to(device)
+            score = net(xb)
             logits = model.logits(score)
             loss = F.cross_entropy(logits, yb)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if schedule is not None:
+                ramp = config.ramp_epochs
+                schedule.enforce((position + 1 / steps) / ramp if ramp > 0 else 1.0)
             seen += len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             loss_sum += float(loss.detach()) * len(yb)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             refresh=False)      # else every batch forces a line into a log
-        scheduler.step()
-        train_time = time.time() - t0
+        train_time, cpu_time = time.time() - t0, time.process_time() - c0
+        if not main:
+            continue
+        val_acc = evaluate_model(model, val_x, val_y)[0] if len(val_x) else None
         test_acc, density = evaluate_model(model, test_x, test_y)
         sparsity = _sparsity(model)
         entry = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
-                 "test_accuracy": test_acc, "weight_sparsity": sparsity,
-                 "spike_density": density, "images_per_s": seen / train_time,
-                 "lr": scheduler.get_last_lr()[0]}
+                 "val_accuracy": val_acc, "test_accuracy": test_acc, "weight_sparsity": sparsity,
+                 "spike_density": density, "images_per_s": seen * world / train_time,
+                 "seconds": train_time, "cpu_seconds": cpu_time,
+                 "lr": _lr_at(config, epoch + 1),
+                 "mask_fixed": bool(schedule is not None and schedule.masks is not None)}
         history.append(entry)
-        log.info("epoch %d: loss %.4f train %.4f test %.4f sparsity %.4f (%.0f img/s)",
-                 epoch + 1, entry["loss"], entry["train_accuracy"], test_acc,
-                 sparsity["total"], entry["images_per_s"])
+        log.info("epoch %d: loss %.4f train %.4f val %s test %.4f sparsity %.4f (%.0f img/s, "
+                 "%.0f s)", epoch + 1, entry["loss"], entry["train_accuracy"],
+                 "-" if val_acc is None else f"{val_acc:.4f}", test_acc, sparsity["total"],
+                 entry["images_per_s"], train_time)
         with (out / "log.jsonl").open("a") as f:
             f.write(json.dumps(entry) + "\n")
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng.bit_generator.state,
-                    "history": history, "epoch": epoch + 1,
+                    "pruning": schedule.state_dict() if schedule is not None else None,
+                    "rng": rng.bit_generator.state, "history": history, "epoch": epoch + 1,
                     "config": dataclasses.asdict(config)}, checkpoint_path)
+    if not main:
+        return {}
+    if schedule is not None and schedule.masks is None and config.epochs >= config.ramp_epochs:
+        # a run whose ramp ends with the last epoch: the final targets hold for the export
+        schedule.fix()
     report = {"config": dataclasses.asdict(config), "history": history,
               "dataset": data.name, "notice": data.notice}
     name = config.name or f"{spec.text if config.model not in ('scnn5', 'scnn7', 'scnn9') else config.model}-{data.name}"
@@ -245,6 +371,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
         name += f"-e{config.epochs}-s{config.seed}"
     if config.dense_float:
         report["float_test_accuracy"] = history[-1]["test_accuracy"] if history else None
+        report["float_val_accuracy"] = history[-1]["val_accuracy"] if history else None
     else:
         command = "fireflys train " + " ".join(_cli_args(config))
         artifact, removed = export_artifact(model, name=name, metadata={
@@ -268,16 +395,33 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     return report
 
 
-def _initialise_from(model: SpikingNet, path: Path) -> None:
-    """Start from another run's weights (e.g. the float baseline's ``checkpoint.pt``): conv/fc
-    weights and biases are copied; LSQ step sizes come from the checkpoint when it has them (a
-    compressed run: its thresholds are in those units), else are initialised from the weights
-    (the float model's threshold 1 and input scale map onto the integer model's units)."""
+def _init_scales(model: SpikingNet) -> None:
+    for syn in model.synapses:
+        if hasattr(syn, "init_scale"):
+            syn.init_scale()
+
+
+def _load_checkpoint(path: Path) -> dict:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many kinds for a file that is not its own
         raise FireflysError(f"--init-from {str(path)!r}: not a fireflys training checkpoint "
                             f"({type(error).__name__})") from error
+
+
+def _initialise_from(model: SpikingNet, path: Path) -> None:
+    """Start from another run's weights (e.g. the float baseline's ``checkpoint.pt``): conv/fc
+    weights and biases are copied, batch norm (of a float checkpoint trained with it) folded into
+    them first; LSQ step sizes come from the checkpoint when it has them (a compressed run: its
+    thresholds are in those units), else are initialised from the weights (the float model's
+    threshold 1 and input scale map onto the integer model's units)."""
+    checkpoint = _load_checkpoint(path)
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise FireflysError(f"--init-from {str(path)!r}: not a fireflys training checkpoint "
+                            f"(no model state)")
+    state = dict(checkpoint["model"])
+    if any(k.endswith("running_mean") for k in state):
+        state = _folded_state(state, checkpoint.get("config") or {}, path)
     # a rewired checkpoint stores theta and sign; recover the weights it computed
     for key in [k for k in state if k.endswith(".original")]:
         prefix = key.split(".parametrizations.")[0]
@@ -304,6 +448,20 @@ def _initialise_from(model: SpikingNet, path: Path) -> None:
     log.info("initialised from %s", path)
 
 
+def _folded_state(state: dict, config: dict, path: Path) -> dict:
+    """The state of the batch-norm-free float model that a BN checkpoint's model folds to."""
+    try:
+        source = build_model(parse_spec(config.get("model", "scnn5")).text,
+                             T=config.get("T", 4), neuron_kind=NeuronKind(config.get("neuron", "lif")),
+                             leak_shift=config.get("leak_shift", 1), quantised=False,
+                             input_bits=config.get("input_bits", 8), batch_norm=True)
+        source.load_state_dict(state)
+    except (RuntimeError, FireflysError, ValueError) as error:
+        raise FireflysError(f"--init-from {str(path)!r}: shapes differ from this model "
+                            f"({str(error).splitlines()[0].strip()[:120]})") from error
+    return fold_batchnorm(source).state_dict()
+
+
 def _cli_args(config: TrainConfig) -> list[str]:
     args = [f"--dataset {config.dataset}", f"--model {config.model}", f"-T {config.T}",
             f"--epochs {config.epochs}", f"--batch-size {config.batch_size}", f"--lr {config.lr}",
@@ -311,6 +469,18 @@ def _cli_args(config: TrainConfig) -> list[str]:
             f"--weight-bits {config.weight_bits}", f"--seed {config.seed}"]
     if config.cap_sparsity:
         args.append("--cap-sparsity")
+    if not config.batch_norm:
+        args.append("--no-batch-norm")
+    if config.val_size:
+        args.append(f"--val-size {config.val_size}")
+    if config.prune_epochs is not None:
+        args.append(f"--prune-epochs {config.prune_epochs:g}")
+    args.append(f"--allocation {config.allocation}")
+    if config.readout_sparsity is not None:
+        args.append(f"--readout-sparsity {config.readout_sparsity}")
+    if config.prune_bias:
+        args.append("--prune-bias")
+    args.append(f"--scale-lr {config.scale_lr}")
     if config.train_limit:
         args.append(f"--train-limit {config.train_limit}")
     if config.init_from:
@@ -333,6 +503,9 @@ def plot_history(history: list[dict], out: Path, layer_numbers: list[int] | None
     ax1.plot(epochs, [h["loss"] for h in history], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
     ax2.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
+    if any(h.get("val_accuracy") is not None for h in history):
+        ax2.plot(epochs, [h.get("val_accuracy") for h in history], marker="o",
+                 label="validation")
     ax2.plot(epochs, [h["test_accuracy"] for h in history], marker="o", label="test")
     ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax2.legend()
@@ -357,3 +530,10 @@ def plot_history(history: list[dict], out: Path, layer_numbers: list[int] | None
     plt.close(fig)
     log.info("wrote %s and %s (%d epoch%s)", out / "curves.png", out / "sparsity.png",
              len(history), "" if len(history) == 1 else "s")
+
+
+if __name__ == "__main__":
+    # torchrun --nproc_per_node N -m fireflys_sw.train --dataset ... (the `fireflys train`
+    # options): one DistributedDataParallel process per rank
+    from .cli import main as _cli_main
+    sys.exit(_cli_main(["train", "--distributed", *sys.argv[1:]]))
