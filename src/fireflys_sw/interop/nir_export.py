@@ -46,6 +46,12 @@ def artifact_to_nir(artifact: Artifact, *, dt: float = DEFAULT_DT) -> Any:
     why = nir_available()
     if why:
         raise InteropError(why)
+    radix = [i for i, layer in enumerate(artifact.layers)
+             if getattr(layer, "neuron", None) is NeuronKind.RADIX]
+    if radix:
+        raise InteropError(f"artifact {artifact.name!r} is a radix network (layer {radix[0]}): NIR "
+                           f"has no neuron that doubles its membrane each step, so it cannot be "
+                           f"written as NIR; export a LIF or IF model instead")
     import nir
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(artifact.input_shape))}
     order = ["input"]
