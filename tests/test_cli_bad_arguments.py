@@ -73,7 +73,8 @@ def _cases(f) -> list[list[str]]:
                                                      "--fps": ["0", "-1"]}),
         "simulate": ([g], {"--images": ["0", "-1"], "--clock-mhz": ["0", "-1"],
                            "--stall-in": ["1", "-0.1"], "--stall-out": ["1.5"],
-                           "--seed": ["-1"], "--lut-budget": ["0"], "--fps": ["-2"]}),
+                           "--seed": ["-1"], "--lut-budget": ["0"], "--fps": ["-2"],
+                           "--jobs": ["0", "-1"], "--shard": ["3/2", "0/2", "1/0", "1/2/3"]}),
         "synth": ([g], {"--lut-budget": ["0"], "--fps": ["0"]}),
         "build": ([g, "--board", "icebreaker", "--out", f["dir"] + "/b"], {"--baud": ["0"]}),
         "run": ([g, "--port", "sim"], {"--baud": ["0"], "--images": ["0"], "--timeout": ["0"],
@@ -109,6 +110,13 @@ def _cases(f) -> list[list[str]]:
         ["init", "nonsense", "--out", f["dir"] + "/i.npz"],
         ["export", f["junk"], "--nir", f["dir"] + "/e.nir"],
         ["run", f["junk"], "--port", "sim"],
+        ["simulate", g, "--shard", "1/2"], ["simulate", g, "--images", "2", "--shard", "1/4",
+                                            "--report", f["dir"] + "/p.json"],
+        ["simulate", g, "--jobs", "2", "--backend", "pysim"],
+        ["simulate", g, "--report", f["missing"]], ["simulate", g, "--report", f["dir"]],
+        ["merge-reports", f["junk"]], ["merge-reports", f["missing"]],
+        ["merge-reports", f["deep"]], ["merge-reports", f["plan"]], ["merge-reports", f["dir"]],
+        ["merge-reports", f["plan"], "--report", f["missing"]],
     ]
     return cases
 

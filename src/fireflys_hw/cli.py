@@ -1,5 +1,5 @@
-"""The hardware flow's commands for the ``fireflys`` CLI: ``compile``, ``simulate``, ``synth``,
-``build`` and ``run``.
+"""The hardware flow's commands for the ``fireflys`` CLI: ``compile``, ``simulate``,
+``merge-reports``, ``synth``, ``build`` and ``run``.
 
 A thin layer over :func:`fireflys_hw.flow.compile_accelerator`,
 :func:`fireflys_hw.flow.simulate_accelerator`, :func:`fireflys_hw.synth.synthesise_accelerator`,
@@ -25,7 +25,7 @@ from fireflys_sw.argtypes import (POSITIVE, POSITIVE_FLOAT, PROBABILITY, SEED,
                                   int_in)
 from fireflys_sw.errors import FireflysError
 
-__all__ = ["add_subcommands", "parse_parallelism", "CliError"]
+__all__ = ["add_subcommands", "parse_parallelism", "shard_spec", "CliError"]
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,60 @@ def add_subcommands(subparsers) -> None:
                    help="probability of output ready low in a cycle (default 0)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the gaps and stalls")
     p.add_argument("--vcd", metavar="FILE", help="write a waveform (slow for whole frames)")
+    g = p.add_argument_group(
+        "many frames (see also 'fireflys merge-reports')",
+        "Each part of a run is a pipeline of its own that starts empty: its results are those "
+        "of one run, its cycle figures are summed over the parts (the report says so).")
+    g.add_argument("--jobs", type=POSITIVE, default=1, metavar="J",
+                   help="split the frames over J Verilator processes run at once, one build "
+                        "shared (default 1; at most one per frame)")
+    g.add_argument("--shard", type=shard_spec, metavar="K/N",
+                   help="simulate only the K-th of N equal slices of the --images frames "
+                        "(K from 1) and write its partial report to --report FILE; "
+                        "'fireflys merge-reports' joins the N files (for a job array)")
+    g.add_argument("--report", metavar="FILE",
+                   help="also write the report as JSON to FILE (with --shard: the partial "
+                        "report, with the scores)")
     p.add_argument("--plot", metavar="DIR",
                    help="write pictures into DIR: pipeline.png (per core predicted, busy and "
                         "blocked cycles), resources.png (LUT/FF/BRAM per core), sparsity.png")
     _add_planning(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(run=run_simulate)
+    p = subparsers.add_parser(
+        "merge-reports", help="join the partial reports of 'fireflys simulate --shard K/N' "
+                              "into the report of the whole run",
+        description="Read the N partial reports that 'fireflys simulate --shard K/N --report "
+                    "FILE' wrote (K = 1..N, same model, plan, images and options), check that "
+                    "they are the slices of one run, each once, and print the report of the "
+                    "whole run: its predictions and mismatches are one run's, its per-core "
+                    "cycles the counters summed over the slices (each slice a pipeline that "
+                    "started empty).")
+    p.add_argument("parts", nargs="+", metavar="PART", help="partial report files")
+    p.add_argument("--report", metavar="FILE", help="also write the merged report as JSON to "
+                                                    "FILE")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(run=run_merge_reports)
     _add_synth(subparsers)
     _add_build(subparsers)
     _add_run(subparsers)
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``1 <= K <= N`` (an ``argparse`` type)."""
+    fields = text.strip().split("/")
+    try:
+        if len(fields) != 2 or not all(f.strip().isascii() and f.strip().isdigit()
+                                       and len(f.strip()) <= 9 for f in fields):
+            raise ValueError
+        k, n = int(fields[0]), int(fields[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be K/N with whole numbers, e.g. 2/4, not "
+                                         f"{text[:40]!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"K/N needs 1 <= K <= N (slices are numbered from "
+                                         f"1), not {text.strip()}")
+    return k, n
 
 
 def _load(args):
@@ -210,15 +255,43 @@ def run_simulate(args) -> int:
     for flag, p in (("--stall-in", args.stall_in), ("--stall-out", args.stall_out)):
         if not 0.0 <= p < 1.0:
             raise CliError(f"{flag} must be in [0, 1), not {p}")
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.jobs > 1 and args.backend != "verilator":
+        raise CliError(f"--jobs {args.jobs} runs Verilator processes; --backend "
+                       f"{args.backend} runs in this process (drop --jobs)")
+    if args.jobs > 1 and args.vcd:
+        raise CliError("--vcd writes one waveform: it needs --jobs 1")
+    first, stop = 0, args.images
+    if args.shard is not None:
+        k, count = args.shard
+        if count > args.images:
+            raise CliError(f"--shard {k}/{count}: {count} slices of {args.images} images "
+                           f"leave some empty (at most --images slices)")
+        if not args.report:
+            raise CliError(f"--shard {k}/{count} needs --report FILE for its partial report")
+        from .sim.run import split_frames
+        first, stop = split_frames(args.images, count)[k - 1]
+    if args.report:
+        _check_writable(args.report, "--report")
     artifact = _load(args)
     images, source = _images(artifact, args, args.images)
     from .flow import PLAN_SAMPLE, make_plan, simulate_accelerator
     plan = make_plan(artifact, images=images[:PLAN_SAMPLE], clock_hz=args.clock_mhz * 1e6,
                      **planning)
-    report = simulate_accelerator(artifact, images, plan=plan, backend=args.backend,
-                                  vcd=args.vcd, clock_hz=args.clock_mhz * 1e6,
-                                  stall_in=args.stall_in, stall_out=args.stall_out,
-                                  seed=args.seed)
+    report = simulate_accelerator(artifact, images[first:stop], plan=plan,
+                                  backend=args.backend, vcd=args.vcd,
+                                  clock_hz=args.clock_mhz * 1e6, stall_in=args.stall_in,
+                                  stall_out=args.stall_out, seed=args.seed, jobs=args.jobs,
+                                  sample=images[:PLAN_SAMPLE], first_frame=first)
+    if args.report:
+        if args.shard is not None:
+            from .report import part_to_dict
+            data = part_to_dict(report, args.shard, args.images, images=source)
+        else:
+            data = dict(report.as_dict(), images=source)
+        _write_json(args.report, data)
+        _progress(f"wrote {args.report}")
     if args.plot:
         from .plots import firefly_s_cycles, write_plots
         paths = write_plots(args.plot, plan, report.as_dict(),
@@ -235,7 +308,64 @@ def run_simulate(args) -> int:
             why = (f" (the default for a {shape} model; --dataset chooses another)"
                    if source != "random images" else
                    f" (no data set is the default for a {shape} model; --dataset chooses one)")
-        print(f"simulated {len(images)} {source}{why}")
+        which = "" if args.shard is None else (
+            f" {first}-{stop - 1} (shard {args.shard[0]}/{args.shard[1]} of {len(images)})")
+        print(f"simulated {source}{which}{why}" if which else
+              f"simulated {len(images)} {source}{why}")
+        print(report.format())
+    return 0 if report.mismatches == 0 else 1
+
+
+def _check_writable(path: str, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any work."""
+    import os
+    from pathlib import Path
+    p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{flag} {path!r} is a directory, not a file to write")
+    parent = p.parent
+    if not parent.is_dir():
+        raise CliError(f"{flag} {path!r}: the folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CliError(f"{flag} {path!r}: the folder {str(parent)!r} is not writable")
+
+
+def _write_json(path: str, data: dict) -> None:
+    from pathlib import Path
+    try:
+        Path(path).write_text(json.dumps(data) + "\n")
+    except OSError as error:
+        raise CliError(f"cannot write {path!r}: {error.strerror}") from None
+
+
+def run_merge_reports(args) -> int:
+    from pathlib import Path
+
+    from .report import MergeError, merge_parts
+    if args.report:
+        _check_writable(args.report, "--report")
+    parts = []
+    for name in args.parts:
+        try:
+            text = Path(name).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise CliError(f"cannot read {name!r}: "
+                           f"{getattr(error, 'strerror', None) or error}") from None
+        try:
+            parts.append((json.loads(text), name))
+        except (ValueError, RecursionError):
+            raise MergeError(f"{name}: not JSON (a partial report from 'fireflys simulate "
+                             f"--shard K/N --report FILE')") from None
+    report = merge_parts(parts)
+    source = {d.get("images") for d, _ in parts}
+    data = dict(report.as_dict(), images=source.pop() if len(source) == 1 else None)
+    if args.report:
+        _write_json(args.report, data)
+        _progress(f"wrote {args.report}")
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(f"merged {len(parts)} partial reports: {report.frames} frames")
         print(report.format())
     return 0 if report.mismatches == 0 else 1
 

@@ -40,7 +40,7 @@ from fireflys_sw.progress import Progress
 from .compiler import (Plan, check_plan, format_plan, measure_densities, plan_accelerator,
                        save_plan)
 # StageReport is re-exported: it is part of this module's public results
-from .report import SimulationReport, StageReport, simulation_report  # noqa: F401
+from .report import SimulationReport, StageReport, merge_reports, simulation_report  # noqa: F401
 from .sim.run import BACKENDS, run_frames
 
 __all__ = ["FlowError", "Backend", "make_plan", "build_accelerator", "CompileResult",
@@ -274,7 +274,8 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
                          target_fps: float | None = None,
                          cache_dir: str | os.PathLike | None = None,
                          max_idle: int | None = None,
-                         verilog_text: str | None = None) -> SimulationReport:
+                         verilog_text: str | None = None, jobs: int = 1,
+                         sample=None, first_frame: int = 0) -> SimulationReport:
     """Stream ``images`` through the accelerator, frames back to back, and check every result
     against :func:`fireflys_sw.golden.run_golden` bit for bit.
 
@@ -306,8 +307,21 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
         The Verilog of this plan's accelerator with its profiling counters, if
         :func:`compile_accelerator` already wrote it (``top.v``): Verilator builds it
         instead of converting the design again.
+    jobs : int
+        Split the frames into this many contiguous parts (at most one per frame) and simulate
+        them at once, each in a Verilator process of its own (one build); the report is
+        :func:`~fireflys_hw.report.merge_reports` of the parts' (see
+        :attr:`SimulationReport.parts` for how their cycles combine). Verilator only.
+    sample : array or None
+        The images the planner's cycle model is evaluated on for the report's "predicted"
+        figures, and planned on when no plan is given (default: the first 16 of ``images``).
+        A shard of a larger run passes the whole run's first 16, so that every shard predicts
+        and plans alike.
+    first_frame : int
+        The number of ``images[0]`` in a larger run (a shard's first frame), for the report.
     """
     from .host.beats import decode_readout, input_beats
+    from .host.protocol import model_id
     if vcd is not None:
         # refused before the build, not after minutes of simulation; no folder is made for it
         vcd_path = Path(vcd)
@@ -330,9 +344,19 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
     images = _images_for(artifact, images)
     if len(images) == 0:
         raise FlowError("simulate needs at least one image")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise FlowError(f"jobs must be a positive integer, not {jobs!r}")
+    if jobs > 1 and backend != "verilator":
+        raise FlowError(f"jobs > 1 runs several Verilator processes; the {backend} backend "
+                        f"runs in this process (use jobs=1)")
+    if jobs > 1 and vcd is not None:
+        raise FlowError("a waveform (vcd) needs one job, not several")
+    if isinstance(first_frame, bool) or not isinstance(first_frame, int) or first_frame < 0:
+        raise FlowError(f"first_frame must be a non-negative integer, not {first_frame!r}")
     n = len(images)
+    sample = images[:PLAN_SAMPLE] if sample is None else _images_for(artifact, sample)
     plan = make_plan(artifact, plan=plan, parallelism=parallelism,
-                     images=images[:max(PLAN_SAMPLE, 1)], device=device, lut_budget=lut_budget,
+                     images=sample[:max(PLAN_SAMPLE, 1)], device=device, lut_budget=lut_budget,
                      target_fps=target_fps, clock_hz=clock_hz)
     acc = build_accelerator(artifact, plan, profile=True)
     beats = input_beats(artifact, images)
@@ -342,21 +366,37 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
 
     run = run_frames(acc, beats, backend=backend, stall_in=stall_in, stall_out=stall_out,
                      seed=seed, max_idle=max_idle, vcd=vcd, cache_dir=cache_dir,
-                     verilog_text=verilog_text)
-    trace = run.trace
-    if len(trace.out_cycles) != n:
-        raise FlowError(f"simulation returned {len(trace.out_cycles)} results for {n} frames")
-
+                     verilog_text=verilog_text, jobs=jobs)
     golden = run_golden(artifact, images)
-    scores = np.zeros((n, artifact.classes), np.int64)
-    predictions = []
-    for f, value in enumerate(trace.out_payloads):
-        s, index = decode_readout(value, artifact.classes, acc.score_bits)
-        scores[f] = s
-        predictions.append(index)
-    bad = [f for f in range(n)
-           if not np.array_equal(scores[f], golden.scores[f])
-           or predictions[f] != int(golden.prediction[f])]
-    return simulation_report(artifact, acc, plan, images[:PLAN_SAMPLE], trace, scores,
-                             predictions, bad, backend, clock_hz, run.build_seconds,
-                             run.convert_seconds, stall_in, stall_out)
+    ids = {"model_id": model_id(artifact), "plan_id": plan_fingerprint(plan)}
+    reports = []
+    for k, (trace, (start, stop)) in enumerate(zip(run.traces, run.parts)):
+        if len(trace.out_cycles) != stop - start:
+            raise FlowError(f"simulation returned {len(trace.out_cycles)} results for "
+                            f"{stop - start} frames")
+        scores = np.zeros((stop - start, artifact.classes), np.int64)
+        predictions = []
+        for f, value in enumerate(trace.out_payloads):
+            s, index = decode_readout(value, artifact.classes, acc.score_bits)
+            scores[f] = s
+            predictions.append(index)
+        bad = [f for f in range(stop - start)
+               if not np.array_equal(scores[f], golden.scores[start + f])
+               or predictions[f] != int(golden.prediction[start + f])]
+        # the parts share one build and one Verilog: its times are counted in the first part
+        reports.append(simulation_report(
+            artifact, acc, plan, sample[:PLAN_SAMPLE], trace, scores, predictions, bad,
+            backend, clock_hz, run.build_seconds if k == 0 else (
+                None if run.build_seconds is None else 0.0),
+            run.convert_seconds if k == 0 else 0.0, stall_in, stall_out,
+            first_frame=first_frame + start, **ids))
+    return reports[0] if len(reports) == 1 else merge_reports(reports)
+
+
+def plan_fingerprint(plan: Plan) -> str:
+    """A short fingerprint of ``plan`` (its file contents), to tell whether reports come from
+    the same plan."""
+    import hashlib
+    from .compiler.planfile import plan_to_dict
+    text = json.dumps(plan_to_dict(plan), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

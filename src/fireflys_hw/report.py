@@ -9,12 +9,15 @@ from typing import Any
 
 import numpy as np
 
+from fireflys_sw.errors import FireflysError
+
 from .compiler import measure_densities, recurrence_cycles
 from .compiler.direct import direct_conv_frame_cycles
 from .sim.trace import SimTrace
 
 __all__ = ["StageReport", "SimulationReport", "simulation_report", "STEADY_MIN_FRAMES",
-           "STEADY_TOLERANCE"]
+           "STEADY_TOLERANCE", "MergeError", "merge_reports", "part_to_dict", "part_from_dict",
+           "merge_parts", "PART_FORMAT"]
 
 #: Frames a run needs before its observed interval between results can confirm the
 #: steady-state figure (the first result only ends the fill; two more intervals average out
@@ -54,6 +57,7 @@ class StageReport:
     blocked_cycles: float | None
     pairs: float | None
     utilisation: float | None
+    dense: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +106,24 @@ class SimulationReport:
         Verilog generation time (0 for pysim).
     stall_in, stall_out : float
         Random gap / stall probabilities used.
+    first_frame : int
+        Number of the first frame simulated (0 unless the report is one shard of a run,
+        ``fireflys simulate --shard``); ``mismatched_frames`` count from 0 of the whole run.
+    parts : int
+        Pipelines the frames went through: 1 for frames back to back in one simulation, more
+        for ``--jobs`` or merged shards (:func:`merge_reports`). With more than one, each part
+        started empty: the per-core figures (and so ``cycles_per_frame``) are the counters
+        summed over the parts, ``observed_interval`` averages every part's gaps between results
+        after its first, ``latency_cycles`` is the first frame's, and ``total_cycles`` and
+        ``sim_seconds`` are summed.
+    counters : dict of str to int
+        The profiling counters summed over the run (``core<k>_busy``, ``_windows``,
+        ``_blocked``, ``_pairs``): what the per-core figures are computed from, kept so that
+        reports of parts add up exactly.
+    model_id : int or None
+        :func:`fireflys_hw.host.protocol.model_id` of the artifact.
+    plan_id : str or None
+        A fingerprint of the plan (its file contents).
     """
 
     artifact: str
@@ -129,6 +151,11 @@ class SimulationReport:
     observed_interval: float | None = None
     steady_state_reliable: bool = False
     scores: np.ndarray = field(repr=False, default=None)
+    first_frame: int = 0
+    parts: int = 1
+    counters: dict = field(default_factory=dict)
+    model_id: int | None = None
+    plan_id: str | None = None
 
     def steady_state_note(self) -> str:
         """One line: whether the steady-state figure was confirmed by this run's results."""
@@ -146,18 +173,32 @@ class SimulationReport:
         return (f"{seen}; unreliable: more than {STEADY_TOLERANCE:.0%} apart (images of "
                 f"unequal cost, or a pipeline that waits at its slowest core)")
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data (the scores are left out)."""
+    def as_dict(self, *, scores: bool = False) -> dict[str, Any]:
+        """Plain JSON-able data; the scores (a list per frame) only with ``scores=True``."""
         d = {k: v for k, v in asdict(self).items() if k not in ("scores", "stages")}
         d["mismatched_frames"] = list(self.mismatched_frames)
         d["predictions"] = list(self.predictions)
         d["stages"] = [asdict(s) for s in self.stages]
+        d["counters"] = dict(self.counters)
+        if scores:
+            d["scores"] = np.asarray(self.scores).tolist()
         d["steady_state_note"] = self.steady_state_note()
         d["note"] = ("simulated cycles are exact; predicted cycles are model estimates; fps is "
                      "cycles_per_frame at clock_hz (an assumed clock, not a timing result); "
                      "cycles_per_frame is the slowest core's busy cycles per frame, "
                      "observed_interval the mean gap between results after the first")
+        if self.parts > 1:
+            d["parts_note"] = self.parts_note()
         return d
+
+    def parts_note(self) -> str:
+        """One line on how the figures of a run in several pipelines were combined."""
+        return (f"the frames went through {self.parts} separate pipelines (--jobs or shards), "
+                f"each starting empty: per-core cycles and cycles_per_frame are the counters "
+                f"summed over them (work a single pipeline overlaps at a part's edges is "
+                f"counted in each part); observed_interval averages each pipeline's gaps "
+                f"between results after its first; latency is frame {self.first_frame}'s; "
+                f"total_cycles and sim_seconds are summed")
 
     def format(self) -> str:
         """A short human-readable summary."""
@@ -168,6 +209,8 @@ class SimulationReport:
                      f"{self.fps:,.0f} FPS at an assumed {self.clock_hz / 1e6:g} MHz clock; "
                      f"predicted {self.predicted_cycles_per_frame:,.0f}")
         lines.append("  " + self.steady_state_note())
+        if self.parts > 1:
+            lines.append("  " + self.parts_note())
         lines.append(f"  latency {self.latency_cycles:,} cycles; utilisation "
                      + (f"{self.utilisation:.3f}" if self.utilisation is not None else "n/a"))
         lines.append("  layer                            P_Co P_Ci  predicted  simulated  model  "
@@ -194,8 +237,9 @@ class SimulationReport:
         speed = f"{self.sim_cycles_per_second:,.0f} cycles/s"
         build = "" if self.build_seconds is None else (
             f", build {self.build_seconds:.1f} s" if self.build_seconds else ", build cached")
-        lines.append(f"  simulated {self.total_cycles:,} cycles in {self.sim_seconds:.2f} s "
-                     f"({speed}{build})")
+        where = "" if self.parts == 1 else f" (summed over {self.parts} pipelines)"
+        lines.append(f"  simulated {self.total_cycles:,} cycles in {self.sim_seconds:.2f} s"
+                     f"{where} ({speed}{build})")
         return "\n".join(lines)
 
 
@@ -204,71 +248,264 @@ def _counter_values(raw: int, names: list[str], bits: int) -> dict[str, int]:
     return {name: (raw >> (i * bits)) & mask for i, name in enumerate(names)}
 
 
-def simulation_report(artifact, acc, plan, sample, trace: SimTrace, scores, predictions, bad,
-                      backend, clock_hz, build_seconds, convert_seconds, stall_in,
-                      stall_out) -> SimulationReport:
-    """The :class:`SimulationReport` of a run: ``trace`` from a backend, the decoded ``scores``
-    and ``predictions``, the frames ``bad`` that differ from the golden model; ``sample``: the
-    images the planner's cycle model is evaluated on."""
-    n = len(trace.out_cycles)
-    outs = trace.out_cycles
-    snaps = [_counter_values(raw, acc.counter_names, acc.counter_bits)
-             for raw in trace.out_counters]
-    if n >= 3:
-        first, last = 1, n - 1
-    elif n == 2:
-        first, last = 0, 1
-    else:
-        first, last = None, 0
-    observed = None if first is None else (outs[last] - outs[first]) / (last - first)
-    # Per-core figures: the counters at the last result over all frames. Each frame's work in a
-    # core is counted once whenever it happens, so this is the core's own cost per frame even
-    # when few frames leave some cores idle at the start or the end of the run.
-    per_frame = {k: v / n for k, v in snaps[-1].items()}
+def _intervals(frames: int) -> int:
+    """Gaps between results that a run of ``frames`` frames averages (after the first result
+    when there are three or more, which ends the fill)."""
+    return frames - 2 if frames >= 3 else frames - 1
 
-    stats = measure_densities(artifact, sample)
-    stages = []
-    for k, (lp, st, core) in enumerate(zip(plan.layers, stats, acc.cores)):
-        busy = per_frame[f"core{k}_busy"]
-        if lp.dense:
-            # the dense first core: exact cycles; its convolution (busy) and its spike beats
-            # (windows) overlap, its own cost is the larger
-            predicted = direct_conv_frame_cycles(core.layer, lp.p_co, artifact.T,
-                                                 serialised=core.per_step)
-            busy = max(busy, per_frame[f"core{k}_windows"])
-        else:
-            predicted = recurrence_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,
-                                          input_bits=core.input_bits,
-                                          static_input=core.static_input)
-        pairs = per_frame[f"core{k}_pairs"]
-        stages.append(StageReport(
-            index=lp.index, layer=lp.describe(), p_co=lp.p_co, p_ci=lp.p_ci,
-            predicted_cycles=float(predicted),
-            simulated_cycles=busy,
-            window_cycles=per_frame[f"core{k}_windows"],
-            blocked_cycles=per_frame[f"core{k}_blocked"],
-            pairs=pairs, utilisation=None))
+
+def _observed(outs) -> float | None:
+    n = len(outs)
+    if n < 2:
+        return None
+    first = 1 if n >= 3 else 0
+    return (outs[n - 1] - outs[first]) / (n - 1 - first)
+
+
+def _with_counters(stages, totals: dict[str, int], n: int) -> dict[str, Any]:
+    """The fields of a :class:`SimulationReport` that come from the summed counters ``totals``
+    of ``n`` frames; ``stages`` carry the static fields (layer, parallelism, prediction)."""
+    per_frame = {k: v / n for k, v in totals.items()}
+    stages = [replace(s, simulated_cycles=(
+                          # the dense first core: its convolution (busy) and its spike beats
+                          # (windows) overlap, its own cost is the larger
+                          max(per_frame[f"core{k}_busy"], per_frame[f"core{k}_windows"])
+                          if s.dense else per_frame[f"core{k}_busy"]),
+                      window_cycles=per_frame[f"core{k}_windows"],
+                      blocked_cycles=per_frame[f"core{k}_blocked"],
+                      pairs=per_frame[f"core{k}_pairs"])
+              for k, s in enumerate(stages)]
     # the steady state: the slowest core's own cycles per frame (exact, any frame count)
     interval = max(s.simulated_cycles for s in stages)
-    reliable = (observed is not None and n >= STEADY_MIN_FRAMES
-                and abs(observed / interval - 1) <= STEADY_TOLERANCE)
     stages = [replace(s, utilisation=s.pairs / (s.p_co * interval) if interval else None)
               for s in stages]
     lanes = sum(s.p_co for s in stages)
     total_pairs = sum(s.pairs for s in stages)
-    slowest = max(stages, key=lambda s: s.simulated_cycles).index
-    predicted_interval = max(s.predicted_cycles for s in stages)
+    return dict(stages=tuple(stages), cycles_per_frame=interval,
+                utilisation=total_pairs / (lanes * interval) if interval else None,
+                slowest_stage=max(stages, key=lambda s: s.simulated_cycles).index,
+                predicted_cycles_per_frame=float(max(s.predicted_cycles for s in stages)))
+
+
+def _reliable(observed: float | None, interval: float, frames: int) -> bool:
+    return (observed is not None and frames >= STEADY_MIN_FRAMES and interval > 0
+            and abs(observed / interval - 1) <= STEADY_TOLERANCE)
+
+
+def simulation_report(artifact, acc, plan, sample, trace: SimTrace, scores, predictions, bad,
+                      backend, clock_hz, build_seconds, convert_seconds, stall_in,
+                      stall_out, *, first_frame: int = 0, model_id: int | None = None,
+                      plan_id: str | None = None) -> SimulationReport:
+    """The :class:`SimulationReport` of a run: ``trace`` from a backend, the decoded ``scores``
+    and ``predictions``, the frames ``bad`` that differ from the golden model (counted from
+    0 of the run); ``sample``: the images the planner's cycle model is evaluated on;
+    ``first_frame``: the number of the run's first frame when it is a shard of a larger one."""
+    n = len(trace.out_cycles)
+    outs = trace.out_cycles
+    # Per-core figures: the counters at the last result over all frames. Each frame's work in a
+    # core is counted once whenever it happens, so this is the core's own cost per frame even
+    # when few frames leave some cores idle at the start or the end of the run.
+    totals = {name: v for name, v in _counter_values(trace.out_counters[-1], acc.counter_names,
+                                                     acc.counter_bits).items()
+              if name.startswith("core")}
+    stats = measure_densities(artifact, sample)
+    stages = []
+    for lp, st, core in zip(plan.layers, stats, acc.cores):
+        if lp.dense:
+            predicted = direct_conv_frame_cycles(core.layer, lp.p_co, artifact.T,
+                                                 serialised=core.per_step)
+        else:
+            predicted = recurrence_cycles(core.layer, st, lp.p_co, lp.p_ci, artifact.T,
+                                          input_bits=core.input_bits,
+                                          static_input=core.static_input)
+        stages.append(StageReport(
+            index=lp.index, layer=lp.describe(), p_co=lp.p_co, p_ci=lp.p_ci,
+            predicted_cycles=float(predicted), simulated_cycles=None, window_cycles=None,
+            blocked_cycles=None, pairs=None, utilisation=None, dense=bool(lp.dense)))
+    figures = _with_counters(stages, totals, n)
+    observed = _observed(outs)
     return SimulationReport(
         artifact=artifact.name, backend=backend, frames=n, mismatches=len(bad),
-        mismatched_frames=tuple(bad), predictions=tuple(int(p) for p in predictions),
-        cycles_per_frame=interval,
+        mismatched_frames=tuple(first_frame + f for f in bad),
+        predictions=tuple(int(p) for p in predictions),
         latency_cycles=int(outs[0] - trace.frame_starts[0]) if trace.frame_starts else outs[0],
-        clock_hz=float(clock_hz), fps=clock_hz / interval if interval else None,
-        utilisation=total_pairs / (lanes * interval) if interval else None,
-        stages=tuple(stages), slowest_stage=slowest,
-        predicted_cycles_per_frame=float(predicted_interval), total_cycles=trace.cycles,
-        sim_seconds=trace.seconds,
+        clock_hz=float(clock_hz),
+        fps=clock_hz / figures["cycles_per_frame"] if figures["cycles_per_frame"] else None,
+        total_cycles=trace.cycles, sim_seconds=trace.seconds,
         sim_cycles_per_second=trace.cycles / trace.seconds if trace.seconds else 0.0,
         build_seconds=build_seconds, convert_seconds=convert_seconds, stall_in=stall_in,
-        stall_out=stall_out, sample_frames=len(sample), observed_interval=observed, steady_state_reliable=reliable,
-        scores=scores)
+        stall_out=stall_out, sample_frames=len(sample), observed_interval=observed,
+        steady_state_reliable=_reliable(observed, figures["cycles_per_frame"], n),
+        scores=np.asarray(scores), first_frame=first_frame, counters=totals,
+        model_id=model_id, plan_id=plan_id, **figures)
+
+
+# --- runs in parts: --jobs, --shard and merge-reports -------------------------------------------
+
+#: ``format`` of a partial report file (``fireflys simulate --shard K/N --out FILE``).
+PART_FORMAT = "fireflys-simulation-part"
+PART_VERSION = 1
+
+
+class MergeError(FireflysError, ValueError):
+    """Reports that cannot be merged into one run's (one line)."""
+
+
+def _frames_text(first: int, stop: int) -> str:
+    """``frame 3 is`` / ``frames 3-5 are``."""
+    return f"frame {first} is" if stop - first == 1 else f"frames {first}-{stop - 1} are"
+
+
+def merge_reports(reports, *, frames_total: int | None = None,
+                  names: list[str] | None = None) -> SimulationReport:
+    """One :class:`SimulationReport` for the frames of ``reports``, each a run of a slice of
+    the same frames through the same accelerator (``--jobs``, or ``--shard`` files).
+
+    Predictions, mismatches and scores are those of one run over all the frames; the per-core
+    figures come from the summed counters (:attr:`SimulationReport.parts` says what that
+    means for the cycles). The slices must follow each other without gap or overlap, from
+    frame 0 to ``frames_total`` if given; ``names`` name the reports in error messages.
+    """
+    reports = list(reports)
+    if not reports:
+        raise MergeError("nothing to merge")
+    names = names or [f"part {i + 1}" for i in range(len(reports))]
+    order = sorted(range(len(reports)), key=lambda i: reports[i].first_frame)
+    base = reports[order[0]]
+
+    def same(get, what):
+        for i in order[1:]:
+            if get(reports[i]) != get(base):
+                raise MergeError(f"{names[i]} and {names[order[0]]} differ in {what} "
+                                 f"({get(reports[i])!r} vs {get(base)!r}): not parts of one run")
+
+    same(lambda r: r.artifact, "artifact")
+    same(lambda r: r.model_id, "model (its weights and shapes)")
+    same(lambda r: r.plan_id, "plan")
+    same(lambda r: r.backend, "backend")
+    same(lambda r: r.clock_hz, "clock")
+    same(lambda r: (r.stall_in, r.stall_out), "stall probabilities")
+    same(lambda r: sorted(r.counters), "profiling counters")
+    same(lambda r: [(s.index, s.layer, s.p_co, s.p_ci, s.dense) for s in r.stages], "layer cores")
+    same(lambda r: (r.sample_frames, [s.predicted_cycles for s in r.stages]),
+         "predicted cycles (planned or predicted on other images)")
+    expect = 0 if frames_total is not None else base.first_frame
+    for i in order:
+        r = reports[i]
+        if r.first_frame > expect:
+            raise MergeError(f"{_frames_text(expect, r.first_frame)} in no part "
+                             f"(missing a slice before {names[i]})")
+        if r.first_frame < expect:
+            both = _frames_text(r.first_frame, min(expect, r.first_frame + r.frames))
+            raise MergeError(f"{both} in {names[i]} and in another part (overlapping slices)")
+        expect = r.first_frame + r.frames
+    if frames_total is not None and expect != frames_total:
+        raise MergeError(f"{_frames_text(expect, frames_total)} in no part (missing "
+                         f"slices of {frames_total} frames)")
+    parts = [reports[i] for i in order]
+    n = sum(r.frames for r in parts)
+    totals = {k: sum(r.counters[k] for r in parts) for k in base.counters}
+    figures = _with_counters(list(base.stages), totals, n)
+    weights = [_intervals(r.frames) for r in parts]
+    observed = (sum(r.observed_interval * w for r, w in zip(parts, weights) if w)
+                / sum(weights)) if sum(weights) else None
+    total_cycles = sum(r.total_cycles for r in parts)
+    seconds = sum(r.sim_seconds for r in parts)
+    builds = [r.build_seconds for r in parts if r.build_seconds is not None]
+    interval = figures["cycles_per_frame"]
+    return SimulationReport(
+        artifact=base.artifact, backend=base.backend, frames=n,
+        mismatches=sum(r.mismatches for r in parts),
+        mismatched_frames=tuple(f for r in parts for f in r.mismatched_frames),
+        predictions=tuple(p for r in parts for p in r.predictions),
+        latency_cycles=base.latency_cycles, clock_hz=base.clock_hz,
+        fps=base.clock_hz / interval if interval else None,
+        total_cycles=total_cycles, sim_seconds=seconds,
+        sim_cycles_per_second=total_cycles / seconds if seconds else 0.0,
+        build_seconds=sum(builds) if builds else None,
+        convert_seconds=sum(r.convert_seconds for r in parts),
+        stall_in=base.stall_in, stall_out=base.stall_out, sample_frames=base.sample_frames,
+        observed_interval=observed, steady_state_reliable=_reliable(observed, interval, n),
+        scores=np.concatenate([np.asarray(r.scores) for r in parts]),
+        first_frame=base.first_frame, parts=sum(r.parts for r in parts), counters=totals,
+        model_id=base.model_id, plan_id=base.plan_id, **figures)
+
+
+def part_to_dict(report: SimulationReport, shard: tuple[int, int], frames_total: int,
+                 **extra) -> dict[str, Any]:
+    """A partial report (shard ``K`` of ``N``, 1-based, of a run of ``frames_total`` frames)
+    as plain data for a file that :func:`load_parts` reads back: the report with its scores."""
+    d = {"format": PART_FORMAT, "version": PART_VERSION,
+         "shard": {"index": shard[0], "count": shard[1], "frames_total": frames_total}}
+    d.update(report.as_dict(scores=True))
+    d.update(extra)
+    return d
+
+
+_STAGE_FIELDS = ("index", "layer", "p_co", "p_ci", "predicted_cycles", "simulated_cycles",
+                 "window_cycles", "blocked_cycles", "pairs", "utilisation", "dense")
+_REPORT_FIELDS = ("artifact", "backend", "frames", "mismatches", "mismatched_frames",
+                  "predictions", "cycles_per_frame", "latency_cycles", "clock_hz", "fps",
+                  "utilisation", "slowest_stage", "predicted_cycles_per_frame", "total_cycles",
+                  "sim_seconds", "sim_cycles_per_second", "build_seconds", "convert_seconds",
+                  "stall_in", "stall_out", "sample_frames", "observed_interval",
+                  "steady_state_reliable", "first_frame", "parts", "counters", "model_id",
+                  "plan_id")
+
+
+def part_from_dict(d: Any, where: str) -> tuple[SimulationReport, tuple[int, int], int]:
+    """``(report, (K, N), frames_total)`` from :func:`part_to_dict`'s data; ``where`` names
+    the source in errors."""
+    if not isinstance(d, dict) or d.get("format") != PART_FORMAT:
+        raise MergeError(f"{where}: not a partial simulation report (written by 'fireflys "
+                         f"simulate --shard K/N --out FILE')")
+    if d.get("version") != PART_VERSION:
+        raise MergeError(f"{where}: partial report version {d.get('version')!r}, this "
+                         f"fireflys reads version {PART_VERSION}")
+    try:
+        shard = d["shard"]
+        k, count, total = (int(shard[key]) for key in ("index", "count", "frames_total"))
+        fields = {key: d[key] for key in _REPORT_FIELDS}
+        stages = tuple(StageReport(**{key: s[key] for key in _STAGE_FIELDS})
+                       for s in d["stages"])
+        scores = np.asarray(d["scores"], dtype=np.int64)
+        fields["mismatched_frames"] = tuple(int(f) for f in fields["mismatched_frames"])
+        fields["predictions"] = tuple(int(p) for p in fields["predictions"])
+        fields["counters"] = {str(key): int(v) for key, v in fields["counters"].items()}
+        for key in ("frames", "first_frame", "parts", "mismatches"):
+            fields[key] = int(fields[key])
+        report = SimulationReport(stages=stages, scores=scores, **fields)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise MergeError(f"{where}: a partial simulation report with a missing or bad field "
+                         f"({type(error).__name__}: {str(error)[:80]})") from None
+    if not (1 <= k <= count and 0 <= report.first_frame
+            and report.first_frame + report.frames <= total
+            and len(report.predictions) == report.frames
+            and scores.shape[:1] == (report.frames,) and report.frames >= 1):
+        raise MergeError(f"{where}: shard {k}/{count} of {total} frames with "
+                         f"{report.frames} frames from frame {report.first_frame} does not "
+                         f"add up")
+    return report, (k, count), total
+
+
+def merge_parts(parts: list[tuple[Any, str]]) -> SimulationReport:
+    """Merge partial reports ``[(data, where), ...]`` (:func:`part_to_dict`'s data, ``where``
+    naming each) into the report of the whole run: every shard ``1..N`` of the same run once."""
+    read = [part_from_dict(d, where) for d, where in parts]
+    names = [where for _, where in parts]
+    counts = {(count, total) for _, (_, count), total in read}
+    if len(counts) != 1:
+        raise MergeError("the parts come from different splits (shard counts or frame totals "
+                         f"{sorted(counts)}): not parts of one run")
+    count, total = counts.pop()
+    seen: dict[int, str] = {}
+    for (_, (k, _), _), name in zip(read, names):
+        if k in seen:
+            raise MergeError(f"{name} and {seen[k]} are both shard {k}/{count}")
+        seen[k] = name
+    missing = [k for k in range(1, count + 1) if k not in seen]
+    if missing:
+        raise MergeError(f"shard{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(f'{k}/{count}' for k in missing[:10])} "
+                         f"{'are' if len(missing) > 1 else 'is'} missing")
+    return merge_reports([r for r, _, _ in read], frames_total=total, names=names)

@@ -34,6 +34,7 @@ This module imports neither Amaranth nor numpy at module level.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -348,9 +349,13 @@ def build_simulator(verilog: str, *, profile: bool = True, cache_dir: str | os.P
 def run_simulator(build: VerilatorBuild, beats, *, beats_per_frame: int, n_frames: int,
                   stall_in: float = 0.0, stall_out: float = 0.0, seed: int = 0,
                   max_idle: int = 1_000_000, vcd: str | os.PathLike | None = None,
-                  work_dir: str | os.PathLike | None = None) -> SimTrace:
+                  work_dir: str | os.PathLike | None = None,
+                  progress: Progress | None = None) -> SimTrace:
     """Run a compiled testbench on ``beats`` (uint32 array ``(n_beats, words_per_beat)``, see
     :func:`fireflys_hw.host.beats.input_beats`) until ``n_frames`` results came out.
+
+    ``progress``: a :class:`~fireflys_sw.progress.Progress` to count this run's frames into
+    (several runs in threads share one); without it the run shows a progress of its own.
 
     Raises :class:`VerilatorError` on a deadlock (``max_idle`` cycles without an output) or a
     failed run.
@@ -372,9 +377,10 @@ def run_simulator(build: VerilatorBuild, beats, *, beats_per_frame: int, n_frame
         if vcd is not None:
             cmd.append(str(vcd))
         watch = _TraceWatch(trace_file)
+        own = progress is None
         with open(Path(where) / "stderr.txt", "w+") as err, \
-                Progress("simulation (verilator)", total=n_frames, unit="frames",
-                         rate=watch.rate) as bar:
+                (Progress("simulation (verilator)", total=n_frames, unit="frames",
+                          rate=watch.rate) if own else contextlib.nullcontext(progress)) as bar:
             watch.bar = bar
             process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
             try:
@@ -410,6 +416,7 @@ class _TraceWatch:
         self.frames, self.cycle = 0, 0
         self.start = time.monotonic()
         self.bar = None
+        self._counted = 0           # frames already counted into the bar
 
     def poll(self) -> None:
         try:
@@ -428,8 +435,9 @@ class _TraceWatch:
                 self.cycle = int(line.split()[1])
             elif line[:2] == b"C ":
                 self.cycle = int(line.split()[1])
-        if self.bar is not None:
-            self.bar.set(self.frames)
+        if self.bar is not None and self.frames > self._counted:
+            self.bar.update(self.frames - self._counted)    # a shared bar takes increments
+            self._counted = self.frames
 
     def rate(self) -> str | None:
         seconds = time.monotonic() - self.start
