@@ -6,10 +6,15 @@ Usage: python benchmarks/bench_accelerator.py [--frames N] [--quick] [--json] [-
 ``--networks`` prints instead, in one run: the shipped SCNN5 on real test images (the
 T-vectorised dataflow beside the per-step dataflow's figure measured before it, a constant
 below), with skipping on (the orchestrator drops chunks that are 0 at every step, the detectors
-drop empty chunks) and off (every chunk sent, one detector cycle per chunk: dense), and random
-SCNN7 (2x48x48 DVS frames) and SCNN9 (3x32x32) at 90 % weight sparsity and 15 % spike density,
-planned within FireFly-S's LUTs (55,234 / 84,641), each against FireFly-S's published ~33,100 /
-~90,400 / ~143,100 cycles per frame.
+drop empty chunks) and off (every chunk sent, one detector cycle per chunk: dense), simulated
+in Verilator (exact); and random SCNN7 (the repo's preset: 2x48x48 DVS-Gesture frames) and
+SCNN9 (CIFAR-10's 3x32x32) at 90 % weight sparsity and 15 % spike density, planned within
+FireFly-S's LUTs (55,234 / 84,641), each against FireFly-S's published ~33,100 / ~90,400 /
+~143,100 cycles per frame. SCNN7 and SCNN9 get the planner's prediction (its cycle
+recurrence on the same frames, within ~3 % of Verilator on the shipped models; a model
+estimate, marked so) unless ``--simulate-random`` simulates them too (Verilator builds of
+several minutes each). LUT figures are always the planner's model (estimates). ``--jobs J``
+splits each simulation over J Verilator processes.
 
 For a random SCNN5 artifact (``random_artifact('scnn5', weight_sparsity=0.9,
 spike_density=0.15)``, T = 4, 8-bit direct input) and random images, prints
@@ -125,9 +130,17 @@ def main(argv=None) -> int:
                              "FireFly-S")
     parser.add_argument("--cases", default="scnn5,scnn5-dense,scnn7,scnn9",
                         help="with --networks: which cases, in this order (default: all)")
+    parser.add_argument("--simulate-random", action="store_true",
+                        help="with --networks: simulate the random SCNN7/SCNN9 too (default: "
+                             "the planner's prediction only)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="Verilator processes per simulation (simulate --jobs)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     if args.networks:
-        return networks(args.frames, args.json, args.cases)
+        return networks(args.frames, args.json, args.cases,
+                        simulate_random=args.simulate_random, jobs=args.jobs)
 
     art = random_artifact("scnn5", weight_sparsity=0.9, spike_density=0.15, seed=0)
     images = random_images(art, args.frames, seed=0)
@@ -200,7 +213,8 @@ def _shipped_images(n: int):
     return load_artifact(name), data.test_x[:n], f"{name} on {data.name} test images"
 
 
-def networks(frames: int, as_json: bool, only: str = "scnn5,scnn5-dense,scnn7,scnn9") -> int:
+def networks(frames: int, as_json: bool, only: str = "scnn5,scnn5-dense,scnn7,scnn9", *,
+             simulate_random: bool = False, jobs: int = 1) -> int:
     """Shipped SCNN5 (skipping on / off) and random SCNN7 / SCNN9 against FireFly-S."""
     from fireflys_sw.artifact import InputEncoding
     shipped, real, label = _shipped_images(frames)
@@ -220,65 +234,92 @@ def networks(frames: int, as_json: bool, only: str = "scnn5,scnn5-dense,scnn7,sc
     def plan9():
         return make_plan(scnn9, images=rand9, lut_budget=FIREFLY_S_LUT["scnn9"])
 
-    cases = {"scnn5": (label, "scnn5", shipped, real, plan, False),
+    # (label, preset, artifact, images, planner, skipping off, simulated)
+    cases = {"scnn5": (label, "scnn5", shipped, real, plan, False, True),
              "scnn5-dense": (label + ", skipping off (dense)", "scnn5", shipped, real, plan,
-                             True),
+                             True, True),
              "scnn7": ("random scnn7 (DVS 2x48x48, 2-bit frames)", "scnn7", scnn7, rand7, plan7,
-                       False),
+                       False, simulate_random),
              "scnn9": ("random scnn9 (3x32x32, 8-bit direct)", "scnn9", scnn9, rand9, plan9,
-                       False)}
+                       False, simulate_random)}
     cases = [cases[name] for name in only.split(",")]
     rows = []
     plans = {}
-    for name, preset, artifact, images, make, paper in cases:
+    for name, preset, artifact, images, make, paper, simulated in cases:
+        start = time.perf_counter()
         if make not in plans:
             plans[make] = make()
         p = plans[make]
+        row = {"case": name, "preset": preset, "frames": len(images),
+               "simulated": simulated, "planner_lut": p.lut,
+               "firefly_s_lut": FIREFLY_S_LUT[preset],
+               "per_step_cycles_per_frame": None if paper else PER_STEP[preset],
+               "firefly_s_cycles_per_frame": FIREFLY_S[preset],
+               "parallelism": [(lp.p_co, lp.p_ci) for lp in p.layers],
+               "dense_first": p.dense_first, "lanes": sum(lp.p_co for lp in p.layers),
+               "stop": p.stop.value}
+        if not simulated:
+            # the plan's own figures: the recurrence on these images (model estimates)
+            row.update(cycles_per_frame=None, mismatches=None,
+                       predicted_cycles_per_frame=p.frame_cycles,
+                       predicted=[lp.cycles for lp in p.layers], busy=None,
+                       fps_333mhz=333e6 / p.frame_cycles, utilisation=None,
+                       verilator_cycles_per_s=None, wall_s=time.perf_counter() - start)
+            print(f"{name}: planned in {row['wall_s']:.0f} s: predicted "
+                  f"{p.frame_cycles:,.0f} cycles/frame (planner model), {p.lut:,.0f} LUT "
+                  f"(model), P = {row['parallelism']}, stop: {p.stop.value}", file=sys.stderr)
+            rows.append(row)
+            continue
         with no_skip() if paper else contextlib.nullcontext():
-            start = time.perf_counter()
-            r = simulate_accelerator(artifact, images, backend="verilator", plan=p)
+            r = simulate_accelerator(artifact, images, backend="verilator", plan=p, jobs=jobs)
         wall = time.perf_counter() - start
         print(f"{name}: done in {wall:.0f} s: {r.cycles_per_frame:,.0f} cycles/frame "
               f"(predicted {r.predicted_cycles_per_frame:,.0f}), {r.mismatches} mismatches, "
               f"planner {p.lut:,.0f} LUT, P = {[(s.p_co, s.p_ci) for s in r.stages]}, "
               f"busy {[round(s.simulated_cycles) for s in r.stages]}, predicted "
               f"{[round(s.predicted_cycles) for s in r.stages]}", file=sys.stderr)
-        rows.append({"case": name, "preset": preset, "frames": r.frames,
-                     "mismatches": r.mismatches, "cycles_per_frame": r.cycles_per_frame,
-                     "predicted_cycles_per_frame": r.predicted_cycles_per_frame,
-                     "per_step_cycles_per_frame": None if paper else PER_STEP[preset],
-                     "firefly_s_cycles_per_frame": FIREFLY_S[preset],
-                     "planner_lut": p.lut, "firefly_s_lut": FIREFLY_S_LUT[preset],
-                     "parallelism": [(s.p_co, s.p_ci) for s in r.stages],
-                     "busy": [s.simulated_cycles for s in r.stages],
-                     "predicted": [s.predicted_cycles for s in r.stages],
-                     "fps_333mhz": r.fps, "utilisation": r.utilisation,
-                     "lanes": sum(s.p_co for s in r.stages),
-                     "verilator_cycles_per_s": r.sim_cycles_per_second, "wall_s": wall})
+        row.update(mismatches=r.mismatches, cycles_per_frame=r.cycles_per_frame,
+                   predicted_cycles_per_frame=r.predicted_cycles_per_frame,
+                   busy=[s.simulated_cycles for s in r.stages],
+                   predicted=[s.predicted_cycles for s in r.stages],
+                   fps_333mhz=r.fps, utilisation=r.utilisation,
+                   verilator_cycles_per_s=r.sim_cycles_per_second, wall_s=wall)
+        rows.append(row)
     if as_json:
         print(json.dumps({"rows": rows}))
         return 0
-    print(f"cycles per frame: exact (Verilator, {frames} frames back to back, bit-exact check "
-          f"against the golden model); predicted = planner model; per-step = the dataflow "
-          f"before the T-vectorisation, measured then (constants in this script); FireFly-S = "
-          f"published; LUT = planner model estimate")
+    print(f"cycles/frame: exact (Verilator, {frames} frames back to back, bit-exact check "
+          f"against the golden model), '-' where not simulated; predicted = the planner's cycle "
+          f"recurrence on the same frames (model estimate); ratio: cycles/frame (or, marked *, "
+          f"the prediction) over FireFly-S's; per-step = the dataflow before the "
+          f"T-vectorisation, measured then (constants in this script); FireFly-S = published "
+          f"(cycles and LUT); LUT = planner model estimate")
     print(f"{'case':52s} {'lanes':>5s} {'cycles/frame':>12s} {'predicted':>10s} "
-          f"{'per-step':>9s} {'FireFly-S':>10s} {'ratio':>6s} {'LUT':>7s} {'FF-S LUT':>8s} "
+          f"{'per-step':>9s} {'FireFly-S':>10s} {'ratio':>7s} {'LUT':>7s} {'FF-S LUT':>8s} "
           f"{'FPS@333':>8s} {'ok':>3s}")
     for r in rows:
         old = r["per_step_cycles_per_frame"]
-        print(f"{r['case']:52s} {r['lanes']:5d} {r['cycles_per_frame']:12,.0f} "
+        sim = r["cycles_per_frame"]
+        figure = sim if sim is not None else r["predicted_cycles_per_frame"]
+        ratio = f"{figure / r['firefly_s_cycles_per_frame']:5.2f}x" + (" " if sim else "*")
+        ok = "-" if r["mismatches"] is None else ("yes" if r["mismatches"] == 0 else "NO")
+        print(f"{r['case']:52s} {r['lanes']:5d} "
+              f"{'-' if sim is None else f'{sim:,.0f}':>12s} "
               f"{r['predicted_cycles_per_frame']:10,.0f} "
               f"{'' if old is None else f'{old:,}':>9s} {r['firefly_s_cycles_per_frame']:10,d} "
-              f"{r['cycles_per_frame'] / r['firefly_s_cycles_per_frame']:5.2f}x "
-              f"{r['planner_lut']:7,.0f} {r['firefly_s_lut']:8,d} "
-              f"{r['fps_333mhz']:8,.0f} {'yes' if r['mismatches'] == 0 else 'NO':>3s}")
+              f"{ratio:>7s} {r['planner_lut']:7,.0f} {r['firefly_s_lut']:8,d} "
+              f"{r['fps_333mhz']:8,.0f}{'' if sim else '*'} {ok:>3s}")
+    print("  *: from the planner's prediction, not simulated")
     for r in rows:
-        print(f"  {r['case']}: P = {r['parallelism']}")
-        print("    busy/frame  " + " ".join(f"{b:8,.0f}" for b in r["busy"]))
+        print(f"  {r['case']}: P = {r['parallelism']}{' (dense first layer)' if r['dense_first'] else ''}"
+              f", planner stopped: {r['stop']}")
+        if r["busy"] is not None:
+            print("    busy/frame  " + " ".join(f"{b:8,.0f}" for b in r["busy"]))
         print("    predicted   " + " ".join(f"{b:8,.0f}" for b in r["predicted"]))
-    print("simulation speed: " + ", ".join(f"{r['preset']} {r['verilator_cycles_per_s']:,.0f} "
-                                           f"cycles/s" for r in rows))
+    speeds = [f"{r['case']} {r['verilator_cycles_per_s']:,.0f} cycles/s" for r in rows
+              if r["verilator_cycles_per_s"]]
+    if speeds:
+        print("simulation speed (per Verilator process): " + ", ".join(speeds))
     return 0
 
 
