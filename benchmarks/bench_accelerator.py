@@ -311,8 +311,8 @@ def networks(frames: int, as_json: bool, only: str = "scnn5,scnn5-dense,scnn7,sc
               f"{r['fps_333mhz']:8,.0f}{'' if sim else '*'} {ok:>3s}")
     print("  *: from the planner's prediction, not simulated")
     for r in rows:
-        print(f"  {r['case']}: P = {r['parallelism']}{' (dense first layer)' if r['dense_first'] else ''}"
-              f", planner stopped: {r['stop']}")
+        dense = " (dense first layer)" if r["dense_first"] else ""
+        print(f"  {r['case']}: P = {r['parallelism']}{dense}, planner stopped: {r['stop']}")
         if r["busy"] is not None:
             print("    busy/frame  " + " ".join(f"{b:8,.0f}" for b in r["busy"]))
         print("    predicted   " + " ".join(f"{b:8,.0f}" for b in r["predicted"]))

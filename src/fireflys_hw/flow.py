@@ -40,12 +40,13 @@ from fireflys_sw.progress import Progress
 from .compiler import (Plan, check_plan, format_plan, measure_densities, plan_accelerator,
                        save_plan)
 # StageReport is re-exported: it is part of this module's public results
-from .report import SimulationReport, StageReport, merge_reports, simulation_report  # noqa: F401
+from .report import (SimulationReport, StageReport, merge_reports,  # noqa: F401
+                     predicted_stages, simulation_report)
 from .sim.run import BACKENDS, run_frames
 
 __all__ = ["FlowError", "Backend", "make_plan", "build_accelerator", "CompileResult",
            "compile_accelerator", "StageReport", "SimulationReport", "simulate_accelerator",
-           "DEFAULT_CLOCK_HZ"]
+           "plan_fingerprint", "DEFAULT_CLOCK_HZ"]
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +369,8 @@ def simulate_accelerator(artifact: Artifact | str, images, *, plan: Plan | str |
                      seed=seed, max_idle=max_idle, vcd=vcd, cache_dir=cache_dir,
                      verilog_text=verilog_text, jobs=jobs)
     golden = run_golden(artifact, images)
-    ids = {"model_id": model_id(artifact), "plan_id": plan_fingerprint(plan)}
+    ids = {"model_id": model_id(artifact), "plan_id": plan_fingerprint(plan),
+           "stages": predicted_stages(artifact, acc, plan, sample[:PLAN_SAMPLE])}
     reports = []
     for k, (trace, (start, stop)) in enumerate(zip(run.traces, run.parts)):
         if len(trace.out_cycles) != stop - start:

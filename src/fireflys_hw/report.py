@@ -15,9 +15,9 @@ from .compiler import measure_densities, recurrence_cycles
 from .compiler.direct import direct_conv_frame_cycles
 from .sim.trace import SimTrace
 
-__all__ = ["StageReport", "SimulationReport", "simulation_report", "STEADY_MIN_FRAMES",
-           "STEADY_TOLERANCE", "MergeError", "merge_reports", "part_to_dict", "part_from_dict",
-           "merge_parts", "PART_FORMAT"]
+__all__ = ["StageReport", "SimulationReport", "simulation_report", "predicted_stages",
+           "STEADY_MIN_FRAMES", "STEADY_TOLERANCE", "MergeError", "merge_reports",
+           "part_to_dict", "part_from_dict", "merge_parts", "PART_FORMAT"]
 
 #: Frames a run needs before its observed interval between results can confirm the
 #: steady-state figure (the first result only ends the fill; two more intervals average out
@@ -292,22 +292,9 @@ def _reliable(observed: float | None, interval: float, frames: int) -> bool:
             and abs(observed / interval - 1) <= STEADY_TOLERANCE)
 
 
-def simulation_report(artifact, acc, plan, sample, trace: SimTrace, scores, predictions, bad,
-                      backend, clock_hz, build_seconds, convert_seconds, stall_in,
-                      stall_out, *, first_frame: int = 0, model_id: int | None = None,
-                      plan_id: str | None = None) -> SimulationReport:
-    """The :class:`SimulationReport` of a run: ``trace`` from a backend, the decoded ``scores``
-    and ``predictions``, the frames ``bad`` that differ from the golden model (counted from
-    0 of the run); ``sample``: the images the planner's cycle model is evaluated on;
-    ``first_frame``: the number of the run's first frame when it is a shard of a larger one."""
-    n = len(trace.out_cycles)
-    outs = trace.out_cycles
-    # Per-core figures: the counters at the last result over all frames. Each frame's work in a
-    # core is counted once whenever it happens, so this is the core's own cost per frame even
-    # when few frames leave some cores idle at the start or the end of the run.
-    totals = {name: v for name, v in _counter_values(trace.out_counters[-1], acc.counter_names,
-                                                     acc.counter_bits).items()
-              if name.startswith("core")}
+def predicted_stages(artifact, acc, plan, sample) -> list[StageReport]:
+    """Per layer core, the static part of its :class:`StageReport`: layer, parallelism and the
+    planner's cycle model on ``sample`` (the simulated figures still ``None``)."""
     stats = measure_densities(artifact, sample)
     stages = []
     for lp, st, core in zip(plan.layers, stats, acc.cores):
@@ -322,6 +309,28 @@ def simulation_report(artifact, acc, plan, sample, trace: SimTrace, scores, pred
             index=lp.index, layer=lp.describe(), p_co=lp.p_co, p_ci=lp.p_ci,
             predicted_cycles=float(predicted), simulated_cycles=None, window_cycles=None,
             blocked_cycles=None, pairs=None, utilisation=None, dense=bool(lp.dense)))
+    return stages
+
+
+def simulation_report(artifact, acc, plan, sample, trace: SimTrace, scores, predictions, bad,
+                      backend, clock_hz, build_seconds, convert_seconds, stall_in,
+                      stall_out, *, first_frame: int = 0, model_id: int | None = None,
+                      plan_id: str | None = None, stages=None) -> SimulationReport:
+    """The :class:`SimulationReport` of a run: ``trace`` from a backend, the decoded ``scores``
+    and ``predictions``, the frames ``bad`` that differ from the golden model (counted from
+    0 of the run); ``sample``: the images the planner's cycle model is evaluated on, unless
+    ``stages`` (:func:`predicted_stages`) carries it already; ``first_frame``: the number of
+    the run's first frame when it is a shard of a larger one."""
+    n = len(trace.out_cycles)
+    outs = trace.out_cycles
+    # Per-core figures: the counters at the last result over all frames. Each frame's work in a
+    # core is counted once whenever it happens, so this is the core's own cost per frame even
+    # when few frames leave some cores idle at the start or the end of the run.
+    totals = {name: v for name, v in _counter_values(trace.out_counters[-1], acc.counter_names,
+                                                     acc.counter_bits).items()
+              if name.startswith("core")}
+    if stages is None:
+        stages = predicted_stages(artifact, acc, plan, sample)
     figures = _with_counters(stages, totals, n)
     observed = _observed(outs)
     return SimulationReport(

@@ -111,11 +111,13 @@ def test_merge_refuses_what_is_not_one_run(runs):
     # slices that overlap or leave a gap (merge_reports checks the frames themselves)
     a, _, _ = part_from_dict(data[0], "a")
     b, _, _ = part_from_dict(data[1], "b")
-    with pytest.raises(MergeError, match=r"^frame 0 is in b and in another part \(overlapping slices\)$"):
+    with pytest.raises(MergeError, match=r"^frame 0 is in b and in another part "
+                                         r"\(overlapping slices\)$"):
         merge_reports([a, replace(b, first_frame=0)], names=["a", "b"])
     with pytest.raises(MergeError, match=r"^frame 1 is in no part \(missing a slice before b\)$"):
         merge_reports([a, replace(b, first_frame=2)], names=["a", "b"], frames_total=4)
-    with pytest.raises(MergeError, match=r"^frames 1-2 are in no part \(missing slices of 3 frames\)$"):
+    with pytest.raises(MergeError, match=r"^frames 1-2 are in no part "
+                                         r"\(missing slices of 3 frames\)$"):
         merge_reports([a], frames_total=3)
 
 
