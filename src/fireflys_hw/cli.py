@@ -308,8 +308,9 @@ def run_simulate(args) -> int:
             why = (f" (the default for a {shape} model; --dataset chooses another)"
                    if source != "random images" else
                    f" (no data set is the default for a {shape} model; --dataset chooses one)")
+        frames = f"{first}" if stop - first == 1 else f"{first}-{stop - 1}"
         which = "" if args.shard is None else (
-            f" {first}-{stop - 1} (shard {args.shard[0]}/{args.shard[1]} of {len(images)})")
+            f" {frames} (shard {args.shard[0]}/{args.shard[1]} of {len(images)})")
         print(f"simulated {source}{which}{why}" if which else
               f"simulated {len(images)} {source}{why}")
         print(report.format())
