@@ -278,10 +278,11 @@ def networks(frames: int, as_json: bool, only: str = "scnn5,scnn5-dense,scnn7,sc
               f"planner {p.lut:,.0f} LUT, P = {[(s.p_co, s.p_ci) for s in r.stages]}, "
               f"busy {[round(s.simulated_cycles) for s in r.stages]}, predicted "
               f"{[round(s.predicted_cycles) for s in r.stages]}", file=sys.stderr)
+        # the planner models the design with skipping: no prediction for skipping off
         row.update(mismatches=r.mismatches, cycles_per_frame=r.cycles_per_frame,
-                   predicted_cycles_per_frame=r.predicted_cycles_per_frame,
+                   predicted_cycles_per_frame=None if paper else r.predicted_cycles_per_frame,
                    busy=[s.simulated_cycles for s in r.stages],
-                   predicted=[s.predicted_cycles for s in r.stages],
+                   predicted=None if paper else [s.predicted_cycles for s in r.stages],
                    fps_333mhz=r.fps, utilisation=r.utilisation,
                    verilator_cycles_per_s=r.sim_cycles_per_second, wall_s=wall)
         rows.append(row)
@@ -294,28 +295,34 @@ def networks(frames: int, as_json: bool, only: str = "scnn5,scnn5-dense,scnn7,sc
           f"the prediction) over FireFly-S's; per-step = the dataflow before the "
           f"T-vectorisation, measured then (constants in this script); FireFly-S = published "
           f"(cycles and LUT); LUT = planner model estimate")
-    print(f"{'case':52s} {'lanes':>5s} {'cycles/frame':>12s} {'predicted':>10s} "
+    print("skipping off: the orchestrator sends every chunk and the detectors spend a cycle "
+          "on each, empty or not (zero weights are still skipped); the planner models the "
+          "design with skipping, so that row has no prediction")
+    width = max(len(r["case"]) for r in rows)
+    print(f"{'case':{width}s} {'lanes':>5s} {'cycles/frame':>12s} {'predicted':>10s} "
           f"{'per-step':>9s} {'FireFly-S':>10s} {'ratio':>7s} {'LUT':>7s} {'FF-S LUT':>8s} "
-          f"{'FPS@333':>8s} {'ok':>3s}")
+          f"{'FPS@333':>9s} {'ok':>3s}")
     for r in rows:
         old = r["per_step_cycles_per_frame"]
         sim = r["cycles_per_frame"]
-        figure = sim if sim is not None else r["predicted_cycles_per_frame"]
+        pred = r["predicted_cycles_per_frame"]
+        figure = sim if sim is not None else pred
         ratio = f"{figure / r['firefly_s_cycles_per_frame']:5.2f}x" + (" " if sim else "*")
         ok = "-" if r["mismatches"] is None else ("yes" if r["mismatches"] == 0 else "NO")
-        print(f"{r['case']:52s} {r['lanes']:5d} "
+        print(f"{r['case']:{width}s} {r['lanes']:5d} "
               f"{'-' if sim is None else f'{sim:,.0f}':>12s} "
-              f"{r['predicted_cycles_per_frame']:10,.0f} "
+              f"{'-' if pred is None else f'{pred:,.0f}':>10s} "
               f"{'' if old is None else f'{old:,}':>9s} {r['firefly_s_cycles_per_frame']:10,d} "
               f"{ratio:>7s} {r['planner_lut']:7,.0f} {r['firefly_s_lut']:8,d} "
-              f"{r['fps_333mhz']:8,.0f}{'' if sim else '*'} {ok:>3s}")
+              f"{r['fps_333mhz']:8,.0f}{' ' if sim else '*'} {ok:>3s}")
     print("  *: from the planner's prediction, not simulated")
     for r in rows:
         dense = " (dense first layer)" if r["dense_first"] else ""
         print(f"  {r['case']}: P = {r['parallelism']}{dense}, planner stopped: {r['stop']}")
         if r["busy"] is not None:
             print("    busy/frame  " + " ".join(f"{b:8,.0f}" for b in r["busy"]))
-        print("    predicted   " + " ".join(f"{b:8,.0f}" for b in r["predicted"]))
+        if r["predicted"] is not None:
+            print("    predicted   " + " ".join(f"{b:8,.0f}" for b in r["predicted"]))
     speeds = [f"{r['case']} {r['verilator_cycles_per_s']:,.0f} cycles/s" for r in rows
               if r["verilator_cycles_per_s"]]
     if speeds:
