@@ -13,6 +13,8 @@ number, payload, CRC-16, little-endian).
 
 from __future__ import annotations
 
+import binascii
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -31,14 +33,37 @@ DEFAULT_RX_FIFO_DEPTH = 64
 DEFAULT_TAG_DEPTH = 16
 
 
+def _crc16_byte_taps() -> list[list[int]]:
+    """For each bit of the next CRC register, the bits of ``Cat(crc, byte)`` it is the XOR of:
+    the register update is linear over GF(2), so its matrix is read off the unit vectors."""
+    taps = [[] for _ in range(16)]
+    for i in range(24):
+        crc, byte = (1 << i, 0) if i < 16 else (0, 1 << (i - 16))
+        out = binascii.crc_hqx(bytes([byte]), crc)
+        for j in range(16):
+            if out >> j & 1:
+                taps[j].append(i)
+    return taps
+
+
+_CRC16_BYTE_TAPS = _crc16_byte_taps()
+
+
 def crc16_byte(crc, byte):
-    """The CRC-16/CCITT-FALSE register after one more byte (MSB first, polynomial 0x1021): eight
-    shift steps unrolled into logic, one byte per cycle
-    (:func:`fireflys_hw.host.protocol.crc16` in Python)."""
-    crc = Value.cast(crc) ^ Cat(Const(0, 8), Value.cast(byte)[:8])
-    for _ in range(8):
-        crc = Mux(crc[15], (crc << 1)[:16] ^ 0x1021, (crc << 1)[:16])
-    return crc[:16]
+    """The CRC-16/CCITT-FALSE register after one more byte (MSB first, polynomial 0x1021), one
+    byte per cycle (:func:`fireflys_hw.host.protocol.crc16` in Python).
+
+    Written as one XOR of at most a few inputs per bit (the update's GF(2) matrix), not as eight
+    unrolled shift-and-Mux steps: each step used the previous one twice, which Amaranth expands
+    into a tree of 2**8 copies (about 59k cells for one link) and a deep path."""
+    bits = Cat(Value.cast(crc)[:16], Value.cast(byte)[:8])
+    out = []
+    for taps in _CRC16_BYTE_TAPS:
+        term = bits[taps[0]]
+        for i in taps[1:]:
+            term = term ^ bits[i]
+        out.append(term)
+    return Cat(*out)
 
 
 def _payload_shape(port):
