@@ -13,11 +13,12 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/fireflys demo
 
+# one pytest worker per core (pytest-xdist): the suite is mostly simulation, CPU-bound
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 test-all: setup
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(PY) -m pytest -q -n auto -m "slow or not slow"
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -68,7 +68,7 @@ def test_gzip_bomb_stops_at_the_promised_size(tmp_path, monkeypatch):
     start = time.perf_counter()
     one_line(r"^IDX file .* is longer than its header says: more than 800 bytes, expected 800 "
              r"for shape \[1, 28, 28\] of uint8 \(decompressed\)$", read_idx, path)
-    assert sum(seen) <= 801 and time.perf_counter() - start < 5
+    assert sum(seen) <= 801 and time.perf_counter() - start < 30   # loose for busy CI
 
 
 def test_gzip_bomb_claiming_too_much_is_refused_from_its_header(tmp_path):
