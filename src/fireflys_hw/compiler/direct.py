@@ -15,9 +15,9 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths
 from fireflys_sw.spec import NeuronKind
 
-__all__ = ["csd", "neuron_stages", "direct_conv_terms", "tree_shape", "DirectLogic", "direct_conv_logic",
-           "direct_conv_latency", "direct_conv_fifo_depth", "direct_conv_frame_cycles",
-           "direct_conv_cycles", "direct_conv_fits"]
+__all__ = ["csd", "neuron_stages", "direct_conv_terms", "tree_shape", "DirectLogic",
+           "direct_conv_logic", "direct_conv_latency", "direct_conv_fifo_depth",
+           "direct_conv_frame_cycles", "direct_conv_cycles", "direct_conv_fits"]
 
 
 def csd(value: int) -> list[tuple[int, int]]:
