@@ -15,9 +15,9 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths
 from fireflys_sw.spec import NeuronKind
 
-__all__ = ["csd", "direct_conv_terms", "tree_shape", "DirectLogic", "direct_conv_logic",
-           "direct_conv_latency", "direct_conv_fifo_depth", "direct_conv_frame_cycles",
-           "direct_conv_cycles", "direct_conv_fits"]
+__all__ = ["csd", "neuron_stages", "direct_conv_terms", "tree_shape", "DirectLogic",
+           "direct_conv_logic", "direct_conv_latency", "direct_conv_fifo_depth",
+           "direct_conv_frame_cycles", "direct_conv_cycles", "direct_conv_fits"]
 
 
 def csd(value: int) -> list[tuple[int, int]]:
@@ -34,6 +34,14 @@ def csd(value: int) -> list[tuple[int, int]]:
         v >>= 1
         shift += 1
     return digits
+
+
+def neuron_stages(layer: SynapticLayer, T: int) -> int:
+    """Register stages after the current ``I``: one per time step for LIF/IF (``T`` neuron
+    updates of the same current); one for a radix layer (``docs/numeric-contract.md``: the first
+    layer's ``acc = B + W . X`` is the current itself, requantised in one stage to the ``T``-bit
+    value whose digits leave together)."""
+    return 1 if layer.neuron is NeuronKind.RADIX else T
 
 
 def direct_conv_fits(layer: SynapticLayer) -> bool:
@@ -110,9 +118,10 @@ def _tree_maxima(layer: SynapticLayer, p_co: int, input_bits: int) -> list[list[
 def direct_conv_latency(layer: SynapticLayer, p_co: int, T: int, input_bits: int,
                         tree_levels: int = 2) -> int:
     """Cycles from a (pixel, group) entering the lanes to its spikes entering the output FIFO:
-    the adder trees' stages, the current ``I``, one stage per time step."""
+    the adder trees' stages, the current ``I``, the neuron stages (:func:`neuron_stages`: one
+    per time step, or one requantisation stage for a radix layer)."""
     stages, _, _ = tree_shape(_tree_maxima(layer, p_co, input_bits), tree_levels)
-    return stages + 1 + T
+    return stages + 1 + neuron_stages(layer, T)
 
 
 def direct_conv_fifo_depth(latency: int, groups: int) -> int:
@@ -159,19 +168,31 @@ def direct_conv_logic(layer: SynapticLayer, p_co: int, T: int, input_bits: int,
         for lane in direct_conv_terms(layer, p_co):
             gated += sum((x_max << shift).bit_length() for _, shift, _, mask in lane
                          if mask != (1 << groups) - 1)
-    widths = layer_widths(layer, (1 << input_bits) - 1, T)
+    radix = layer.neuron is NeuronKind.RADIX
+    widths = layer_widths(layer, (1 << input_bits) - 1, T, radix=radix)
     cur, mem = widths.current_bits, widths.membrane_bits
-    # I = P - N + B: two adders; the neuron steps: (I - V), V + ..., H >= TH, V = s ? 0 : H
-    adder_bits += 2 * cur * p_co
-    per_step = (4 if layer.neuron is NeuronKind.LIF else 3) * mem
-    neuron_bits = p_co * per_step * T
     side = 1 + (max(groups, 2) - 1).bit_length() + 1
-    register_bits += (cur * p_co + side) * (1 + T) + p_co * mem * (T - 1) \
-        + p_co * T * (T + 1) // 2 + side * stages
-    th_bits = int(layer.threshold.max()).bit_length() + 1
     bias_bits = max(abs(int(layer.bias.min())), abs(int(layer.bias.max())), 1).bit_length() + 1
-    table_bits = 0 if groups == 1 else p_co * groups * (th_bits * T + bias_bits)
-    latency = stages + 1 + T
+    # I = P - N + B: two adders
+    adder_bits += 2 * cur * p_co
+    if radix:
+        # requantisation per lane: the rounding shift (a barrel shifter of log2(s_max + 1)
+        # levels when the shift differs between groups, wires when it is a constant), the
+        # rounding increment and the clip to [0, 2^T - 1]
+        sh_bits = max(int(layer.shift.max()).bit_length(), 1)
+        levels = sh_bits if groups > 1 else 0
+        neuron_bits = p_co * (cur + 1) * (levels + 2)
+        register_bits += (cur * p_co + side) + side + p_co * T + side * stages
+        table_bits = 0 if groups == 1 else p_co * groups * (sh_bits + bias_bits)
+    else:
+        # the neuron steps: (I - V), V + ..., H >= TH, V = s ? 0 : H
+        per_step = (4 if layer.neuron is NeuronKind.LIF else 3) * mem
+        neuron_bits = p_co * per_step * T
+        register_bits += (cur * p_co + side) * (1 + T) + p_co * mem * (T - 1) \
+            + p_co * T * (T + 1) // 2 + side * stages
+        th_bits = int(layer.threshold.max()).bit_length() + 1
+        table_bits = 0 if groups == 1 else p_co * groups * (th_bits * T + bias_bits)
+    latency = stages + 1 + neuron_stages(layer, T)
     return DirectLogic(
         adder_bits=adder_bits, gated_bits=gated, neuron_bits=neuron_bits,
         register_bits=register_bits + (groups - 1) * p_co * T, window_bits=k * k * b,

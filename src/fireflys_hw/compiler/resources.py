@@ -467,7 +467,7 @@ def direct_resources(ctx: LayerContext, p_co: int, family: str,
     width, depth = logic.fifo
     total += model.memory(width, depth - 1, family, sync_read=False)
     if ctx.pool is not None:        # of the T-vectorised beat, as for layer_resources
-        total += model.module("maxpool", family, channels=T * co)
+        total += model.module("maxpool", family, channels=T * co * (3 if ctx.radix else 1))
         total += model.memory(T * co, layer.out_shape[2] // ctx.pool.kernel, family)
     out_c, _, out_w = ctx.out_map
     total += model.module("fifo", family)

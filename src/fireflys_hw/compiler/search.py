@@ -250,8 +250,7 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
                         f"artifact's synaptic layers are {[i for i, _ in synaptic]}")
 
     stages = [_Stage(ctx, st, dev.family, resource_model, recurrence,
-                     # the dense first core (DirectCore) has no radix requantiser yet
-                     dense=dense_first and k == 0 and not artifact.radix)
+                     dense=dense_first and k == 0)
               for k, (ctx, st) in enumerate(zip(stage_contexts(artifact), stats))]
 
     def share(res: Resources) -> float:

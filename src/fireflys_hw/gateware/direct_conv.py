@@ -31,6 +31,11 @@ pixel stream --> Padding --> line buffers + K x K window --> P_Co lanes: window 
   of the numeric contract (``H = V + ((I - V) >> k)`` (LIF) or ``H = V + I`` (IF); spike if
   ``H >= TH``; hard reset to 0; ``V = 0`` before ``t = 0``) follow as ``T`` register stages:
   a lane finishes one (pixel, group) per cycle.
+* **Radix** (a first layer of E3NE's radix encoding, ``docs/numeric-contract.md``): the
+  current is the layer's ``acc = B + W . X`` itself (``X`` the ``input_bits``-bit frame), so
+  the ``T`` neuron stages become one requantisation stage: ``Y = min(max(round_shift(acc,
+  s[c]), 0), 2^T - 1)`` (``s[c]`` a constant per lane, or a table of the group), and the beat
+  carries ``Y``'s digits, most significant first (step ``t``: bit ``T - 1 - t``).
 * **Output.** One beat per output pixel with all ``T`` steps (:func:`pixel_steps_beat`: step
   ``t`` in bits ``[t * Co, (t + 1) * Co)``). The pipeline never stalls: a (pixel, group)
   enters only while the output FIFO has room for every pixel in flight (credit), so
@@ -56,7 +61,8 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
-from ..compiler.direct import direct_conv_fifo_depth, direct_conv_latency, direct_conv_terms
+from ..compiler.direct import (direct_conv_fifo_depth, direct_conv_latency, direct_conv_terms,
+                               neuron_stages)
 from .maxpool import MaxPool
 from .padding import Padding
 from .streams import spike_stream
@@ -145,10 +151,12 @@ class DirectConv(wiring.Component):
         self.pad = layer.padding or 0
         self.padding = Padding(self.in_channels, h, w, 1, self.pad)
         self.terms = direct_conv_terms(layer, p_co)
-        self.widths = layer_widths(layer, (1 << input_bits) - 1, T)
+        #: a radix layer: one requantisation stage instead of the T neuron steps
+        self.radix = layer.neuron is NeuronKind.RADIX
+        self.widths = layer_widths(layer, (1 << input_bits) - 1, T, radix=self.radix)
         self.latency = direct_conv_latency(layer, p_co, T, input_bits, tree_levels)
-        #: adder-tree register stages (the rest of the latency: the current, T neuron steps)
-        self.tree_stages = self.latency - 1 - T
+        #: adder-tree register stages (the rest of the latency: the current, the neuron stages)
+        self.tree_stages = self.latency - 1 - neuron_stages(layer, T)
         if fifo_depth is None:
             fifo_depth = direct_conv_fifo_depth(self.latency, self.n_groups)
         self.fifo_depth = check_positive("fifo_depth", fifo_depth, 2)
@@ -318,7 +326,47 @@ class DirectConv(wiring.Component):
             currents.append(cur)
         valid, grp, last = self._register(m, "cur", valid, grp, last)
 
-        # --- T neuron steps -------------------------------------------------------------
+        if self.radix:
+            spikes = self._requantise(m, currents, grp)
+            valid, grp, last = self._register(m, "rq", valid, grp, last)
+        else:
+            spikes, valid, grp, last = self._neuron_steps(m, currents, valid, grp, last)
+
+        # --- assemble a pixel's groups, output FIFO --------------------------------------
+        m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=T * co,
+                                                              depth=self.fifo_depth)
+        lane_bits = [Cat(*(spikes[lane][t] for lane in range(P))) for t in range(T)]
+        if G == 1:
+            step_bits = [bits[:co] for bits in lane_bits]
+        else:
+            acc = [Signal((G - 1) * P, name=f"acc{t}") for t in range(T)]
+            with m.If(valid & ~last):
+                with m.Switch(grp):
+                    for gi in range(G - 1):
+                        with m.Case(gi):
+                            m.d.sync += [acc[t][gi * P:(gi + 1) * P].eq(lane_bits[t])
+                                         for t in range(T)]
+            step_bits = [Cat(acc[t], lane_bits[t])[:co] for t in range(T)]
+        push = valid & last
+        m.d.comb += [
+            out_fifo.w_data.eq(Cat(*step_bits)),
+            out_fifo.w_en.eq(push),
+        ]
+        wiring.connect(m, out_fifo.r_stream, wiring.flipped(self.output))
+        pop = self.output.valid & self.output.ready
+        admit_pixel = admit & last_group
+        with m.If(admit_pixel & ~pop):
+            m.d.sync += count.eq(count + 1)
+        with m.Elif(~admit_pixel & pop):
+            m.d.sync += count.eq(count - 1)
+        return m
+
+    def _neuron_steps(self, m, currents, valid, grp, last):
+        """The ``T`` LIF/IF updates of the (static) current, one register stage each; returns
+        ``spikes[lane][t]`` and the control of the last stage."""
+        layer, T, P, G = self.layer, self.T, self.p_co, self.n_groups
+        co = layer.out_channels
+        cur_shape = signed(self.widths.current_bits)
         mem_shape = signed(self.widths.membrane_bits)
         th_bits = int(layer.threshold.max()).bit_length() + 1
         membranes = [Const(0, mem_shape)] * P
@@ -354,34 +402,38 @@ class DirectConv(wiring.Component):
             membranes, currents = new_m, new_c
             valid, grp, last = self._register(m, f"n{t}", valid, grp, last)
 
-        # --- assemble a pixel's groups, output FIFO --------------------------------------
-        m.submodules.fifo = out_fifo = fifo.SyncFIFOBuffered(width=T * co,
-                                                              depth=self.fifo_depth)
-        lane_bits = [Cat(*(spikes[lane][t] for lane in range(P))) for t in range(T)]
-        if G == 1:
-            step_bits = [bits[:co] for bits in lane_bits]
-        else:
-            acc = [Signal((G - 1) * P, name=f"acc{t}") for t in range(T)]
-            with m.If(valid & ~last):
-                with m.Switch(grp):
-                    for gi in range(G - 1):
-                        with m.Case(gi):
-                            m.d.sync += [acc[t][gi * P:(gi + 1) * P].eq(lane_bits[t])
-                                         for t in range(T)]
-            step_bits = [Cat(acc[t], lane_bits[t])[:co] for t in range(T)]
-        push = valid & last
-        m.d.comb += [
-            out_fifo.w_data.eq(Cat(*step_bits)),
-            out_fifo.w_en.eq(push),
-        ]
-        wiring.connect(m, out_fifo.r_stream, wiring.flipped(self.output))
-        pop = self.output.valid & self.output.ready
-        admit_pixel = admit & last_group
-        with m.If(admit_pixel & ~pop):
-            m.d.sync += count.eq(count + 1)
-        with m.Elif(~admit_pixel & pop):
-            m.d.sync += count.eq(count - 1)
-        return m
+        return spikes, valid, grp, last
+
+    def _requantise(self, m, currents, grp):
+        """A radix layer's requantisation (module docstring), one register stage: returns
+        ``spikes[lane][t]``, bit ``T - 1 - t`` of ``Y``."""
+        layer, T, P = self.layer, self.T, self.p_co
+        co = layer.out_channels
+        G = self.n_groups
+        cbits = self.widths.current_bits
+        sh_bits = max(int(layer.shift.max()).bit_length(), 1)
+        top = (1 << T) - 1
+        spikes = []
+        for lane, acc in enumerate(currents):
+            table = [int(layer.shift[gi * P + lane]) if gi * P + lane < co else 0
+                     for gi in range(G)]
+            # round half up: floor((floor(acc / 2^(s-1)) + 1) / 2) = (acc >> s) +
+            # ((acc >> (s-1)) & 1), and acc for s = 0
+            doubled = Signal(signed(cbits + 1), name=f"dbl_l{lane}")
+            rounded = Signal(signed(cbits + 1), name=f"rnd_l{lane}")
+            shift = table[0] if G == 1 else self._table(table, sh_bits, grp)
+            m.d.comb += [
+                doubled.eq(acc << 1),
+                rounded.eq(((doubled >> shift) + 1) >> 1),
+            ]
+            y = Mux(rounded < 0, 0, Mux(rounded > top, top, rounded[:T]))
+            regs = []
+            for t in range(T):
+                s_reg = Signal(name=f"s{t}_l{lane}")
+                m.d.sync += s_reg.eq(y.bit_select(T - 1 - t, 1))
+                regs.append(s_reg)
+            spikes.append(regs)
+        return spikes
 
     @staticmethod
     def _register(m, name, valid, grp, last):
@@ -448,6 +500,8 @@ class DirectCore(wiring.Component):
     """A layer core for a direct-encoded first conv layer, with the ports of
     :class:`~fireflys_hw.gateware.core.LayerCore` (``static_input``): :class:`DirectConv` ->
     :class:`StepSerialiser` -> :class:`~fireflys_hw.gateware.maxpool.MaxPool` (if a pool follows).
+    For a radix layer the beats carry the digits of the requantised values and a pool (which
+    needs ``per_step=False``) is the max of those values.
 
     It takes the accelerator's direct-encoded input (one beat per pixel, bit planes) and gives
     the per-step spike stream that the next core takes today. With ``per_step=False`` there is
@@ -484,6 +538,11 @@ class DirectCore(wiring.Component):
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, T: int, input_bits: int,
                  pool=None, tree_levels: int = 2, per_step: bool = True):
+        radix = getattr(layer, "neuron", None) is NeuronKind.RADIX
+        if radix and pool is not None and per_step:
+            # the max of T-bit values needs all of a value's digits in one beat
+            raise ValueError("a radix layer's pool needs per_step=False (the max of the T-bit "
+                             "values, not a per-step OR)")
         self.conv = DirectConv(layer, p_co=p_co, T=T, input_bits=input_bits,
                                tree_levels=tree_levels)
         self.layer = layer
@@ -498,7 +557,8 @@ class DirectCore(wiring.Component):
         elif self.per_step:
             self.pool = MaxPool(co, oh, ow, T, pool.kernel)
         else:
-            self.pool = MaxPool(T * co, oh, ow, 1, pool.kernel)
+            # a radix layer's pool is the max of its T-bit values (the digits of a beat)
+            self.pool = MaxPool(T * co, oh, ow, 1, pool.kernel, planes=T if radix else 0)
         super().__init__({
             "input": In(spike_stream(self.conv.in_channels)),
             "output": Out(spike_stream(co) if self.per_step else pixel_steps_stream(co, T)),

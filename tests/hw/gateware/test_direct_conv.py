@@ -351,3 +351,125 @@ def test_accelerator_dense_first(seed, spec, parallelism, T, neuron, input_bits)
     assert n * (pixels + ho * wo * (groups - 1)) <= counters["core0_busy"] \
         <= n * (pixels + ho * wo * groups)
     assert counters["core0_pairs"] == 0
+
+
+# --- radix first layer (E3NE's radix encoding) ---------------------------------------------------
+
+RADIX_CASES = [
+    # spec, T, input_bits, p_co, tree_levels, stall probability
+    ("1x6x6-5c3p1-mp2-4fc", 4, 4, 2, 2, 0.3),      # G = 3: shift and bias tables of the group
+    ("2x5x5-4c3p1-4fc", 3, 5, 4, 1, 0.5),          # G = 1: constant shifts; input_bits != T
+    ("1x4x6-6c3p0-mp2-3fc", 6, 6, 4, 2, 0.2),      # T = 6, a ragged last group
+]
+
+
+def radix_first(case):
+    """A random radix net's first conv layer, its pool (if one follows), input frames and the
+    golden model's digit planes of the layer (after the pool)."""
+    from fireflys_sw.artifact import PoolLayer
+    from fireflys_sw.golden import _radix_forward, encode_input
+    from fireflys_sw.synthetic import random_images, random_radix_artifact
+
+    spec, T, ib, p_co, levels, stall = RADIX_CASES[case]
+    a = random_radix_artifact(spec, seed=700 + case, T=T, input_bits=ib, weight_sparsity=0.5)
+    images = random_images(a, 3, seed=700 + case)
+    x = encode_input(a, images)                    # (n, 1, Ci, H, W) the integer frame
+    layer = a.layers[0]
+    pool = a.layers[1] if isinstance(a.layers[1], PoolLayer) else None
+    digits = _radix_forward(layer, x, True, T, a.input_max)
+    if pool is not None:
+        digits = _radix_forward(pool, digits, False, T, a.input_max)
+    return a, layer, pool, x[:, 0], digits
+
+
+@pytest.mark.parametrize("case", range(len(RADIX_CASES)))
+def test_direct_core_radix(case):
+    """DirectCore on a radix first layer (per_step=False): the beat carries the digits of the
+    requantised T-bit values, MSB first, and a pool is the max of the values; bit-exact with
+    the golden model under random stalls on both ends."""
+    from fireflys_sw.golden import radix_value
+    from fireflys_hw.gateware.direct_conv import DirectCore
+
+    spec, T, ib, p_co, levels, stall = RADIX_CASES[case]
+    seed = 700 + case
+    a, layer, pool, x, digits = radix_first(case)
+    values = radix_value(digits)
+    # not degenerate: zeros (ReLU), values in between and some at the clip
+    assert (values == 0).any() and ((values > 0) & (values < (1 << T) - 1)).any(), \
+        f"seed {seed}: degenerate values"
+    n, _, co, ho, wo = digits.shape
+    want = [sum(int(digits[f, t, c, i, j]) << (t * co + c) for t in range(T) for c in range(co))
+            for f in range(n) for i in range(ho) for j in range(wo)]
+    dut = DirectCore(layer, p_co=p_co, T=T, input_bits=ib, per_step=False, pool=pool,
+                     tree_levels=levels)
+    assert dut.conv.radix and dut.conv.latency == dut.conv.tree_stages + 2
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, pixel_beats(x, ib), stall_prob=stall, rng=seed)
+
+    async def consumer(ctx):
+        got.extend(await get(ctx, dut.output, len(want), stall_prob=stall, rng=seed + 1))
+
+    run_sim(dut, producer, consumer, max_cycles=20_000)
+    got = [b["spikes"] for b in got]
+    assert got == want, f"seed {seed}: first mismatch at beat " \
+        f"{next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)}"
+
+
+def test_direct_core_radix_cycles():
+    """The cycle model holds for the radix datapath (one requantisation stage instead of T
+    neuron steps)."""
+    from amaranth.hdl import Module
+    _, layer, _, x, _ = radix_first(0)
+    _, T, ib, p_co, levels, _ = RADIX_CASES[0]
+    conv = DirectConv(layer, p_co=p_co, T=T, input_bits=ib, tree_levels=levels)
+    frames = x.shape[0]
+    n_out = frames * layer.out_shape[1] * layer.out_shape[2]
+    top = Module()
+    top.submodules.conv = conv
+    done = []
+
+    async def producer(ctx):
+        await put(ctx, conv.input, pixel_beats(x, ib), stall_prob=0.0)
+
+    async def consumer(ctx):
+        ctx.set(conv.output.ready, 1)
+        n = cycle = 0
+        while n < n_out:
+            _, _, valid = await ctx.tick().sample(conv.output.valid)
+            cycle += 1
+            n += int(valid)
+        done.append(cycle)
+
+    run_sim(top, producer, consumer, max_cycles=20_000)
+    assert done[0] == direct_conv_cycles(layer, p_co, T, frames, latency=conv.latency,
+                                         fifo_depth=conv.fifo_depth)
+
+
+def test_direct_core_radix_pool_needs_vectorised_beats():
+    from fireflys_hw.gateware.direct_conv import DirectCore
+    _, layer, pool, _, _ = radix_first(0)
+    with pytest.raises(ValueError, match=r"^a radix layer's pool needs per_step=False"):
+        DirectCore(layer, p_co=2, T=4, input_bits=4, pool=pool)
+
+
+def test_accelerator_dense_first_radix():
+    """A random radix net through the accelerator with core 0 a DirectCore: scores bit-exact
+    with the golden model, stalls on both ends."""
+    from fireflys_hw.gateware.accelerator import Accelerator
+    from fireflys_sw.golden import run_golden
+    from fireflys_sw.synthetic import random_images, random_radix_artifact
+
+    a = random_radix_artifact("1x6x6-4c3p1-mp2-5c3p1-5fc", seed=7, T=3, weight_sparsity=0.6)
+    images = random_images(a, 3, seed=7)
+    acc = Accelerator(a, [(2, 1), (3, 4), (5, 8)], dense_first=True)
+    assert type(acc.cores[0]).__name__ == "DirectCore"
+    got, counters = run_accelerator(acc, a, images, seed=7)
+    golden = run_golden(a, images)
+    for f, (scores, index) in enumerate(got):
+        assert scores == [int(v) for v in golden.scores[f]], f"frame {f}"
+        assert index == int(golden.prediction[f]), f"frame {f}"
+    density = golden.spike_density()[0]
+    assert 0 < density < 1, f"first layer digit density {density}"
+    assert counters["core0_windows"] == 3 * 6 * 6
