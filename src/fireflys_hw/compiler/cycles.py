@@ -36,7 +36,7 @@ DETECTOR_TAIL = 3
 
 def neuron_latency(T: int, readout: bool) -> int:
     """:func:`fireflys_hw.gateware.neuron.neuron_latency` (a test keeps them equal)."""
-    return 2 if readout else T + 1
+    return 2 if readout else 2 * T + 1
 
 
 def lane_pairs(x: np.ndarray, mask: np.ndarray, p_co: int, p_ci: int,
