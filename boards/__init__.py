@@ -37,7 +37,7 @@ from fireflys_sw.errors import FireflysError
 from fireflys_sw.progress import run_logged
 
 __all__ = ["BoardTarget", "BOARDS", "BoardError", "board_target", "fit_problems", "BoardBuild",
-           "build_board", "parse_nextpnr_log", "DEFAULT_BAUD"]
+           "build_board", "parse_nextpnr_log", "parse_critical_path", "DEFAULT_BAUD"]
 
 DEFAULT_BAUD = 115_200
 
@@ -167,16 +167,39 @@ def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
         raise BoardError(f"{target.name}: {error}") from error
 
 
+def parse_critical_path(text: str) -> dict | None:
+    """The last ``Critical path report for clock`` of a nextpnr log (after routing):
+    ``{"clock", "ns", "logic_ns", "routing_ns", "source", "sink"}``, ``source`` and ``sink``
+    the cells' pins as nextpnr names them; ``None`` without one."""
+    blocks = re.split(r"Info: Critical path report for ", text)
+    blocks = [b for b in blocks[1:] if b.startswith("clock")]
+    if not blocks:
+        return None
+    block = blocks[-1]
+    clock = re.match(r"clock '([^']+)'", block).group(1)
+    steps = re.findall(r"Info:\s+(clk-to-q|logic|routing|setup)\s+([\d.]+)\s+([\d.]+)\s+"
+                       r"(Source|Net|Setup)\s+(\S+)", block)
+    if not steps:
+        return None
+    sinks = re.findall(r"Info:\s+Sink\s+(\S+)", block)
+    return {"clock": clock, "ns": float(steps[-1][2]),
+            "logic_ns": round(sum(float(s[1]) for s in steps
+                                  if s[0] in ("clk-to-q", "logic", "setup")), 3),
+            "routing_ns": round(sum(float(s[1]) for s in steps if s[0] == "routing"), 3),
+            "source": steps[0][4], "sink": sinks[-1] if sinks else steps[-1][4]}
+
+
 def parse_nextpnr_log(text: str) -> dict:
-    """``{"fmax_mhz": {clock: MHz}, "utilisation": {cell: [used, available]}}`` from a
-    nextpnr log (the last report of each clock: after routing)."""
+    """``{"fmax_mhz": {clock: MHz}, "utilisation": {cell: [used, available]},
+    "critical_path": ...}`` from a nextpnr log (the last report of each clock: after routing;
+    :func:`parse_critical_path`)."""
     fmax = {}
     for clock, mhz in re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", text):
         fmax[clock] = float(mhz)
     util = {}
     for cell, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
         util[cell] = [int(used), int(avail)]
-    return {"fmax_mhz": fmax, "utilisation": util}
+    return {"fmax_mhz": fmax, "utilisation": util, "critical_path": parse_critical_path(text)}
 
 
 #: Build-script overrides of the ECP5 build (Amaranth's ``synth_opts`` / ``script_after_synth``):

@@ -85,6 +85,27 @@ Info: Max frequency for clock '$glbnet$clk': 84.33 MHz (PASS at 25.00 MHz)
     parsed = parse_nextpnr_log(text)
     assert parsed["fmax_mhz"] == {"$glbnet$clk": 84.33}
     assert parsed["utilisation"]["TRELLIS_COMB"] == [1286, 83640]
+    assert parsed["critical_path"] is None
+
+
+def test_parse_critical_path():
+    # the shape of nextpnr-ecp5's report; the last report of the clock is the routed one
+    block = """Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source {src}.Q
+Info:    routing  1.15  1.67 Net a[1] (13,35) -> (12,36)
+Info:                          Sink mid.B
+Info:      logic  0.24  1.91 Source mid.F
+Info:    routing  1.17  3.08 Net b[0] (12,36) -> (11,35)
+Info:                          Sink {dst}.CE
+Info:      setup  0.10  3.18 Source {dst}.CE
+"""
+    text = (block.format(src="early", dst="x") + "Info: Critical path report for cross-domain "
+            "path '<async>' -> '<async>':\n" + block.format(src="core1.fifo0.r_addr",
+                                                          dst="argmax.best"))
+    assert parse_nextpnr_log(text)["critical_path"] == {
+        "clock": "$glbnet$clk", "ns": 3.18, "logic_ns": 0.86, "routing_ns": 2.32,
+        "source": "core1.fifo0.r_addr.Q", "sink": "argmax.best.CE"}
 
 
 # --- build trees --------------------------------------------------------------------------------
