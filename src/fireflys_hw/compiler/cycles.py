@@ -36,7 +36,7 @@ DETECTOR_TAIL = 3
 
 def neuron_latency(T: int, readout: bool) -> int:
     """:func:`fireflys_hw.gateware.neuron.neuron_latency` (a test keeps them equal)."""
-    return 2 if readout else T + 1
+    return 2 if readout else 2 * T + 1
 
 
 def lane_pairs(x: np.ndarray, mask: np.ndarray, p_co: int, p_ci: int,
@@ -143,6 +143,7 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
     n_pops = np.zeros(nf, np.int64)
     popped = np.zeros(nf, np.int64)
     last_out = np.full(nf, -1, np.int64)
+    room = np.ones(nf, bool)                  # the registered room flag (window_depth >= 2)
     skip = bool(skip_empty)
     nothing = np.zeros(shape, bool)           # what empty-chunk skipping does when it is off
     cycle = 0
@@ -164,8 +165,12 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
         if walk:
             offered &= (pos > nxt) & ~dropped[fr, np.minimum(nxt, n)]
         take = offered & ((taken - popped) < depth)
-        if window_depth:
+        if window_depth >= 2:
+            take &= room
+            room = ((n_taken[:, None] - head) < window_depth - 1).all(axis=1)
+        elif window_depth:
             take &= ((n_taken[:, None] - head) < window_depth).all(axis=1)
+        if window_depth:
             has = (head < n_taken[:, None]) & ready
             index = taken_at[fr[:, None], np.minimum(head, n)]
         else:

@@ -195,8 +195,9 @@ class ReadoutCollector(wiring.Component):
     """Gather the readout lanes' per-group score beats into one beat with every score and the
     prediction.
 
-    The beats go to an :class:`~fireflys_hw.gateware.neuron.Argmax` and, in the same transfer, into
-    registers (one ``score_bits`` register per class); the result leaves with the argmax's
+    The beats pass a register stage, then go to an :class:`~fireflys_hw.gateware.neuron.Argmax`
+    and, in the same transfer, into registers (one ``score_bits`` register per class); the
+    result leaves with the argmax's
     beat. The registers only change on a transfer into the argmax, which refuses input while
     its result waits, so a frame's scores stay put until its beat has left.
 
@@ -237,15 +238,22 @@ class ReadoutCollector(wiring.Component):
         m.submodules.argmax = argmax = Argmax(self.classes, self.p_co, self.score_bits)
         G, P = self.n_groups, self.p_co
         scores = Signal(data.ArrayLayout(signed(self.score_bits), G * P))
+        # a register stage in front: the lanes' FIFOs are read asynchronously (LUT RAM), and
+        # their data went straight into the argmax's comparators (the critical path of the
+        # ECP5 build); one cycle of latency per frame, no throughput
+        r_valid = Signal()
+        r_beat = Signal.like(self.input.payload)
         m.d.comb += [
-            argmax.input.payload.eq(self.input.payload),
-            argmax.input.valid.eq(self.input.valid),
-            self.input.ready.eq(argmax.input.ready),
+            argmax.input.payload.eq(r_beat),
+            argmax.input.valid.eq(r_valid),
+            self.input.ready.eq(~r_valid | argmax.input.ready),
         ]
-        with m.If(self.input.valid & self.input.ready):
+        with m.If(self.input.ready):
+            m.d.sync += [r_valid.eq(self.input.valid), r_beat.eq(self.input.payload)]
+        with m.If(r_valid & argmax.input.ready):
             for g in range(G):
-                with m.If(self.input.payload.group == g):
-                    m.d.sync += [scores[g * P + lane].eq(self.input.payload.scores[lane])
+                with m.If(r_beat.group == g):
+                    m.d.sync += [scores[g * P + lane].eq(r_beat.scores[lane])
                                  for lane in range(P)]
         m.d.comb += [
             self.output.valid.eq(argmax.output.valid),

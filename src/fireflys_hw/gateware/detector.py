@@ -233,6 +233,11 @@ class SparsityDetector(wiring.Component):
         with m.Elif(a0_drop & a0.end):
             m.d.sync += a1.end.eq(1)
 
+        # the bits of b_x that have a set bit below them: ``b_x & b_below`` is ``b_x & (b_x -
+        # 1)`` (the lowest set bit cleared) from a tree of ORs, not a carry chain, which kept
+        # this loop and stage C over 6 logic levels
+        b_below = Signal(p_ci)
+        m.d.comb += b_below.eq(Cat(Const(0, 1), _prefix_or(b_x)[:p_ci - 1]))
         with m.If(b_take):
             m.d.sync += b_valid.eq(b_load)
         with m.If(b_load):
@@ -248,7 +253,7 @@ class SparsityDetector(wiring.Component):
             ]
         with m.Elif(b_valid & ~b_last):
             m.d.sync += [
-                b_x.eq(b_x & (b_x - 1)),
+                b_x.eq(b_x & b_below),
                 b_n.eq(b_n - 1),
                 b_last.eq(b_n <= 2),
             ]
@@ -256,18 +261,16 @@ class SparsityDetector(wiring.Component):
                 m.d.sync += b.end.eq(1)
 
         # --- C: the bitmap bits below the lowest set bit of x ----------------------------
-        b_xm1 = Signal(p_ci)
-        m.d.comb += b_xm1.eq(b_x - 1)
         c_valid = Signal()
         c_masked = Signal(p_ci)
         c_base = Signal(abits)
         c_pair = Signal()
         c_steps = Signal(T)
         c = Signal(flags)
-        lowest = b_x & ~b_xm1
+        lowest = b_x & ~b_below
         m.d.sync += [
             c_valid.eq(b_valid),
-            c_masked.eq(b_bitmap & b_xm1 & ~b_x),
+            c_masked.eq(b_bitmap & ~b_below & ~b_x),
             c_base.eq(b_base),
             c_pair.eq(b_pair),
             c_steps.eq(Cat((b_spikes[t * p_ci:(t + 1) * p_ci] & lowest).any()
@@ -315,6 +318,17 @@ class SparsityDetector(wiring.Component):
             ev.group.eq(e.group),
         ]
         return m
+
+
+def _prefix_or(x):
+    """Bit ``i`` = OR of ``x[0..i]``: a Kogge-Stone network of 2-input ORs (``log2(len(x))``
+    levels, two LUT levels for 16 bits)."""
+    bits = [x[i] for i in range(len(x))]
+    span = 1
+    while span < len(bits):
+        bits = [bits[i] | bits[i - span] if i >= span else bits[i] for i in range(len(bits))]
+        span *= 2
+    return Cat(*bits)
 
 
 def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> list[int]:

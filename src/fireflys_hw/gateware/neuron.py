@@ -19,9 +19,10 @@ __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "predi
 
 def neuron_latency(T: int, readout: bool) -> int:
     """Cycles from a window's ``end`` slot at ``events`` to the beat being valid at ``output``
-    when the output FIFOs are empty: accumulator register, then the ``T`` update stages (the
-    last one writes the FIFO), then the FIFO; the readout sums into the FIFO at once."""
-    return 2 if readout else T + 1
+    when the output FIFOs are empty: accumulator register, then the ``T`` updates of two
+    register stages each (the last writes the FIFO), then the FIFO; the readout sums into the
+    FIFO at once."""
+    return 2 if readout else 2 * T + 1
 
 
 def lane_spike_beat(p_co: int, T: int, n_groups: int) -> data.StructLayout:
@@ -77,9 +78,9 @@ class NeuronLanes(wiring.Component):
     :class:`~fireflys_hw.gateware.synapse.SynapseArray`).
 
     Latency from a window's ``end`` slot at ``events`` to its beat at ``output``
-    (:func:`neuron_latency`): accumulator register, ``T`` update stages (the last writes the
-    FIFO), FIFO: ``T + 1`` cycles; the readout: accumulator register, sum into the FIFO, FIFO:
-    2 cycles.
+    (:func:`neuron_latency`): accumulator register, ``T`` updates of two stages each (the
+    last writes the FIFO), FIFO: ``2T + 1`` cycles; the readout: accumulator register, sum
+    into the FIFO, FIFO: 2 cycles.
 
     Static input (``static_input=True``, a direct-encoded first layer): the input is the same
     at every time step, so is the current, and the detectors compute it once per (pixel,
@@ -113,7 +114,7 @@ class NeuronLanes(wiring.Component):
         ``Y = min(max(round_shift(acc, s[c]), 0), 2^T - 1)`` (``s`` a per-group ROM like the
         threshold, ``round_shift`` computed as ``(((acc << 1) >> s) + 1) >> 1``), whose
         digits, most significant first, are the beat's ``T`` spikes; the result passes
-        ``T - 1`` more registers so that the latency is the LIF chain's (one cycle model for
+        ``2T - 1`` more registers so that the latency is the LIF chain's (one cycle model for
         both). The readout emits ``acc``.
 
     Members
@@ -277,38 +278,69 @@ class NeuronLanes(wiring.Component):
                 shape=signed(th_bits), depth=G, init=thresholds[lane])
             th_rd = th_mem.read_port(domain="comb")
             m.d.comb += th_rd.addr.eq(g_group)
-            # the update chain: stage t holds V after step t - 1, the spikes so far and the
-            # currents of steps t .. T-1 (one current for a static input)
+            # the update chain, two register stages per step: stage t holds V after step
+            # t - 1, the spikes so far and the currents of steps t .. T-1 (one current for a
+            # static input); its first half computes D = I[t] - V (LIF) and V - TH, its second
+            # H = V + (D >> leak) and the spike as (V - TH) + (D >> leak) >= 0, the same test
+            # as H >= TH with the two adds side by side: one carry chain per stage, not three
+            # in series
             valid, v, spikes, currents, th, group = (g_valid, None, [], list(accs),
                                                      th_rd.data, g_group)
+            lif = layer.neuron is NeuronKind.LIF
+            dbits = max(vbits, cbits) + 1
+            tbits = max(vbits, th_bits) + 1
             for t in range(T):
                 current = currents[0]
-                h = Signal(signed(vbits), name=f"h{lane}_{t}")
-                spike = Signal(name=f"s{lane}_{t}")
+                rest = currents[1:] if S == T else currents
                 v_old = 0 if v is None else v
-                if layer.neuron is NeuronKind.LIF:
-                    m.d.comb += h.eq(v_old + ((current - v_old) >> layer.leak_shift))
-                else:
-                    m.d.comb += h.eq(v_old + current)
-                m.d.comb += spike.eq(h >= th)
-                spikes = spikes + [spike]
+                # --- first half --------------------------------------------------------
+                a_valid = Signal(name=f"a{lane}_{t}_valid")
+                a_v = Signal(signed(vbits), name=f"a{lane}_{t}_v")
+                a_d = Signal(signed(dbits), name=f"a{lane}_{t}_d")
+                a_vt = Signal(signed(tbits), name=f"a{lane}_{t}_vt")
+                a_spikes = [Signal(name=f"a{lane}_{t}_s{j}") for j in range(t)]
+                a_currents = [Signal(signed(cbits), name=f"a{lane}_{t}_i{j}")
+                              for j in range(len(rest) if t < T - 1 else 0)]
+                a_group = Signal(gbits, name=f"a{lane}_{t}_group")
+                a_th = Signal(signed(th_bits), name=f"a{lane}_{t}_th")
+                m.d.sync += [
+                    a_valid.eq(valid),
+                    a_v.eq(v_old),
+                    a_d.eq(current - v_old if lif else current),
+                    a_vt.eq(v_old - th),
+                    a_th.eq(th),
+                    a_group.eq(group),
+                    *[x.eq(y) for x, y in zip(a_spikes, spikes)],
+                    *[x.eq(y) for x, y in zip(a_currents, rest)],
+                ]
+                # --- second half: charge and fire --------------------------------------
+                step = (a_d >> layer.leak_shift) if lif else a_d
+                h = Signal(signed(vbits), name=f"h{lane}_{t}")
+                over = Signal(signed(tbits + 1), name=f"o{lane}_{t}")
+                spike = Signal(name=f"s{lane}_{t}")
+                m.d.comb += [
+                    h.eq(a_v + step),
+                    over.eq(a_vt + step),
+                    spike.eq(over >= 0),
+                ]
+                spikes = a_spikes + [spike]
+                valid, group = a_valid, a_group
                 if t == T - 1:
                     break
                 n_valid = Signal(name=f"u{lane}_{t + 1}_valid")
                 n_v = Signal(signed(vbits), name=f"u{lane}_{t + 1}_v")
                 n_spikes = [Signal(name=f"u{lane}_{t + 1}_s{j}") for j in range(t + 1)]
-                rest = currents[1:] if S == T else currents
                 n_currents = [Signal(signed(cbits), name=f"u{lane}_{t + 1}_i{j}")
-                              for j in range(len(rest))]
+                              for j in range(len(a_currents))]
                 n_th = Signal(signed(th_bits), name=f"u{lane}_{t + 1}_th")
                 n_group = Signal(gbits, name=f"u{lane}_{t + 1}_group")
                 m.d.sync += [
-                    n_valid.eq(valid),
+                    n_valid.eq(a_valid),
                     n_v.eq(Mux(spike, 0, h)),
-                    n_th.eq(th),
-                    n_group.eq(group),
-                    *[a.eq(b) for a, b in zip(n_spikes, spikes)],
-                    *[a.eq(b) for a, b in zip(n_currents, rest)],
+                    n_th.eq(a_th),
+                    n_group.eq(a_group),
+                    *[x.eq(y) for x, y in zip(n_spikes, spikes)],
+                    *[x.eq(y) for x, y in zip(n_currents, a_currents)],
                 ]
                 valid, v, spikes, currents, th, group = (n_valid, n_v, n_spikes, n_currents,
                                                          n_th, n_group)
@@ -381,7 +413,7 @@ class NeuronLanes(wiring.Component):
         # the output digits, MSB first: step t carries bit T-1-t
         digits = Cat(*[y[T - 1 - t] for t in range(T)])
         valid, data_, group = g_valid, digits, g_group
-        for stage in range(T - 1):           # match the LIF chain's latency (T + 1)
+        for stage in range(2 * T - 1):       # match the LIF chain's latency (2T + 1)
             n_valid = Signal(name=f"r{lane}_{stage}_valid")
             n_data = Signal(T, name=f"r{lane}_{stage}_y")
             n_group = Signal(gbits, name=f"r{lane}_{stage}_group")

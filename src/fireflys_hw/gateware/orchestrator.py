@@ -160,7 +160,12 @@ class DataflowOrchestrator(wiring.Component):
         T, D, C, P = self.T, self.depth, self.channels, self.p_ci
         kh_n, kw_n, nci = self.kernel_h, self.kernel_w, self.n_ci_chunks
 
-        m.submodules.buffer = buffer = memory.Memory(shape=T * C, depth=D, init=[])
+        # a word: the pixel's T * C spike bits, then per channel chunk a flag "some spike in
+        # this chunk at some step", computed on the way in so that the read side's drop
+        # decision is a look-up, not an OR over T * P_Ci bits on the ready/valid path
+        nz_flags = self.drop_empty
+        width = T * C + (nci if nz_flags else 0)
+        m.submodules.buffer = buffer = memory.Memory(shape=width, depth=D, init=[])
         wr = buffer.write_port()
         rd = buffer.read_port()
 
@@ -173,10 +178,15 @@ class DataflowOrchestrator(wiring.Component):
         m.d.comb += [
             self.input.ready.eq(level < D),
             wr.addr.eq(wptr),
-            wr.data.eq(self.input.payload.spikes),
+            wr.data[:T * C].eq(self.input.payload.spikes),
             wr.en.eq(self.input.valid & self.input.ready),
             inc.eq(wr.en),
         ]
+        if nz_flags:
+            spikes_in = self.input.payload.spikes
+            for j in range(nci):
+                bits = [spikes_in[t * C + j * P:t * C + min(C, (j + 1) * P)] for t in range(T)]
+                m.d.comb += wr.data[T * C + j].eq(Cat(*bits).any())
         with m.If(wr.en):
             m.d.sync += wptr.eq(_wrap_inc(wptr, D))
 
@@ -222,7 +232,8 @@ class DataflowOrchestrator(wiring.Component):
             m.d.comb += payload.spikes.eq(Array(chunks)[o_cic])
         empty = Signal()
         if self.drop_empty:
-            m.d.comb += empty.eq(~payload.spikes.any() & ~o_last)
+            nz = rd.data[T * C:]
+            m.d.comb += empty.eq(~(nz[0] if nci == 1 else Array(nz)[o_cic]) & ~o_last)
 
         advance = Signal()
         issue = Signal()
@@ -242,8 +253,19 @@ class DataflowOrchestrator(wiring.Component):
             rd.en.eq(advance),
         ]
 
-        # pixels freed when a window is done (constants, no multiplier)
-        dec = Signal(range(D + 1))
+        # pixels freed when a window is done (constants, no multiplier): base and level move
+        # by one of three constants, whose sums are computed from the registers alone in
+        # parallel with the control that picks one (no add after the ready/valid decision)
+        by_one, by_kw, by_span = Signal(), Signal(), Signal()
+        moves = (1, kw_n, self.span)
+        base_next = {k: Signal(range(D), name=f"base_plus_{k}") for k in moves}
+        level_in = Signal(range(D + 2))
+        level_next = {k: Signal(range(D + 2), name=f"level_minus_{k}") for k in moves}
+        m.d.comb += level_in.eq(level + inc)
+        for k in moves:
+            m.d.comb += base_next[k].eq(_wrap_sum(base + k, D))
+        for k, sig in level_next.items():
+            m.d.comb += sig.eq(level_in - k)
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
         with m.If(advance & issue):
@@ -260,14 +282,13 @@ class DataflowOrchestrator(wiring.Component):
                                 m.d.sync += ow.eq(0)
                                 with m.If(oh == self.out_height - 1):
                                     m.d.sync += oh.eq(0)
-                                    m.d.comb += dec.eq(self.span)
+                                    m.d.comb += by_span.eq(1)
                                 with m.Else():
                                     m.d.sync += oh.eq(oh + 1)
-                                    m.d.comb += dec.eq(kw_n)
+                                    m.d.comb += by_kw.eq(1)
                             with m.Else():
                                 m.d.sync += ow.eq(ow + 1)
-                                m.d.comb += dec.eq(1)
-                            m.d.sync += base.eq(_wrap_sum(base + dec, D))
+                                m.d.comb += by_one.eq(1)
                         with m.Else():
                             m.d.sync += group.eq(group + 1)
                     with m.Else():
@@ -279,7 +300,15 @@ class DataflowOrchestrator(wiring.Component):
                     m.d.sync += [kw.eq(kw + 1), chunk.eq(chunk + 1), off.eq(off + 1)]
             with m.Else():
                 m.d.sync += [cic.eq(cic + 1), chunk.eq(chunk + 1)]
-        m.d.sync += level.eq(level + inc - dec)
+        # the window moved base by 1, kw or span: take the precomputed sums
+        with m.If(by_span):
+            m.d.sync += [level.eq(level_next[self.span]), base.eq(base_next[self.span])]
+        with m.Elif(by_kw):
+            m.d.sync += [level.eq(level_next[kw_n]), base.eq(base_next[kw_n])]
+        with m.Elif(by_one):
+            m.d.sync += [level.eq(level_next[1]), base.eq(base_next[1])]
+        with m.Else():
+            m.d.sync += level.eq(level_in)
 
         # --- output stage: what was issued with the read, one cycle later -----------------
         with m.If(advance):

@@ -49,7 +49,9 @@ class SynapseArray(wiring.Component):
     Decoupled lanes: the window stream is broadcast into one FIFO of ``window_depth`` beats
     per lane, and each detector takes its beats from its own FIFO at its own pace (one cycle
     per effectual pair, empty chunks dropped in its look-ahead). A beat is taken when every
-    lane's FIFO has room, so the lanes drift apart by up to ``window_depth`` beats: a lane busy
+    lane's FIFO has room (a registered flag: at most ``window_depth - 2`` beats in every FIFO
+    in the cycle before, with ``window_depth >= 2``), so the lanes drift apart by up to
+    ``window_depth`` beats: a lane busy
     on a dense chunk no longer holds the others back, and over a few chunks the busy lanes'
     pairs and the idle lanes' slack even out. (With ``window_depth = 0`` there are no FIFOs
     and a beat is taken when every detector can take it, a join with only the detectors'
@@ -200,7 +202,16 @@ class SynapseArray(wiring.Component):
                     det.input.valid.eq(q.r_rdy),
                     q.r_en.eq(det.input.ready),
                 ]
-            m.d.comb += room.eq(Cat(q.w_rdy for q in queues).all())
+            if self.window_depth >= 2:
+                # registered: room in the next cycle if every FIFO holds at most depth - 2
+                # beats now (whatever this cycle writes and reads), so the AND over the lanes
+                # is off the ready path; a FIFO still fills up, a cycle later
+                room_r = Signal(init=1)
+                m.d.sync += room_r.eq(Cat(q.level < self.window_depth - 1
+                                          for q in queues).all())
+                m.d.comb += room.eq(room_r)
+            else:
+                m.d.comb += room.eq(Cat(q.w_rdy for q in queues).all())
             m.d.comb += self.working.eq(Cat(q.r_rdy for q in queues).any())
         else:
             m.d.comb += room.eq(Cat(det.input.ready for det in detectors).all())
@@ -229,8 +240,10 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     offered back to back from cycle 0 and an always-ready output (the register-transfer
     recurrence, evaluated cycle by cycle; tests check it).
 
-    Per cycle: the input moves when every lane FIFO has room (``level < window_depth``, the
-    level of the cycle's start) and fewer than ``depth`` results are in flight; a beat
+    Per cycle: the input moves when every lane FIFO had room one cycle earlier (``level <
+    window_depth - 1`` at the previous cycle's start, a registered flag, high in cycle 0;
+    ``level < window_depth`` at this cycle's start when ``window_depth`` is 1) and fewer than
+    ``depth`` results are in flight; a beat
     written in a cycle is at its detector's input in the next; each detector runs its own
     recurrence (:class:`~fireflys_hw.gateware.detector.DetectorModel`, a beat's work being
     ``popcount(OR over t of spikes & bitmap)``) and takes its FIFO's head when its A0 is free.
@@ -261,6 +274,7 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     results = 0                           # results all lanes have finished
     outputs, pops = [], []
     taken = 0
+    room = True                           # the registered room flag
     nxt = 0                               # the beat offered (walk: in the output register)
     pos = 0                               # walk: the next chunk to read
     cycle = 0
@@ -268,7 +282,10 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
         inflight = taken - sum(1 for c in pops if c < cycle)
         credit = inflight < depth
         offered = nxt < n and (not walk or (pos > nxt and not dropped[nxt]))
-        if window_depth:
+        if window_depth >= 2:
+            take = offered and credit and room
+            room = all(len(q) < window_depth - 1 for q in queues)
+        elif window_depth:
             take = offered and credit and all(len(q) < window_depth for q in queues)
         else:
             take = offered and credit and all(d.ready for d in dets)
