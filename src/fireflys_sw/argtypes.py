@@ -13,8 +13,8 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["int_in", "float_in", "file_name", "POSITIVE", "NON_NEGATIVE", "SEED", "BITS",
-           "TIME_STEPS", "PROBABILITY", "POSITIVE_FLOAT", "NON_NEGATIVE_FLOAT"]
+__all__ = ["int_in", "float_in", "file_name", "plain_name_problem", "POSITIVE", "NON_NEGATIVE",
+           "SEED", "BITS", "TIME_STEPS", "PROBABILITY", "POSITIVE_FLOAT", "NON_NEGATIVE_FLOAT"]
 
 #: Largest integer any count or size option takes (far above any real use; keeps values
 #: printable and inside C ``long``).
@@ -57,13 +57,25 @@ def float_in(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = Fal
     return convert
 
 
+def plain_name_problem(text) -> str | None:
+    """Why ``text`` cannot be one file name inside an output folder (``None`` if it can): it
+    must be a non-empty string without a path separator, not ``.`` or ``..``, without control
+    characters, not starting with ``-``, at most 128 characters. :func:`file_name` (the
+    command lines) and :class:`fireflys_sw.train.TrainConfig` (the Python API) share it."""
+    if not isinstance(text, str) or not text or len(text) > 128 or text in (".", "..") \
+            or "/" in text or "\\" in text or any(ord(c) < 32 or ord(c) == 127 for c in text) \
+            or text.startswith("-"):
+        shown = repr(text[:40]) if isinstance(text, str) else repr(text)[:40]
+        return (f"must be a plain name (no '/', not '.' or '..', at most 128 characters), "
+                f"not {shown}")
+    return None
+
+
 def file_name(text: str) -> str:
-    """A name used as one file name inside an output folder: no path separator, not ``.`` or
-    ``..``, no control characters, at most 128 characters."""
-    if not text or len(text) > 128 or text in (".", "..") or "/" in text or "\\" in text \
-            or any(ord(c) < 32 for c in text) or text.startswith("-"):
-        raise argparse.ArgumentTypeError(f"must be a plain name (no '/', not '.' or '..', at "
-                                         f"most 128 characters), not {text[:40]!r}")
+    """A name used as one file name inside an output folder (:func:`plain_name_problem`)."""
+    problem = plain_name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .argtypes import plain_name_problem
 from .artifact import InputEncoding, save_artifact
 from .datasets import load_dataset
 from .errors import FireflysError
@@ -77,7 +78,19 @@ class TrainConfig:
     distributed: bool = False
     device: str = "cpu"
 
+    def __post_init__(self):
+        # the name becomes a file name under ``out``: refused here, before anything is written,
+        # however the config was made (``--name`` is checked by argparse already)
+        self._check_name()
+
+    def _check_name(self) -> None:
+        if self.name is not None:
+            problem = plain_name_problem(self.name)
+            if problem is not None:
+                raise FireflysError(f"--name {problem}")
+
     def validate(self) -> None:
+        self._check_name()
         if not 0.5 <= self.target_sparsity < 1:
             raise FireflysError(f"--sparsity must be in [0.5, 1), not {self.target_sparsity}")
         if not 2 <= self.weight_bits <= 8:

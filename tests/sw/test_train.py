@@ -47,6 +47,26 @@ def test_bad_configs():
             train(TrainConfig(**kwargs))
 
 
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "", "x\\y", "-x", "a\nb",
+                                  "n" * 129, 5])
+def test_config_name_must_be_plain(tmp_path, name):
+    """A name that is not one plain file name (it would write outside ``out``) is refused by
+    the config itself, from Python as from the command line: one line, nothing written."""
+    out = tmp_path / "out"
+    with pytest.raises(FireflysError, match=r"^--name must be a plain name \(no '/'") as info:
+        train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, out=str(out), name=name))
+    assert "\n" not in str(info.value)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    # a config changed after construction is checked again when it runs
+    config = TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, out=str(out), name="ok")
+    object.__setattr__(config, "name", name)
+    with pytest.raises(FireflysError, match=r"^--name must be a plain name"):
+        train(config)
+    assert list(tmp_path.iterdir()) == []
+    # plain names pass the check
+    assert TrainConfig(name="run-1.v2").name == "run-1.v2"
+
+
 def test_unknown_dataset_and_unwritable_output(tmp_path):
     with pytest.raises(FireflysError, match=r"imagenet"):
         train(TrainConfig(dataset="imagenet", out=str(tmp_path)))
