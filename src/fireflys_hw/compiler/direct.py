@@ -45,10 +45,10 @@ def neuron_stages(layer: SynapticLayer, T: int) -> int:
 
 
 def direct_conv_fits(layer: SynapticLayer) -> bool:
-    """Whether the dense datapath can compute ``layer``: a spiking conv layer of LIF or IF
-    neurons (not fc, not the readout, not radix: the dense core has no radix requantiser)."""
+    """Whether the dense datapath can compute ``layer``: a spiking conv layer (not fc, not the
+    readout)."""
     return isinstance(layer, SynapticLayer) and layer.kind is LayerKind.CONV \
-        and layer.neuron in (NeuronKind.LIF, NeuronKind.IF)
+        and not layer.is_readout
 
 
 def direct_conv_terms(layer: SynapticLayer, p_co: int) -> list[list[tuple[int, int, int, int]]]:

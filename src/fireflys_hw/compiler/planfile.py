@@ -216,4 +216,4 @@ def check_plan(plan: Plan, artifact: Artifact) -> None:
     if plan.dense_first and not (artifact.input_encoding is InputEncoding.DIRECT
                                  and direct_conv_fits(synaptic[0][1])):
         raise PlanError(f"plan has a dense first core, but artifact {artifact.name!r}'s first "
-                        f"layer is not a direct-encoded conv layer of LIF or IF neurons")
+                        f"layer is not a direct-encoded spiking conv layer")

@@ -216,8 +216,8 @@ class Accelerator(wiring.Component):
         self.profile = bool(profile)
         self.dense_first = bool(dense_first)
         if self.dense_first and not (static_input(artifact) and direct_conv_fits(stages[0][1])):
-            raise ValueError("dense_first needs a direct-encoded first layer that is a conv "
-                             "layer of LIF or IF neurons")
+            raise ValueError("dense_first needs a direct-encoded first layer that is a spiking "
+                             "conv layer")
         self.cores = []
         for k, ((i, layer, pool), (p_co, p_ci)) in enumerate(zip(stages, pairs)):
             if k == 0 and self.dense_first:
