@@ -110,7 +110,7 @@ def cases(draw) -> Case:
         parallelism.append((draw(st.integers(1, co)), draw(st.integers(1, 2 * p_ci_max))))
     first = net.layers[0]
     dense_ok = encoding is InputEncoding.DIRECT and isinstance(first, ConvSpec) \
-        and len(synaptic) > 1 and not radix
+        and len(synaptic) > 1
     return Case(
         spec=spec, radix=radix, T=T, input_bits=input_bits,
         weight_bits=draw(st.sampled_from([2, 3, 4, 8])), encoding=encoding, neuron=neuron,
