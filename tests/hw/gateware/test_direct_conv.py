@@ -142,6 +142,27 @@ def test_step_serialiser_after_direct_conv(case):
     assert [b["spikes"] for b in got] == want, f"seed {seed}"
 
 
+def _cycles_to_outputs(top, input, beats, output, n_out, *, max_cycles):
+    """Cycles until ``output`` has carried ``n_out`` beats, ``beats`` fed to ``input`` without
+    gaps and ``output`` always ready (what the cycle model counts)."""
+    done = []
+
+    async def producer(ctx):
+        await put(ctx, input, beats, stall_prob=0.0)
+
+    async def consumer(ctx):
+        ctx.set(output.ready, 1)
+        n = cycle = 0
+        while n < n_out:
+            _, _, valid = await ctx.tick().sample(output.valid)
+            cycle += 1
+            n += int(valid)
+        done.append(cycle)
+
+    run_sim(top, producer, consumer, max_cycles=max_cycles)
+    return done[0]
+
+
 @pytest.mark.parametrize("case,serialised", [(0, False), (0, True), (1, False), (1, True),
                                              (4, False), (3, True)])
 def test_cycles_match_simulation(case, serialised):
@@ -161,24 +182,10 @@ def test_cycles_match_simulation(case, serialised):
         top.submodules.ser = ser = StepSerialiser(co, T)
         wiring.connect(top, conv.output, ser.input)
         out = ser.output
-    done = []
-
-    async def producer(ctx):
-        await put(ctx, conv.input, pixel_beats(x, ib), stall_prob=0.0)
-
-    async def consumer(ctx):
-        ctx.set(out.ready, 1)
-        n = cycle = 0
-        while n < n_out:
-            _, _, valid = await ctx.tick().sample(out.valid)
-            cycle += 1
-            n += int(valid)
-        done.append(cycle)
-
-    run_sim(top, producer, consumer, max_cycles=50_000)
     want = direct_conv_cycles(layer, p_co, T, frames, latency=conv.latency,
                               fifo_depth=conv.fifo_depth, serialised=serialised)
-    assert done[0] == want
+    assert _cycles_to_outputs(top, conv.input, pixel_beats(x, ib), out, n_out,
+                              max_cycles=50_000) == want
     # the steady state: the last frame costs the formula's cycles per frame
     two = direct_conv_cycles(layer, p_co, T, frames - 1, latency=conv.latency,
                              fifo_depth=conv.fifo_depth, serialised=serialised)
@@ -428,23 +435,10 @@ def test_direct_core_radix_cycles():
     n_out = frames * layer.out_shape[1] * layer.out_shape[2]
     top = Module()
     top.submodules.conv = conv
-    done = []
-
-    async def producer(ctx):
-        await put(ctx, conv.input, pixel_beats(x, ib), stall_prob=0.0)
-
-    async def consumer(ctx):
-        ctx.set(conv.output.ready, 1)
-        n = cycle = 0
-        while n < n_out:
-            _, _, valid = await ctx.tick().sample(conv.output.valid)
-            cycle += 1
-            n += int(valid)
-        done.append(cycle)
-
-    run_sim(top, producer, consumer, max_cycles=20_000)
-    assert done[0] == direct_conv_cycles(layer, p_co, T, frames, latency=conv.latency,
-                                         fifo_depth=conv.fifo_depth)
+    assert _cycles_to_outputs(top, conv.input, pixel_beats(x, ib), conv.output, n_out,
+                              max_cycles=20_000) \
+        == direct_conv_cycles(layer, p_co, T, frames, latency=conv.latency,
+                              fifo_depth=conv.fifo_depth)
 
 
 def test_direct_core_radix_pool_needs_vectorised_beats():
