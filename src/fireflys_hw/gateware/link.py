@@ -13,14 +13,12 @@ number, payload, CRC-16, little-endian).
 
 from __future__ import annotations
 
-import binascii
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..host.protocol import (CRC_BYTES, FRAME_SYNC, INFO_REPLY, INFO_REQUEST, RESULT_SYNC,
-                             STATUS_BAD_FRAME, LinkInfo, beat_bytes)
+                             STATUS_BAD_FRAME, LinkInfo, beat_bytes, crc16)
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["HostLink", "UARTBridge", "link_info", "crc16_byte", "DEFAULT_RX_FIFO_DEPTH",
@@ -39,7 +37,7 @@ def _crc16_byte_taps() -> list[list[int]]:
     taps = [[] for _ in range(16)]
     for i in range(24):
         crc, byte = (1 << i, 0) if i < 16 else (0, 1 << (i - 16))
-        out = binascii.crc_hqx(bytes([byte]), crc)
+        out = crc16(bytes([byte]), crc)
         for j in range(16):
             if out >> j & 1:
                 taps[j].append(i)

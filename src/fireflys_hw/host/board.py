@@ -30,8 +30,8 @@ from fireflys_sw.errors import FireflysError
 
 from .beats import decode_readout, input_beats, static_input
 from .protocol import (CRC_BYTES, INFO_BYTES, INFO_REPLY, INFO_REQUEST, RESULT_SYNC,
-                       STATUS_BAD_FRAME, LinkInfo, argmax_index, beat_bytes, crc16, frame_bytes,
-                       model_id, result_value)
+                       STATUS_BAD_FRAME, LinkInfo, argmax_index, beat_bytes, crc16, crc_ok,
+                       frame_bytes, model_id, result_value)
 
 __all__ = ["Board", "BoardError", "LinkFault", "RunResult", "DEFAULT_BAUD", "DEFAULT_TIMEOUT",
            "DEFAULT_RETRIES"]
@@ -186,7 +186,7 @@ class Board:
             self._write(bytes([INFO_REQUEST]))
             self._expect(INFO_REPLY, "its info record")
             raw = self._read(INFO_BYTES + CRC_BYTES, "its info record")
-            if crc16(raw[:INFO_BYTES]) != int.from_bytes(raw[INFO_BYTES:], "little"):
+            if not crc_ok(raw):
                 raise LinkFault(f"the info record from the board on {self.name} has a bad CRC")
             try:
                 return LinkInfo.from_bytes(raw)
@@ -339,10 +339,7 @@ class Board:
 def _ends_with_info_record(data: bytes) -> bool:
     """Whether ``data`` ends with an info reply whose CRC checks."""
     n = 1 + INFO_BYTES + CRC_BYTES
-    if len(data) < n or data[-n] != INFO_REPLY:
-        return False
-    record = data[-n + 1:]
-    return crc16(record[:INFO_BYTES]) == int.from_bytes(record[INFO_BYTES:], "little")
+    return len(data) >= n and data[-n] == INFO_REPLY and crc_ok(data[-n + 1:])
 
 
 def _score_bits(artifact) -> int:

@@ -59,7 +59,7 @@ import numpy as np
 
 __all__ = ["FRAME_SYNC", "INFO_REQUEST", "RESULT_SYNC", "INFO_REPLY", "PROTOCOL_VERSION",
            "INFO_BYTES", "CRC_BYTES", "STATUS_BAD_FRAME", "LinkInfo", "model_id", "frame_bytes",
-           "result_record", "result_value", "beat_bytes", "crc16", "argmax_index",
+           "result_record", "result_value", "beat_bytes", "crc16", "crc_ok", "argmax_index",
            "encode_readout"]
 
 FRAME_SYNC = 0xA5
@@ -83,6 +83,11 @@ INFO_BYTES = _INFO.size
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE of ``data`` (continuing from ``crc``)."""
     return binascii.crc_hqx(bytes(data), crc)
+
+
+def crc_ok(record: bytes) -> bool:
+    """Whether a record's body matches its trailing CRC-16 (little-endian)."""
+    return crc16(record[:-CRC_BYTES]) == int.from_bytes(record[-CRC_BYTES:], "little")
 
 
 def _with_crc(body: bytes) -> bytes:

@@ -22,7 +22,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 
-from ..host.protocol import (CRC_BYTES, FRAME_SYNC, INFO_REPLY, INFO_REQUEST, STATUS_BAD_FRAME,
+from ..host.protocol import (FRAME_SYNC, INFO_REPLY, INFO_REQUEST, STATUS_BAD_FRAME,
                              LinkInfo, crc16, result_record)
 
 __all__ = ["LinkModel", "FaultyPort", "FAULTS"]
@@ -176,7 +176,4 @@ class FaultyPort:
         self.port.close()
 
 
-def crc_ok(record: bytes) -> bool:
-    """Whether a record's body matches its trailing CRC (for tests)."""
-    return crc16(record[:-CRC_BYTES]) == int.from_bytes(record[-CRC_BYTES:], "little")
 

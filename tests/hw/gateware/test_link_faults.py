@@ -23,9 +23,9 @@ from fireflys_hw.fuzzing import _WRONG_INFO, _wrong_info, link_bases, link_case
 from fireflys_hw.gateware.link import link_info
 from fireflys_hw.host.beats import input_beats
 from fireflys_hw.host.board import Board, BoardError
-from fireflys_hw.host.protocol import (INFO_REQUEST, RESULT_SYNC, encode_readout, frame_bytes,
-                                       model_id)
-from fireflys_hw.sim.linkmodel import FAULTS, FaultyPort, LinkModel, crc_ok
+from fireflys_hw.host.protocol import (INFO_REQUEST, RESULT_SYNC, crc_ok, encode_readout,
+                                       frame_bytes, model_id)
+from fireflys_hw.sim.linkmodel import FAULTS, FaultyPort, LinkModel
 from fireflys_hw.sim.serial import simulated_board
 from fireflys_sw.golden import run_golden
 from fireflys_sw.synthetic import random_artifact, random_images
