@@ -123,6 +123,9 @@ class Plan:
         One per synaptic layer, in order.
     version : int
         Plan file format version.
+    floor : str
+        With ``stop`` saturated: what holds the bottleneck core at its cycles (the floor that
+        more parallelism cannot lower), one line; else empty.
     """
 
     artifact: str
@@ -136,6 +139,7 @@ class Plan:
     stop: StopReason
     layers: tuple[LayerPlan, ...]
     version: int = PLAN_VERSION
+    floor: str = ""
 
     @property
     def frame_cycles(self) -> float:
@@ -227,6 +231,8 @@ def format_plan(plan: Plan) -> str:
     lines.append(f"frame interval {interval:,.0f} cycles (bottleneck: layer {b.index}, "
                  f"{b.describe()}) -> {plan.fps:,.0f} FPS at {plan.clock_hz / 1e6:g} MHz; "
                  f"stopped: {plan.stop.value}{target}")
+    if plan.floor:
+        lines.append(f"floor: {plan.floor}")
     if any(lp.fixed for lp in plan.layers):
         lines.append("* parallelism fixed by an override")
     if any(lp.dense for lp in plan.layers):
@@ -243,5 +249,6 @@ PLAN_LEGEND = textwrap.wrap(
     "(100 %: the bottleneck); BRAM: 36 Kb blocks; FIFO: depth of the FIFO after the core, in "
     "beats; *: fixed by an override; stopped: why the planner stopped adding parallelism "
     "(target: the --fps target is met; budget: the slowest core's next step would exceed a "
-    "budget; saturated: the slowest core cannot go faster, at its most parallel or fixed)",
+    "budget; saturated: the slowest core cannot go faster, at its most parallel or fixed; floor: "
+    "what holds it there)",
     width=100, subsequent_indent="  ")

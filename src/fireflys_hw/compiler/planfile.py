@@ -43,7 +43,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "device": plan.device, "clock_hz": plan.clock_hz, "T": plan.T,
         "lut_budget": plan.lut_budget, "ff_budget": plan.ff_budget,
         "bram_budget": plan.bram_budget, "target_fps": plan.target_fps,
-        "stop": plan.stop.value, "layers": layers,
+        "stop": plan.stop.value, **({"floor": plan.floor} if plan.floor else {}),
+        "layers": layers,
         "summary": {"frame_cycles": plan.frame_cycles, "fps": plan.fps, "lut": plan.lut,
                     "ff": plan.ff, "bram_blocks": plan.bram_blocks,
                     "bottleneck": plan.bottleneck.index},
@@ -148,7 +149,8 @@ def plan_from_dict(data: Any, where: str = "plan") -> Plan:
         ff_budget=r.int(data, "ff_budget", "ff_budget"),
         bram_budget=r.float(data, "bram_budget", "bram_budget"),
         target_fps=r.float(data, "target_fps", "target_fps", 1e-9, optional=True),
-        stop=r.enum(data, "stop", "stop", StopReason), layers=tuple(layers), version=version)
+        stop=r.enum(data, "stop", "stop", StopReason), layers=tuple(layers), version=version,
+        floor=r.str(data, "floor", "floor") if "floor" in data else "")
 
 
 def save_plan(plan: Plan, path: str | os.PathLike) -> Path:

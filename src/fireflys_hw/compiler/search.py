@@ -361,10 +361,14 @@ def plan_accelerator(artifact: Artifact, densities: Sequence[LayerStats] | Seque
         current[k] = choice
 
     layers = tuple(_layer_plan(stage, p, fx) for stage, p, fx in zip(stages, current, fixed))
+    floor = ""
+    if stop is StopReason.SATURATED:
+        k = max(range(len(stages)), key=lambda i: layers[i].cycles)
+        floor = _floor(stages[k], current[k], layers[k], fixed[k])
     return Plan(artifact=artifact.name, device=dev.name, clock_hz=clock, T=artifact.T,
                 lut_budget=lut_cap, ff_budget=ff_cap, bram_budget=bram_cap,
                 target_fps=None if target_fps is None else float(target_fps), stop=stop,
-                layers=layers)
+                layers=layers, floor=floor)
 
 
 def _layer_plan(stage: _Stage, p: tuple[int, int], fixed: bool) -> LayerPlan:
@@ -392,6 +396,33 @@ def _layer_plan(stage: _Stage, p: tuple[int, int], fixed: bool) -> LayerPlan:
         else layer.out_channels * layer_widths(layer, ctx.input_max, ctx.T,
                                                radix=ctx.radix).score_bits,
         fixed=fixed, dense=dense)
+
+
+def _floor(stage: _Stage, p: tuple[int, int], lp: LayerPlan, fixed: bool) -> str:
+    """What holds the saturated bottleneck core at its cycles, in one line (the floor that more
+    LUTs cannot lower in this dataflow)."""
+    layer = stage.ctx.layer
+    where = f"layer {lp.index} ({lp.describe()})"
+    if fixed:
+        return f"{where} has its parallelism fixed at P_Co = {lp.p_co}, P_Ci = {lp.p_ci}"
+    _, ho, wo = layer.out_shape
+    kh, kw = layer_window(layer)
+    hp = layer.in_shape[1] + 2 * layer.padding
+    wp = layer.in_shape[2] + 2 * layer.padding
+    if lp.dense:
+        return (f"{where}, dense datapath at P_Co = Co: one padded input pixel per cycle, "
+                f"{hp} x {wp} = {hp * wp:,} cycles")
+    at = (f"at its most parallel (P_Co = {lp.p_co} of {layer.out_channels} output channels, "
+          f"P_Ci = {lp.p_ci} for {lp.in_bits} input bits)")
+    walk = ho * wo * kh * kw
+    fill = (kh - 1) * wp
+    if lp.cycles <= hp * wp + 0.5 and hp * wp >= walk + fill:
+        return f"{where} {at}: its input, one pixel per cycle, {hp} x {wp} = {hp * wp:,} cycles"
+    if lp.cycles <= 1.02 * (walk + fill):
+        return (f"{where} {at}: the window walk, one kernel position per cycle, "
+                f"{ho} x {wo} x {kh} x {kw} = {walk:,} cycles (+{fill:,} window fill)")
+    return (f"{where} {at}: its busiest output-channel lane, one effectual pair per cycle "
+            f"({lp.cycles:,.0f} cycles, above the window walk's {walk + fill:,})")
 
 
 def _raise_no_fit(artifact, dev, stages, current, total, lut_cap, ff_cap, bram_cap):

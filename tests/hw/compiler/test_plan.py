@@ -387,6 +387,31 @@ def test_overrides(pair):
     assert "* parallelism fixed by an override" in format_plan(plan)
 
 
+def test_saturated_plan_names_its_floor(pair):
+    # a budget with no end: the planner stops where the bottleneck cannot go faster and says
+    # why, with the figure of the floor
+    plan = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=10**7, ff_budget=10**8,
+                            bram_budget=10_000)
+    assert plan.stop is StopReason.SATURATED
+    b = plan.bottleneck
+    layer = pair.layers[b.index]
+    assert (b.p_co, b.n_groups) == (layer.out_channels, 1)
+    _, ho, wo = layer.out_shape
+    walk = ho * wo * layer.kernel * layer.kernel
+    assert plan.floor.startswith(f"layer {b.index} ({b.describe()}) at its most parallel")
+    assert f"one kernel position per cycle, {ho} x {wo} x 3 x 3 = {walk:,} cycles" in plan.floor
+    assert walk <= b.cycles <= 1.02 * (walk + 2 * (wo + 2))
+    assert f"floor: {plan.floor}" in format_plan(plan)
+    assert plan_from_dict(plan_to_dict(plan)).floor == plan.floor
+    # a fixed layer is its own floor; a plan stopped by the budget has none
+    fixed = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=8_000, overrides={1: (4, 2)})
+    assert fixed.floor == f"layer 1 ({fixed.layer(1).describe()}) has its parallelism fixed " \
+                          f"at P_Co = 4, P_Ci = 2"
+    tight = plan_accelerator(pair, [0.02, 0.02, 0.1], lut_budget=4_000)
+    assert tight.stop is StopReason.BUDGET and tight.floor == ""
+    assert "floor:" not in format_plan(tight).split("legend")[0]
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({5: (1, 1)}, r"^overrides: layer 5 is not a synaptic layer \(synaptic layers: 0, 1, 2\)$"),
     ({1: (65, 1)}, r"^overrides: layer 1 p_co must be in \[1, 64\], not 65$"),
