@@ -15,7 +15,7 @@ from fireflys_hw.sim.pysim import run_pysim as _run_pysim
 from fireflys_hw.compiler import measure_densities
 from fireflys_hw.compiler.reference import bit_planes, window_beats
 from fireflys_hw.compiler.weights import window_kernel
-from fireflys_hw.sim.verilator import verilator_unavailable
+from fireflys_hw.sim.verilator import VerilatorError, reset_wrapper, verilator_unavailable
 from fireflys_sw.artifact import InputEncoding
 from fireflys_sw.golden import encode_input, run_golden
 from fireflys_sw.spec import NeuronKind
@@ -131,6 +131,24 @@ def test_accelerator_counters_exact():
 # --- Verilator ----------------------------------------------------------------------------------
 
 VERILATOR = verilator_unavailable()
+
+
+def test_reset_wrapper_drives_rst_from_a_register():
+    # the wrapper keeps module top's ports but rst (and none of a sub-module's), which a
+    # power-on register holds high for two edges: test_accelerator_verilator checks that the
+    # cycles still equal pysim's
+    verilog = ("module top(clk, rst, input__payload, output__valid);\n  input clk;\n"
+               "  input rst;\n  input [7:0] input__payload;\n  output output__valid;\n"
+               "  wire x;\nendmodule\nmodule \\top.sub (y, clk);\n  input y;\nendmodule\n")
+    text = reset_wrapper(verilog)
+    assert "module sim_top(clk, input__payload, output__valid);" in text
+    assert "  input [7:0] input__payload;" in text and "input rst" not in text
+    assert "input y" not in text
+    assert "reg [1:0] por = 2'b11;" in text
+    assert ("top dut(.clk(clk), .input__payload(input__payload), "
+            ".output__valid(output__valid), .rst(por[1]));") in text
+    with pytest.raises(VerilatorError, match="^the Verilog has no module top$"):
+        reset_wrapper("module other(a);\nendmodule\n")
 
 
 @pytest.mark.skipif(VERILATOR is not None, reason=f"Verilator unavailable: {VERILATOR}")
