@@ -297,9 +297,12 @@ def run_simulate(args) -> int:
         paths = write_plots(args.plot, plan, report.as_dict(),
                             firefly_s=firefly_s_cycles(artifact))
         _progress(f"wrote {', '.join(str(p) for p in paths)}")
+    from .timing import clock_note
+    clock = clock_note(report.model_id, plan, report.clock_hz, artifact.name)
     if args.json:
         d = report.as_dict()
         d["images"] = source
+        d["clock"] = clock
         print(json.dumps(d))
     else:
         why = ""
@@ -314,6 +317,7 @@ def run_simulate(args) -> int:
         print(f"simulated {source}{which}{why}" if which else
               f"simulated {len(images)} {source}{why}")
         print(report.format())
+        print(f"  clock: {clock['note']}")
     return 0 if report.mismatches == 0 else 1
 
 

@@ -253,6 +253,10 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
         "note": "cycles, LUT, FF and BRAM are model estimates (fireflys_hw.compiler); "
                 "run 'fireflys simulate' for exact cycles",
     }
+    from .host.protocol import model_id
+    from .timing import clock_note
+    clock = clock_note(model_id(artifact), plan, plan.clock_hz, artifact.name)
+    report["clock"] = clock
     files["report"].write_text(json.dumps(report, indent=1) + "\n")
     order = "one per pixel, raster order" + (
         "" if acc.cores[0].static_input else ", every step in a beat")
@@ -260,7 +264,8 @@ def compile_accelerator(artifact: Artifact | str, out_dir: str | os.PathLike, *,
         format_plan(plan) + "\n\n"
         f"input: {acc.beat_bits}-bit beats, {acc.beats_per_frame} per frame "
         f"({order}); output: {acc.classes} scores of {acc.score_bits} bits "
-        f"+ class index\n")
+        f"+ class index\n"
+        f"clock: {clock['note']}\n")
     return CompileResult(out, files, plan, report)
 
 

