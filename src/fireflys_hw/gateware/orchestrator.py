@@ -214,8 +214,8 @@ class DataflowOrchestrator(wiring.Component):
         group_last = Signal(init=self.n_groups == 1)
         ow_last = Signal(init=self.out_width == 1)
         oh_last = Signal(init=self.out_height == 1)
-        chunk_last = Signal()
-        m.d.comb += chunk_last.eq(cic_last & kw_last & kh_last)
+        # the window's last chunk: a register too (the chunk counter walks 0 .. n_chunks - 1)
+        chunk_last = Signal(init=self.n_chunks == 1)
 
         def restart(counter, flag, n):
             return [counter.eq(0), flag.eq(n == 1)]
@@ -300,7 +300,8 @@ class DataflowOrchestrator(wiring.Component):
                     m.d.sync += restart(kw, kw_last, kw_n)
                     with m.If(kh_last):
                         m.d.sync += restart(kh, kh_last, kh_n)
-                        m.d.sync += [chunk.eq(0), off.eq(0), off_d.eq(-D)]
+                        m.d.sync += [off.eq(0), off_d.eq(-D)]
+                        m.d.sync += restart(chunk, chunk_last, self.n_chunks)
                         with m.If(group_last):
                             m.d.sync += restart(group, group_last, self.n_groups)
                             # the window is done: move base, free the pixels behind it
@@ -319,17 +320,18 @@ class DataflowOrchestrator(wiring.Component):
                             m.d.sync += count(group, group_last, self.n_groups)
                     with m.Else():
                         m.d.sync += count(kh, kh_last, kh_n)
+                        m.d.sync += count(chunk, chunk_last, self.n_chunks)
                         m.d.sync += [
-                            chunk.eq(chunk + 1),
                             off.eq(off + (self.width - kw_n + 1)),
                             off_d.eq(off_d + (self.width - kw_n + 1)),
                         ]
                 with m.Else():
                     m.d.sync += count(kw, kw_last, kw_n)
-                    m.d.sync += [chunk.eq(chunk + 1), off.eq(off + 1), off_d.eq(off_d + 1)]
+                    m.d.sync += count(chunk, chunk_last, self.n_chunks)
+                    m.d.sync += [off.eq(off + 1), off_d.eq(off_d + 1)]
             with m.Else():
                 m.d.sync += count(cic, cic_last, nci)
-                m.d.sync += chunk.eq(chunk + 1)
+                m.d.sync += count(chunk, chunk_last, self.n_chunks)
         # the window moved base by 1, kw or span: take the precomputed sums
         with m.If(by_span):
             m.d.sync += base.eq(base_next[self.span])

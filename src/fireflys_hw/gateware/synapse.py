@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import SynapticLayer
 
 from ..compiler.base import WINDOW_DEPTH
+from ..compiler.cycles import DETECTOR_TAIL
 from ..compiler.weights import PackedWeights, pack_weights
 from .detector import DetectorModel, SparsityDetector
 from ..compiler.reference import any_step
 from .neuron import NeuronLanes, neuron_latency
 from .streams import window_stream
 
-__all__ = ["SynapseArray", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
+__all__ = ["SynapseArray", "LaneQueue", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
 
 #: Window beats each lane's FIFO holds by default (:class:`SynapseArray`). Measured on a random
 #: SCNN5 (``random_artifact("scnn5", weight_sparsity=0.9, spike_density=0.15)``, 4 images,
@@ -26,6 +27,64 @@ __all__ = ["SynapseArray", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
 #: LUT RAM (32 deep); the pointers grow by a bit each. Defined once, in the compiler, whose
 #: cycle and resource models assume it.
 DEFAULT_WINDOW_DEPTH = WINDOW_DEPTH
+
+
+class LaneQueue(Elaboratable):
+    """A lane's FIFO of window beats: :class:`amaranth.lib.fifo.SyncFIFO`'s ports and timing
+    (``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``; a small distributed RAM
+    read asynchronously, a beat written in one cycle readable in the next), but its fill level
+    is a thermometer code (``filled[i]``: more than ``i`` beats), so that ``r_en``, which
+    comes from the detector's hand-shake, only steers one LUT per flip-flop, not a counter's
+    carry chain (issue 14).
+    """
+
+    def __init__(self, width: int, depth: int):
+        self.width = _check("width", width)
+        self.depth = _check("depth", depth)
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.w_rdy = Signal()
+        self.r_data = Signal(width)
+        self.r_en = Signal()
+        self.r_rdy = Signal()
+        self.filled = Signal(depth)
+
+    def below(self, n: int):
+        """``level < n``, a flip-flop (``0 < n <= depth``)."""
+        return ~self.filled[n - 1]
+
+    def elaborate(self, platform):
+        m = Module()
+        D = self.depth
+        m.submodules.storage = storage = memory.Memory(shape=self.width, depth=D, init=[])
+        wr = storage.write_port()
+        rd = storage.read_port(domain="comb")
+        wptr = Signal(range(D))
+        rptr = Signal(range(D))
+        do_write = self.w_en & self.w_rdy
+        do_read = self.r_en & self.r_rdy
+        m.d.comb += [
+            self.w_rdy.eq(~self.filled[D - 1]),
+            self.r_rdy.eq(self.filled[0]),
+            wr.addr.eq(wptr),
+            wr.data.eq(self.w_data),
+            wr.en.eq(do_write),
+            rd.addr.eq(rptr),
+            self.r_data.eq(rd.data),
+        ]
+
+        def step(ptr):
+            return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
+
+        with m.If(do_write):
+            m.d.sync += wptr.eq(step(wptr))
+        with m.If(do_read):
+            m.d.sync += rptr.eq(step(rptr))
+        with m.If(do_write & ~do_read):
+            m.d.sync += self.filled.eq(Cat(Const(1, 1), self.filled[:D - 1]))
+        with m.Elif(do_read & ~do_write):
+            m.d.sync += self.filled.eq(self.filled[1:])
+        return m
 
 
 def _check(name, value, minimum=1):
@@ -137,7 +196,7 @@ class SynapseArray(wiring.Component):
         self.lanes = NeuronLanes(layer, p_co, T, self.weights.weight_bits,
                                  (1 << input_bits) - 1, depth, self.static_input,
                                  radix=radix)
-        self.credit = Signal()
+        self.credit = Signal(init=1)
         self.working = Signal()
         super().__init__({
             "input": In(window_stream(p_ci, self.n_chunks, self.steps, self.n_groups)),
@@ -183,16 +242,15 @@ class SynapseArray(wiring.Component):
         room = Signal()
         take = Signal()
         m.d.comb += [
-            credit.eq(inflight < self.depth),
             self.input.ready.eq(room & credit),
             take.eq(self.input.valid & self.input.ready),
         ]
         if self.window_depth:
-            # SyncFIFO: a small distributed RAM, read asynchronously; a beat written in one
-            # cycle is at the detector's input in the next
+            # a small distributed RAM, read asynchronously; a beat written in one cycle is at
+            # the detector's input in the next (LaneQueue: SyncFIFO's timing)
             queues = []
             for lane, det in enumerate(detectors):
-                q = fifo.SyncFIFO(width=self.window_bits, depth=self.window_depth)
+                q = LaneQueue(self.window_bits, self.window_depth)
                 m.submodules[f"window{lane}"] = q
                 queues.append(q)
                 m.d.comb += [
@@ -207,7 +265,7 @@ class SynapseArray(wiring.Component):
                 # beats now (whatever this cycle writes and reads), so the AND over the lanes
                 # is off the ready path; a FIFO still fills up, a cycle later
                 room_r = Signal(init=1)
-                m.d.sync += room_r.eq(Cat(q.level < self.window_depth - 1
+                m.d.sync += room_r.eq(Cat(q.below(self.window_depth - 1)
                                           for q in queues).all())
                 m.d.comb += room.eq(room_r)
             else:
@@ -224,10 +282,13 @@ class SynapseArray(wiring.Component):
 
         taken = take & self.input.payload.last_chunk
         popped = self.output.valid & self.output.ready
+        # credit = inflight < depth, a register kept equal to that compare (set from compares
+        # of the counter, picked like its next value: no compare after the hand-shake)
+        m.d.sync += credit.eq(credit)
         with m.If(taken & ~popped):
-            m.d.sync += inflight.eq(inflight + 1)
+            m.d.sync += [inflight.eq(inflight + 1), credit.eq(inflight < self.depth - 1)]
         with m.Elif(popped & ~taken):
-            m.d.sync += inflight.eq(inflight - 1)
+            m.d.sync += [inflight.eq(inflight - 1), credit.eq(1)]
         return m
 
 
@@ -250,7 +311,8 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     With ``window_depth = 0`` the lanes take each beat together
     (:func:`~fireflys_hw.gateware.detector.lockstep_cycles`). A window's result is valid
     :func:`~fireflys_hw.gateware.neuron.neuron_latency` cycles after the last lane's ``end`` slot of
-    the window (the slot is at ``events`` 3 cycles after B emits it) and popped at once. For a
+    the window (the slot is at ``events`` ``DETECTOR_TAIL`` cycles after B emits it) and popped
+    at once. For a
     frame: ``cycles = last output cycle + 1``.
 
     ``walk``: ``beats`` is every chunk of the window stream, empty ones included
@@ -299,7 +361,7 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
                 head = nxt if take else None
             end = det.clock(None if head is None else lanes[lane][head])
             if end:
-                ends[lane].append(cycle + 3)
+                ends[lane].append(cycle + DETECTOR_TAIL)
         if take:
             for q in queues if window_depth else ():
                 q.append((cycle, nxt))

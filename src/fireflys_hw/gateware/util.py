@@ -1,8 +1,8 @@
 """Small helpers the gateware components share: parameter checks and logic builders."""
 
-from amaranth.hdl import Const
+from amaranth.hdl import Cat, Const
 
-__all__ = ["check_positive", "popcount"]
+__all__ = ["check_positive", "popcount", "popcount_logic", "or_tree", "prefix_or"]
 
 
 def check_positive(name: str, value, minimum: int = 1) -> int:
@@ -25,3 +25,64 @@ def popcount(value):
             nxt.append(terms[-1])
         terms = nxt
     return terms[0]
+
+
+def popcount_logic(value):
+    """Number of set bits of ``value`` in plain logic, no adders: a Wallace tree of full and
+    half adders written as XOR / majority, then a ripple of the last two rows, also as logic.
+    Synthesis maps it onto LUTs as a whole (adders would become carry chains, which it cannot
+    restructure): 5 LUT levels for 16 bits on a LUT6 family."""
+    width = len(value).bit_length()
+    cols = [[value[i] for i in range(len(value))]] + [[] for _ in range(width)]
+    while any(len(c) > 2 for c in cols):
+        nxt = [[] for _ in range(len(cols) + 1)]
+        for w, col in enumerate(cols):
+            i = 0
+            while len(col) - i >= 3:
+                a, b, c = col[i:i + 3]
+                nxt[w].append(a ^ b ^ c)
+                nxt[w + 1].append((a & b) | (a & c) | (b & c))
+                i += 3
+            nxt[w].extend(col[i:])
+        cols = nxt
+    out, carry = [], None
+    for w in range(width):
+        col = cols[w] + ([carry] if carry is not None else [])
+        if not col:
+            out.append(Const(0, 1))
+            carry = None
+        elif len(col) == 1:
+            out.append(col[0])
+            carry = None
+        elif len(col) == 2:
+            out.append(col[0] ^ col[1])
+            carry = col[0] & col[1]
+        else:
+            a, b, c = col
+            out.append(a ^ b ^ c)
+            carry = (a & b) | (a & c) | (b & c)
+    return Cat(*out)
+
+
+def or_tree(bits):
+    """The OR of ``bits`` as a balanced tree of 2-input ORs (a reduction written as a chain
+    keeps its depth through synthesis when its partial ORs are shared)."""
+    bits = list(bits)
+    if not bits:
+        return Const(0, 1)
+    while len(bits) > 1:
+        bits = [bits[i] | bits[i + 1] if i + 1 < len(bits) else bits[i]
+                for i in range(0, len(bits), 2)]
+    return bits[0]
+
+
+def prefix_or(x, block: int = 4):
+    """Bit ``i`` = OR of ``x[0..i]``, three LUT levels deep for up to ``block * (block + 2)``
+    bits: the ORs of blocks of ``block`` bits, the OR of the blocks before each block, then
+    per bit that and the bits of its own block up to it; every OR a balanced tree."""
+    n = len(x)
+    starts = range(0, n, block)
+    blocks = [or_tree(x[i] for i in range(j, min(j + block, n))) for j in starts]
+    before = [Const(0, 1)] + [or_tree(blocks[:k]) for k in range(1, len(blocks))]
+    return Cat(*(or_tree([before[i // block]] + [x[j] for j in range(i - i % block, i + 1)])
+                 for i in range(n)))
