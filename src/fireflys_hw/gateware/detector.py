@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..compiler.weights import PackedWeights
 from .streams import effectual_event, window_stream
 from ..compiler.cycles import DETECTOR_TAIL
-from .util import popcount_logic, prefix_or
+from .util import or_tree, popcount_logic, prefix_or
 
 __all__ = ["SparsityDetector", "detector_cycles",
            "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY"]
@@ -45,8 +45,9 @@ class SparsityDetector(wiring.Component):
         B   iterate over the set bits of x, one per cycle: a down-counter from n says when
             the last one goes, so the hand-shake signals all come from registers
         C   masked = bitmap & (x - 1) & ~x        (bits of the bitmap below the pair's spike)
-            steps[t] = any(spikes[t] & x & ~(x - 1))   (the pair's spike at every step)
-        D   offset = popcount(masked)
+            lowest = x & ~(x - 1)                 (the pair's spike bit)
+        D   offset = popcount(masked), steps[t] = any(spikes[t] & lowest)  (the pair's spike
+            at every step)
         E   store address = base + offset
         F   read the store (synchronous read: the weight comes with F's flags)
 
@@ -249,11 +250,15 @@ class SparsityDetector(wiring.Component):
         with m.Elif(a0_drop & a0.end):
             m.d.sync += a1.end.eq(1)
 
-        # the bits of b_x that have a set bit below them: ``b_x & b_below`` is ``b_x & (b_x -
-        # 1)`` (the lowest set bit cleared) from a tree of ORs, not a carry chain, which kept
-        # this loop and stage C over 6 logic levels
-        b_below = Signal(p_ci)
-        m.d.comb += b_below.eq(Cat(Const(0, 1), prefix_or(b_x)[:p_ci - 1]))
+        # ``b_dec``: the bits below b_x's lowest set bit set, that bit cleared, the rest as in
+        # b_x (``b_x - 1``, all ones for 0). Up to 16 bits a carry chain (4 cells), which
+        # synthesis keeps; wider, ``~(prefix OR)`` of the bits below, in three LUT levels
+        b_dec = Signal(p_ci)
+        if p_ci <= 16:
+            m.d.comb += b_dec.eq(b_x - 1)
+        else:
+            below = Cat(Const(0, 1), prefix_or(b_x)[:p_ci - 1])
+            m.d.comb += b_dec.eq(b_x & below | ~below & ~b_x)
         # n = the sum of the parts; n <= 1: one part at most 1, the others 0
         a1_sum = a1_n[0]
         for n in a1_n[1:]:
@@ -275,7 +280,7 @@ class SparsityDetector(wiring.Component):
             ]
         with m.Elif(b_valid & ~b_last):
             m.d.sync += [
-                b_x.eq(b_x & b_below),
+                b_x.eq(b_x & b_dec),
                 b_n.eq(b_n - 1),
                 b_last.eq(b_n <= 2),
             ]
@@ -287,16 +292,17 @@ class SparsityDetector(wiring.Component):
         c_masked = Signal(p_ci)
         c_base = Signal(abits)
         c_pair = Signal()
-        c_steps = Signal(T)
+        c_lowest = Signal(p_ci)             # the pair's spike bit, one-hot
+        c_spikes = Signal(p_ci * T)
         c = Signal(flags)
-        lowest = b_x & ~b_below
+        lowest = b_x & ~b_dec
         m.d.sync += [
             c_valid.eq(b_valid),
-            c_masked.eq(b_bitmap & ~b_below & ~b_x),
+            c_masked.eq(b_bitmap & b_dec & ~b_x),
             c_base.eq(b_base),
             c_pair.eq(b_pair),
-            c_steps.eq(Cat((b_spikes[t * p_ci:(t + 1) * p_ci] & lowest).any()
-                           for t in range(T))),
+            c_lowest.eq(lowest),
+            c_spikes.eq(b_spikes),
             c.end.eq((b.end & b_last) | merge),
             c.group.eq(b.group),
         ]
@@ -314,7 +320,8 @@ class SparsityDetector(wiring.Component):
             *(n.eq(popcount_logic(c_masked[lo:hi])) for n, (lo, hi) in zip(d_offset, parts)),
             d_base.eq(c_base),
             d_pair.eq(c_pair),
-            d_steps.eq(c_steps),
+            d_steps.eq(Cat(or_tree(c_spikes[t * p_ci:(t + 1) * p_ci] & c_lowest)
+                           for t in range(T))),
             d.eq(c),
         ]
         # --- E: the store address ------------------------------------------------------

@@ -5,7 +5,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import spike_stream, window_stream
-from .util import check_positive
+from .util import add_const, at_least, check_positive
 
 __all__ = ["DataflowOrchestrator"]
 
@@ -279,18 +279,20 @@ class DataflowOrchestrator(wiring.Component):
         base_next = {k: Signal(range(D), name=f"base_plus_{k}") for k in moves}
         level_next = {k: Signal(range(D + 2), name=f"level_minus_{k}") for k in (0,) + moves}
         for k in moves:
-            # (base + k) mod D: the compare on the register, beside the two sums
-            m.d.comb += base_next[k].eq(Mux(base >= D - k, base + (k - D), base + k))
+            # (base + k) mod D: the compare on the register, beside the two sums (all plain
+            # logic: adders would be merged into one behind the control, util.add_const)
+            wb = len(base)
+            m.d.comb += base_next[k].eq(Mux(at_least(base, D - k), add_const(base, k - D, wb),
+                                            add_const(base, k, wb)))
         room_next, window_next = {}, {}
-
-        def at_least(bound):
-            return Const(1, 1) if bound <= 0 else level >= bound
 
         for k, sig in level_next.items():
             # level + inc - k: both sums from the register, inc picks; so for the flags
-            m.d.comb += sig.eq(Mux(inc, level + (1 - k), level - k))
-            room_next[k] = ~Mux(inc, at_least(D + k - 1), at_least(D + k))
-            window_next[k] = Mux(inc, at_least(self.span + k - 1), at_least(self.span + k))
+            wl = len(sig)
+            m.d.comb += sig.eq(Mux(inc, add_const(level, 1 - k, wl), add_const(level, -k, wl)))
+            room_next[k] = ~Mux(inc, at_least(level, D + k - 1), at_least(level, D + k))
+            window_next[k] = Mux(inc, at_least(level, self.span + k - 1),
+                                 at_least(level, self.span + k))
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
         with m.If(advance & issue):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import SynapticLayer
@@ -14,9 +14,9 @@ from ..compiler.weights import PackedWeights, pack_weights
 from .detector import DetectorModel, SparsityDetector
 from ..compiler.reference import any_step
 from .neuron import NeuronLanes, neuron_latency
-from .streams import window_stream
+from .streams import LaneQueue, window_stream
 
-__all__ = ["SynapseArray", "LaneQueue", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
+__all__ = ["SynapseArray", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
 
 #: Window beats each lane's FIFO holds by default (:class:`SynapseArray`). Measured on a random
 #: SCNN5 (``random_artifact("scnn5", weight_sparsity=0.9, spike_density=0.15)``, 4 images,
@@ -27,64 +27,6 @@ __all__ = ["SynapseArray", "LaneQueue", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
 #: LUT RAM (32 deep); the pointers grow by a bit each. Defined once, in the compiler, whose
 #: cycle and resource models assume it.
 DEFAULT_WINDOW_DEPTH = WINDOW_DEPTH
-
-
-class LaneQueue(Elaboratable):
-    """A lane's FIFO of window beats: :class:`amaranth.lib.fifo.SyncFIFO`'s ports and timing
-    (``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``; a small distributed RAM
-    read asynchronously, a beat written in one cycle readable in the next), but its fill level
-    is a thermometer code (``filled[i]``: more than ``i`` beats), so that ``r_en``, which
-    comes from the detector's hand-shake, only steers one LUT per flip-flop, not a counter's
-    carry chain (issue 14).
-    """
-
-    def __init__(self, width: int, depth: int):
-        self.width = _check("width", width)
-        self.depth = _check("depth", depth)
-        self.w_data = Signal(width)
-        self.w_en = Signal()
-        self.w_rdy = Signal()
-        self.r_data = Signal(width)
-        self.r_en = Signal()
-        self.r_rdy = Signal()
-        self.filled = Signal(depth)
-
-    def below(self, n: int):
-        """``level < n``, a flip-flop (``0 < n <= depth``)."""
-        return ~self.filled[n - 1]
-
-    def elaborate(self, platform):
-        m = Module()
-        D = self.depth
-        m.submodules.storage = storage = memory.Memory(shape=self.width, depth=D, init=[])
-        wr = storage.write_port()
-        rd = storage.read_port(domain="comb")
-        wptr = Signal(range(D))
-        rptr = Signal(range(D))
-        do_write = self.w_en & self.w_rdy
-        do_read = self.r_en & self.r_rdy
-        m.d.comb += [
-            self.w_rdy.eq(~self.filled[D - 1]),
-            self.r_rdy.eq(self.filled[0]),
-            wr.addr.eq(wptr),
-            wr.data.eq(self.w_data),
-            wr.en.eq(do_write),
-            rd.addr.eq(rptr),
-            self.r_data.eq(rd.data),
-        ]
-
-        def step(ptr):
-            return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
-
-        with m.If(do_write):
-            m.d.sync += wptr.eq(step(wptr))
-        with m.If(do_read):
-            m.d.sync += rptr.eq(step(rptr))
-        with m.If(do_write & ~do_read):
-            m.d.sync += self.filled.eq(Cat(Const(1, 1), self.filled[:D - 1]))
-        with m.Elif(do_read & ~do_write):
-            m.d.sync += self.filled.eq(self.filled[1:])
-        return m
 
 
 def _check(name, value, minimum=1):

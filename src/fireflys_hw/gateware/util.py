@@ -2,7 +2,8 @@
 
 from amaranth.hdl import Cat, Const
 
-__all__ = ["check_positive", "popcount", "popcount_logic", "or_tree", "prefix_or"]
+__all__ = ["check_positive", "popcount", "popcount_logic", "or_tree", "prefix_or", "add_const",
+           "at_least"]
 
 
 def check_positive(name: str, value, minimum: int = 1) -> int:
@@ -65,9 +66,9 @@ def popcount_logic(value):
 
 
 def or_tree(bits):
-    """The OR of ``bits`` as a balanced tree of 2-input ORs (a reduction written as a chain
+    """The OR of ``bits`` (an iterable of 1-bit values, or a value: its bits) as a balanced tree of 2-input ORs (a reduction written as a chain
     keeps its depth through synthesis when its partial ORs are shared)."""
-    bits = list(bits)
+    bits = [bits[i] for i in range(len(bits))] if hasattr(bits, "shape") else list(bits)
     if not bits:
         return Const(0, 1)
     while len(bits) > 1:
@@ -86,3 +87,36 @@ def prefix_or(x, block: int = 4):
     before = [Const(0, 1)] + [or_tree(blocks[:k]) for k in range(1, len(blocks))]
     return Cat(*(or_tree([before[i // block]] + [x[j] for j in range(i - i % block, i + 1)])
                  for i in range(n)))
+
+
+def add_const(value, k: int, width: int):
+    """``(value + k) mod 2 ** width`` for an unsigned ``value`` and a constant ``k``, in plain
+    logic (a ripple of half adders with constant operands): synthesis maps it onto a few LUTs
+    and, unlike an adder cell, does not merge it with the other sums a multiplexer picks among
+    (Yosys' ``opt_share`` turns ``Mux(c, a + 1, a + 2)`` into ``a + Mux(c, 1, 2)``, which puts
+    the control in front of the carry chain)."""
+    k %= 1 << width
+    bits, carry = [], Const(0, 1)
+    for i in range(width):
+        a = value[i] if i < len(value) else Const(0, 1)
+        if (k >> i) & 1:
+            bits.append(~(a ^ carry))
+            carry = a | carry
+        else:
+            bits.append(a ^ carry)
+            carry = a & carry
+    return Cat(*bits)
+
+
+def at_least(value, c: int):
+    """``value >= c`` for an unsigned ``value`` and a constant ``c``, in plain logic (MSB
+    first), so that it is no carry chain."""
+    if c <= 0:
+        return Const(1, 1)
+    if c >= 1 << len(value):
+        return Const(0, 1)
+    result = Const(1, 1)                     # equal so far: >=
+    for i in range(len(value)):              # from the LSB up: ge_i = v > c or (== and ge_lower)
+        v = value[i]
+        result = (v & result) if (c >> i) & 1 else (v | result)
+    return result
