@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..compiler.weights import PackedWeights
 from .streams import effectual_event, window_stream
 from ..compiler.cycles import DETECTOR_TAIL
-from .util import or_tree, popcount_logic, prefix_or
+from .util import or_tree, popcount_logic
 
 __all__ = ["SparsityDetector", "detector_cycles",
            "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY"]
@@ -167,7 +167,6 @@ class SparsityDetector(wiring.Component):
         a0_valid = Signal()
         a0_spikes = Signal(p_ci * T)
         a0_any = Signal(p_ci)               # OR over t of a0_spikes
-        a0_nz = Signal()                    # a0_any & bitmap is not 0
         a0 = Signal(flags)
         # --- A1 --------------------------------------------------------------------------
         a1_valid = Signal()
@@ -176,6 +175,9 @@ class SparsityDetector(wiring.Component):
         a1_zero = Signal()
         # popcount(x) in parts of _PART_BITS bits
         parts = [(lo, min(lo + _PART_BITS, p_ci)) for lo in range(0, p_ci, _PART_BITS)]
+        # per part (A0): a0_any & bitmap is not 0
+        a0_nzs = [Signal(name=f"a0_nz{k}") for k in range(len(parts))]
+        a0_nz = Cat(*a0_nzs).any()
         a1_n = [Signal(range(hi - lo + 1), name=f"a1_n{k}") for k, (lo, hi) in enumerate(parts)]
         a1_bitmap = Signal(p_ci)
         a1_base = Signal(abits)
@@ -231,7 +233,8 @@ class SparsityDetector(wiring.Component):
                 a0_spikes.eq(win.spikes),
                 a0_any.eq(any_step),
                 # from the table row as it is read, so that A0's drop decision is a flag
-                a0_nz.eq((any_step & vec_rd.value.bitmap).any()),
+                *(nz.eq(or_tree(any_step[lo:hi] & vec_rd.value.bitmap[lo:hi]))
+                  for nz, (lo, hi) in zip(a0_nzs, parts)),
                 a0.end.eq(win.last_chunk),
                 a0.group.eq(win.group),
             ]
@@ -251,14 +254,20 @@ class SparsityDetector(wiring.Component):
             m.d.sync += a1.end.eq(1)
 
         # ``b_dec``: the bits below b_x's lowest set bit set, that bit cleared, the rest as in
-        # b_x (``b_x - 1``, all ones for 0). Up to 16 bits a carry chain (4 cells), which
-        # synthesis keeps; wider, ``~(prefix OR)`` of the bits below, in three LUT levels
+        # b_x (``b_x - 1``, all ones for 0), as carry chains, which synthesis keeps as they are
+        # (in the parts of ``parts``: ``part - 1`` each, a carry chain of 4 cells side by side;
+        # a part takes its ``- 1`` only if every part below it is 0, which a flag per part
+        # says, kept with a count of its set bits beside b_n)
         b_dec = Signal(p_ci)
-        if p_ci <= 16:
-            m.d.comb += b_dec.eq(b_x - 1)
-        else:
-            below = Cat(Const(0, 1), prefix_or(b_x)[:p_ci - 1])
-            m.d.comb += b_dec.eq(b_x & below | ~below & ~b_x)
+        b_cnt = [Signal(range(hi - lo + 1), name=f"b_n{k}") for k, (lo, hi) in enumerate(parts)]
+        b_empty = [Signal(name=f"b_empty{k}") for k in range(len(parts))]
+        decs = []
+        for k, (lo, hi) in enumerate(parts):
+            dec = Signal(hi - lo, name=f"b_dec{k}")
+            m.d.comb += dec.eq(b_x[lo:hi] - 1)
+            lower_zero = Cat(*b_empty[:k]).all() if k else Const(1, 1)
+            decs.append(Mux(lower_zero, dec, b_x[lo:hi]))
+        m.d.comb += b_dec.eq(Cat(*decs))
         # n = the sum of the parts; n <= 1: one part at most 1, the others 0
         a1_sum = a1_n[0]
         for n in a1_n[1:]:
@@ -273,12 +282,18 @@ class SparsityDetector(wiring.Component):
                 b_spikes.eq(a1_spikes),
                 b_n.eq(a1_sum),
                 b_last.eq(a1_le1),
+                *(c.eq(n) for c, n in zip(b_cnt, a1_n)),
+                *(e.eq(n == 0) for e, n in zip(b_empty, a1_n)),
                 b_pair.eq(~a1_zero),
                 b_bitmap.eq(a1_bitmap),
                 b_base.eq(a1_base),
                 b.eq(a1),
             ]
         with m.Elif(b_valid & ~b_last):
+            for k in range(len(parts) - 1):         # the last part's flag is not needed
+                active = ~b_empty[k] & (Cat(*b_empty[:k]).all() if k else Const(1, 1))
+                with m.If(active):
+                    m.d.sync += [b_cnt[k].eq(b_cnt[k] - 1), b_empty[k].eq(b_cnt[k] == 1)]
             m.d.sync += [
                 b_x.eq(b_x & b_dec),
                 b_n.eq(b_n - 1),
