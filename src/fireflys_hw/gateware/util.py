@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Const
 
-__all__ = ["check_positive", "popcount", "popcount_logic", "or_tree", "prefix_or", "add_const",
+__all__ = ["check_positive", "popcount", "popcount_logic", "or_tree", "add_const",
            "at_least"]
 
 
@@ -75,18 +75,6 @@ def or_tree(bits):
         bits = [bits[i] | bits[i + 1] if i + 1 < len(bits) else bits[i]
                 for i in range(0, len(bits), 2)]
     return bits[0]
-
-
-def prefix_or(x, block: int = 4):
-    """Bit ``i`` = OR of ``x[0..i]``, three LUT levels deep for up to ``block * (block + 2)``
-    bits: the ORs of blocks of ``block`` bits, the OR of the blocks before each block, then
-    per bit that and the bits of its own block up to it; every OR a balanced tree."""
-    n = len(x)
-    starts = range(0, n, block)
-    blocks = [or_tree(x[i] for i in range(j, min(j + block, n))) for j in starts]
-    before = [Const(0, 1)] + [or_tree(blocks[:k]) for k in range(1, len(blocks))]
-    return Cat(*(or_tree([before[i // block]] + [x[j] for j in range(i - i % block, i + 1)])
-                 for i in range(n)))
 
 
 def add_const(value, k: int, width: int):
