@@ -74,10 +74,11 @@ def test_netlist_skips_library_cells():
 # --- the gate on the gateware's logic depth -------------------------------------------------------
 
 #: The most logic levels any core may have after ``synth_xilinx -family xcup`` (flip-flops and LUT
-#: RAM breaking paths). Issue 14's target is 6; this limit is what the gateware achieves now, set
-#: by the dense first layer's neuron update (11 levels; the detector cores measure 7-9 on this
-#: design), so a change that deepens a path fails. Lower it as paths are cut.
-XCUP_DEPTH_LIMIT = 11
+#: RAM breaking paths). Issue 14's target is 6; this limit is what the gateware achieves now
+#: (the shipped model's cores measure 5-7 after the pipelining of issue 14; the 7s are ABC's
+#: area recovery chaining a detector's A0 non-empty test and the fc core's orchestrator
+#: control), so a change that deepens a path fails. Lower it as paths are cut.
+XCUP_DEPTH_LIMIT = 7
 
 
 @pytest.mark.slow

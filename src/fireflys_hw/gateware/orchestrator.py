@@ -5,7 +5,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import spike_stream, window_stream
-from .util import check_positive
+from .util import add_const, at_least, check_positive
 
 __all__ = ["DataflowOrchestrator"]
 
@@ -173,10 +173,14 @@ class DataflowOrchestrator(wiring.Component):
         # ``level``: complete pixels in the buffer from the current window's top-left on. The
         # slot being written is base + level (mod D), free while level < D.
         level = Signal(range(D + 1))
+        # ``level < D`` and ``level >= span`` as registers, always equal to those compares of
+        # ``level`` (set from compares of the register beside its sums, picked like it)
+        has_room = Signal(init=1)
+        has_window = Signal(init=self.span <= 0)
         wptr = Signal(range(D))
         inc = Signal()
         m.d.comb += [
-            self.input.ready.eq(level < D),
+            self.input.ready.eq(has_room),
             wr.addr.eq(wptr),
             wr.data[:T * C].eq(self.input.payload.spikes),
             wr.en.eq(self.input.valid & self.input.ready),
@@ -193,6 +197,7 @@ class DataflowOrchestrator(wiring.Component):
         # --- pop side: stride counters ------------------------------------------------------
         base = Signal(range(D))        # pixel address of the window's top-left
         off = Signal(range(D))         # pixel offset of (kh, kw) inside the window
+        off_d = Signal(range(-D, 1), init=-D)       # off - D
         kh = Signal(range(kh_n))
         kw = Signal(range(kw_n))
         cic = Signal(range(max(nci, 2)))
@@ -201,12 +206,22 @@ class DataflowOrchestrator(wiring.Component):
         ow = Signal(range(self.out_width))
         oh = Signal(range(self.out_height))
 
-        cic_last = cic == nci - 1
-        kw_last = kw == kw_n - 1
-        kh_last = kh == kh_n - 1
-        chunk_last = Signal()
-        group_last = group == self.n_groups - 1
-        m.d.comb += chunk_last.eq(cic_last & kw_last & kh_last)
+        # "at its last value" of each counter, registers set with the counter (the control
+        # that picks the next pop address and level is a few flags, not compares)
+        cic_last = Signal(init=nci == 1)
+        kw_last = Signal(init=kw_n == 1)
+        kh_last = Signal(init=kh_n == 1)
+        group_last = Signal(init=self.n_groups == 1)
+        ow_last = Signal(init=self.out_width == 1)
+        oh_last = Signal(init=self.out_height == 1)
+        # the window's last chunk: a register too (the chunk counter walks 0 .. n_chunks - 1)
+        chunk_last = Signal(init=self.n_chunks == 1)
+
+        def restart(counter, flag, n):
+            return [counter.eq(0), flag.eq(n == 1)]
+
+        def count(counter, flag, n):
+            return [counter.eq(counter + 1), flag.eq(counter == n - 2)]
 
         # the stage after the RAM read: its beat is on the output unless it is dropped
         out_valid = Signal()
@@ -241,15 +256,18 @@ class DataflowOrchestrator(wiring.Component):
             self.walking.eq(out_valid),
             self.output.valid.eq(out_valid & ~empty),
             advance.eq(~out_valid | self.output.ready | empty),
-            issue.eq(level >= self.span),
+            issue.eq(has_window),
         ]
 
-        # pop address = base + off (mod D); base < D and off < span <= D, so a single
-        # conditional subtraction wraps it
+        # pop address = base + off (mod D); base < D and off < span <= D, so it is base + off
+        # or base + off - D, whichever is in [0, D): both sums side by side (``off_d = off - D``
+        # is kept beside ``off``), the sign of the second picks, no compare after an add
         total = Signal(range(2 * D))
-        m.d.comb += total.eq(base + off)
+        wrapped = Signal(range(-D, D))
         m.d.comb += [
-            rd.addr.eq(_wrap_sum(total, D)),
+            total.eq(base + off),
+            wrapped.eq(base + off_d),
+            rd.addr.eq(Mux(wrapped[-1], total, wrapped)),
             rd.en.eq(advance),
         ]
 
@@ -259,56 +277,82 @@ class DataflowOrchestrator(wiring.Component):
         by_one, by_kw, by_span = Signal(), Signal(), Signal()
         moves = (1, kw_n, self.span)
         base_next = {k: Signal(range(D), name=f"base_plus_{k}") for k in moves}
-        level_in = Signal(range(D + 2))
-        level_next = {k: Signal(range(D + 2), name=f"level_minus_{k}") for k in moves}
-        m.d.comb += level_in.eq(level + inc)
+        level_next = {k: Signal(range(D + 2), name=f"level_minus_{k}") for k in (0,) + moves}
         for k in moves:
-            m.d.comb += base_next[k].eq(_wrap_sum(base + k, D))
+            # (base + k) mod D: the compare on the register, beside the two sums (all plain
+            # logic: adders would be merged into one behind the control, util.add_const)
+            wb = len(base)
+            m.d.comb += base_next[k].eq(Mux(at_least(base, D - k), add_const(base, k - D, wb),
+                                            add_const(base, k, wb)))
+        room_next, window_next = {}, {}
+
         for k, sig in level_next.items():
-            m.d.comb += sig.eq(level_in - k)
+            # level + inc - k: both sums from the register, inc picks; so for the flags
+            wl = len(sig)
+            m.d.comb += sig.eq(Mux(inc, add_const(level, 1 - k, wl), add_const(level, -k, wl)))
+            room_next[k] = ~Mux(inc, at_least(level, D + k - 1), at_least(level, D + k))
+            window_next[k] = Mux(inc, at_least(level, self.span + k - 1),
+                                 at_least(level, self.span + k))
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
         with m.If(advance & issue):
             with m.If(cic_last):
-                m.d.sync += cic.eq(0)
+                m.d.sync += restart(cic, cic_last, nci)
                 with m.If(kw_last):
-                    m.d.sync += kw.eq(0)
+                    m.d.sync += restart(kw, kw_last, kw_n)
                     with m.If(kh_last):
-                        m.d.sync += [kh.eq(0), chunk.eq(0), off.eq(0)]
+                        m.d.sync += restart(kh, kh_last, kh_n)
+                        m.d.sync += [off.eq(0), off_d.eq(-D)]
+                        m.d.sync += restart(chunk, chunk_last, self.n_chunks)
                         with m.If(group_last):
-                            m.d.sync += group.eq(0)
+                            m.d.sync += restart(group, group_last, self.n_groups)
                             # the window is done: move base, free the pixels behind it
-                            with m.If(ow == self.out_width - 1):
-                                m.d.sync += ow.eq(0)
-                                with m.If(oh == self.out_height - 1):
-                                    m.d.sync += oh.eq(0)
+                            with m.If(ow_last):
+                                m.d.sync += restart(ow, ow_last, self.out_width)
+                                with m.If(oh_last):
+                                    m.d.sync += restart(oh, oh_last, self.out_height)
                                     m.d.comb += by_span.eq(1)
                                 with m.Else():
-                                    m.d.sync += oh.eq(oh + 1)
+                                    m.d.sync += count(oh, oh_last, self.out_height)
                                     m.d.comb += by_kw.eq(1)
                             with m.Else():
-                                m.d.sync += ow.eq(ow + 1)
+                                m.d.sync += count(ow, ow_last, self.out_width)
                                 m.d.comb += by_one.eq(1)
                         with m.Else():
-                            m.d.sync += group.eq(group + 1)
+                            m.d.sync += count(group, group_last, self.n_groups)
                     with m.Else():
+                        m.d.sync += count(kh, kh_last, kh_n)
+                        m.d.sync += count(chunk, chunk_last, self.n_chunks)
                         m.d.sync += [
-                            kh.eq(kh + 1), chunk.eq(chunk + 1),
                             off.eq(off + (self.width - kw_n + 1)),
+                            off_d.eq(off_d + (self.width - kw_n + 1)),
                         ]
                 with m.Else():
-                    m.d.sync += [kw.eq(kw + 1), chunk.eq(chunk + 1), off.eq(off + 1)]
+                    m.d.sync += count(kw, kw_last, kw_n)
+                    m.d.sync += count(chunk, chunk_last, self.n_chunks)
+                    m.d.sync += [off.eq(off + 1), off_d.eq(off_d + 1)]
             with m.Else():
-                m.d.sync += [cic.eq(cic + 1), chunk.eq(chunk + 1)]
+                m.d.sync += count(cic, cic_last, nci)
+                m.d.sync += count(chunk, chunk_last, self.n_chunks)
         # the window moved base by 1, kw or span: take the precomputed sums
         with m.If(by_span):
-            m.d.sync += [level.eq(level_next[self.span]), base.eq(base_next[self.span])]
+            m.d.sync += base.eq(base_next[self.span])
         with m.Elif(by_kw):
-            m.d.sync += [level.eq(level_next[kw_n]), base.eq(base_next[kw_n])]
+            m.d.sync += base.eq(base_next[kw_n])
         with m.Elif(by_one):
-            m.d.sync += [level.eq(level_next[1]), base.eq(base_next[1])]
+            m.d.sync += base.eq(base_next[1])
+        with m.If(by_span):
+            m.d.sync += [level.eq(level_next[self.span]), has_room.eq(room_next[self.span]),
+                         has_window.eq(window_next[self.span])]
+        with m.Elif(by_kw):
+            m.d.sync += [level.eq(level_next[kw_n]), has_room.eq(room_next[kw_n]),
+                         has_window.eq(window_next[kw_n])]
+        with m.Elif(by_one):
+            m.d.sync += [level.eq(level_next[1]), has_room.eq(room_next[1]),
+                         has_window.eq(window_next[1])]
         with m.Else():
-            m.d.sync += level.eq(level_in)
+            m.d.sync += [level.eq(level_next[0]), has_room.eq(room_next[0]),
+                         has_window.eq(window_next[0])]
 
         # --- output stage: what was issued with the read, one cycle later -----------------
         with m.If(advance):
@@ -325,8 +369,3 @@ class DataflowOrchestrator(wiring.Component):
 def _wrap_inc(value, modulus: int):
     """``(value + 1) % modulus`` for ``value < modulus``."""
     return Mux(value == modulus - 1, 0, value + 1)
-
-
-def _wrap_sum(total, modulus: int):
-    """``total % modulus`` for ``total < 2 * modulus``."""
-    return Mux(total >= modulus, total - modulus, total)

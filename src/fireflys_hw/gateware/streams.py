@@ -23,10 +23,13 @@ valid/ready backpressure; a transfer happens on ``valid & ready``):
   orchestrator drops them), except the last chunk of a window, which carries the end mark.
 """
 
-from amaranth.hdl import signed
-from amaranth.lib import data, stream
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream
 
-__all__ = ["spike_beat", "spike_stream", "window_chunk", "window_stream", "effectual_event"]
+from .util import check_positive
+
+__all__ = ["spike_beat", "spike_stream", "window_chunk", "window_stream", "effectual_event",
+           "LaneQueue"]
 
 
 def spike_beat(bits: int) -> data.StructLayout:
@@ -69,3 +72,62 @@ def effectual_event(weight_bits: int, T: int, n_groups: int) -> data.StructLayou
         "end": 1,
         "group": range(max(n_groups, 2)),
     })
+
+
+class LaneQueue(Elaboratable):
+    """A lane's FIFO (window beats, neuron results): :class:`amaranth.lib.fifo.SyncFIFO`'s
+    ports and timing
+    (``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``; a small distributed RAM
+    read asynchronously, a beat written in one cycle readable in the next), but its fill level
+    is a thermometer code (``filled[i]``: more than ``i`` beats), so that ``r_en`` and
+    ``w_en``, which come from hand-shakes, only steer one LUT per flip-flop, not a counter's
+    carry chain (issue 14).
+    """
+
+    def __init__(self, width: int, depth: int):
+        self.width = check_positive("width", width)
+        self.depth = check_positive("depth", depth)
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.w_rdy = Signal()
+        self.r_data = Signal(width)
+        self.r_en = Signal()
+        self.r_rdy = Signal()
+        self.filled = Signal(depth)
+
+    def below(self, n: int):
+        """``level < n``, a flip-flop (``0 < n <= depth``)."""
+        return ~self.filled[n - 1]
+
+    def elaborate(self, platform):
+        m = Module()
+        D = self.depth
+        m.submodules.storage = storage = memory.Memory(shape=self.width, depth=D, init=[])
+        wr = storage.write_port()
+        rd = storage.read_port(domain="comb")
+        wptr = Signal(range(D))
+        rptr = Signal(range(D))
+        do_write = self.w_en & self.w_rdy
+        do_read = self.r_en & self.r_rdy
+        m.d.comb += [
+            self.w_rdy.eq(~self.filled[D - 1]),
+            self.r_rdy.eq(self.filled[0]),
+            wr.addr.eq(wptr),
+            wr.data.eq(self.w_data),
+            wr.en.eq(do_write),
+            rd.addr.eq(rptr),
+            self.r_data.eq(rd.data),
+        ]
+
+        def step(ptr):
+            return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
+
+        with m.If(do_write):
+            m.d.sync += wptr.eq(step(wptr))
+        with m.If(do_read):
+            m.d.sync += rptr.eq(step(rptr))
+        with m.If(do_write & ~do_read):
+            m.d.sync += self.filled.eq(Cat(Const(1, 1), self.filled[:D - 1]))
+        with m.Elif(do_read & ~do_write):
+            m.d.sync += self.filled.eq(self.filled[1:])
+        return m

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireflys_sw.artifact import SynapticLayer
 
 from ..compiler.base import WINDOW_DEPTH
+from ..compiler.cycles import DETECTOR_TAIL
 from ..compiler.weights import PackedWeights, pack_weights
 from .detector import DetectorModel, SparsityDetector
 from ..compiler.reference import any_step
 from .neuron import NeuronLanes, neuron_latency
-from .streams import window_stream
+from .streams import LaneQueue, window_stream
 
 __all__ = ["SynapseArray", "array_cycles", "DEFAULT_WINDOW_DEPTH"]
 
@@ -137,7 +138,7 @@ class SynapseArray(wiring.Component):
         self.lanes = NeuronLanes(layer, p_co, T, self.weights.weight_bits,
                                  (1 << input_bits) - 1, depth, self.static_input,
                                  radix=radix)
-        self.credit = Signal()
+        self.credit = Signal(init=1)
         self.working = Signal()
         super().__init__({
             "input": In(window_stream(p_ci, self.n_chunks, self.steps, self.n_groups)),
@@ -183,16 +184,15 @@ class SynapseArray(wiring.Component):
         room = Signal()
         take = Signal()
         m.d.comb += [
-            credit.eq(inflight < self.depth),
             self.input.ready.eq(room & credit),
             take.eq(self.input.valid & self.input.ready),
         ]
         if self.window_depth:
-            # SyncFIFO: a small distributed RAM, read asynchronously; a beat written in one
-            # cycle is at the detector's input in the next
+            # a small distributed RAM, read asynchronously; a beat written in one cycle is at
+            # the detector's input in the next (LaneQueue: SyncFIFO's timing)
             queues = []
             for lane, det in enumerate(detectors):
-                q = fifo.SyncFIFO(width=self.window_bits, depth=self.window_depth)
+                q = LaneQueue(self.window_bits, self.window_depth)
                 m.submodules[f"window{lane}"] = q
                 queues.append(q)
                 m.d.comb += [
@@ -207,7 +207,7 @@ class SynapseArray(wiring.Component):
                 # beats now (whatever this cycle writes and reads), so the AND over the lanes
                 # is off the ready path; a FIFO still fills up, a cycle later
                 room_r = Signal(init=1)
-                m.d.sync += room_r.eq(Cat(q.level < self.window_depth - 1
+                m.d.sync += room_r.eq(Cat(q.below(self.window_depth - 1)
                                           for q in queues).all())
                 m.d.comb += room.eq(room_r)
             else:
@@ -224,10 +224,13 @@ class SynapseArray(wiring.Component):
 
         taken = take & self.input.payload.last_chunk
         popped = self.output.valid & self.output.ready
+        # credit = inflight < depth, a register kept equal to that compare (set from compares
+        # of the counter, picked like its next value: no compare after the hand-shake)
+        m.d.sync += credit.eq(credit)
         with m.If(taken & ~popped):
-            m.d.sync += inflight.eq(inflight + 1)
+            m.d.sync += [inflight.eq(inflight + 1), credit.eq(inflight < self.depth - 1)]
         with m.Elif(popped & ~taken):
-            m.d.sync += inflight.eq(inflight - 1)
+            m.d.sync += [inflight.eq(inflight - 1), credit.eq(1)]
         return m
 
 
@@ -250,7 +253,8 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     With ``window_depth = 0`` the lanes take each beat together
     (:func:`~fireflys_hw.gateware.detector.lockstep_cycles`). A window's result is valid
     :func:`~fireflys_hw.gateware.neuron.neuron_latency` cycles after the last lane's ``end`` slot of
-    the window (the slot is at ``events`` 3 cycles after B emits it) and popped at once. For a
+    the window (the slot is at ``events`` ``DETECTOR_TAIL`` cycles after B emits it) and popped
+    at once. For a
     frame: ``cycles = last output cycle + 1``.
 
     ``walk``: ``beats`` is every chunk of the window stream, empty ones included
@@ -299,7 +303,7 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
                 head = nxt if take else None
             end = det.clock(None if head is None else lanes[lane][head])
             if end:
-                ends[lane].append(cycle + 3)
+                ends[lane].append(cycle + DETECTOR_TAIL)
         if take:
             for q in queues if window_depth else ():
                 q.append((cycle, nxt))

@@ -9,7 +9,8 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.golden import layer_forward, synaptic_currents
 from fireflys_sw.spec import NeuronKind
 from fireflys_hw.gateware.direct_conv import DirectConv, StepSerialiser
-from fireflys_hw.compiler.direct import csd, direct_conv_cycles, direct_conv_frame_cycles
+from fireflys_hw.compiler.direct import (CURRENT_STAGES, csd, direct_conv_cycles,
+                                         direct_conv_frame_cycles)
 
 from streams_helpers import get, put, run_sim
 
@@ -409,7 +410,7 @@ def test_direct_core_radix(case):
             for f in range(n) for i in range(ho) for j in range(wo)]
     dut = DirectCore(layer, p_co=p_co, T=T, input_bits=ib, per_step=False, pool=pool,
                      tree_levels=levels)
-    assert dut.conv.radix and dut.conv.latency == dut.conv.tree_stages + 2
+    assert dut.conv.radix and dut.conv.latency == dut.conv.tree_stages + CURRENT_STAGES + 1
     got = []
 
     async def producer(ctx):
