@@ -72,7 +72,12 @@ def record_depth(model_id: int, plan, report) -> Path | None:
     if report.depth is None:
         return None
     cores = {str(c.index): c.depth.levels for c in report.cores if c.depth is not None}
+    # the netlist's modules are top.core<k>, k counting cores; the reports name layers
     where = report.depth_module.removeprefix("top.") or "top"
+    if where.startswith("core") and where[4:].isdigit() and int(where[4:]) < len(report.cores):
+        where = f"layer {report.cores[int(where[4:])].index}'s core"
+    elif where == "top":
+        where = "between the cores"
     record = {"family": report.family, "levels": report.depth.levels,
               "where": f"{where}: {report.depth.start} -> {report.depth.end}",
               "cores": cores, "artifact": report.artifact}

@@ -54,7 +54,8 @@ def test_depth_is_kept_per_design(cache):
     assert path.parent == cache / "depth"
     record = recorded_depth(7, plan)
     assert record["levels"] == 9 and record["cores"] == {"0": 5, "2": 9}
-    assert record["where"] == "core1: synapses.detector2.b_pair -> synapses.level[4]"
+    assert record["where"] == ("layer 2's core: synapses.detector2.b_pair -> "
+                               "synapses.level[4]")
     # the clock and the budgets are not the design; parallelism, FIFOs and the model are
     assert recorded_depth(7, dataclasses.replace(plan, clock_hz=100e6)) == record
     other = _Plan((_Layer(0, 1, 8, dense=True), _Layer(2, 8, 8)))
@@ -77,7 +78,7 @@ def test_clock_note(cache):
     record_depth(7, plan, _report(9))
     note = clock_note(7, plan, 333e6, "net")
     assert note["levels_measured"] == 9
-    assert note["note"].endswith("; this design measures 9 (core1: synapses.detector2.b_pair "
-                                 "-> synapses.level[4]), so 333 MHz is out of reach (about "
-                                 "222 MHz)")
+    assert note["note"].endswith("; this design measures 9 (layer 2's core: "
+                                 "synapses.detector2.b_pair -> synapses.level[4]), so 333 MHz "
+                                 "is out of reach (about 222 MHz)")
     assert clock_note(7, plan, 100e6, "net")["note"].endswith("within it")
