@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fireflys_sw.errors import FireflysError
+from fireflys_sw.outdir import cache_root
 from fireflys_sw.progress import Progress, run_logged
 
 from .depth import PathDepth, netlist_depth
@@ -198,9 +199,7 @@ def synth_depth(component, *, family: str = "xcup", name: str = "top") -> PathDe
 
 def synth_cache_dir() -> Path:
     """``$FIREFLYS_CACHE/synth``, default ``~/.cache/fireflys/synth``."""
-    base = os.environ.get("FIREFLYS_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "fireflys"
-    return root / "synth"
+    return cache_root() / "synth"
 
 
 def _yosys_compiled() -> bool:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
+
+from fireflys_sw.outdir import cache_root
 
 __all__ = ["NS_PER_LEVEL", "levels_for", "gateware_fingerprint", "design_key", "record_depth",
            "recorded_depth", "clock_note", "depth_dir"]
@@ -61,8 +62,7 @@ def design_key(model_id: int, plan, family: str) -> str:
 
 def depth_dir() -> Path:
     """``$FIREFLYS_CACHE/depth``, default ``~/.cache/fireflys/depth``."""
-    base = os.environ.get("FIREFLYS_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "fireflys") / "depth"
+    return cache_root() / "depth"
 
 
 def record_depth(model_id: int, plan, report) -> Path | None:

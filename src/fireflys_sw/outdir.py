@@ -1,4 +1,4 @@
-"""Output directories that a failed step does not leave behind empty."""
+"""Output directories that a failed step does not leave behind empty, and the cache's root."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["removed_if_empty_on_failure"]
+__all__ = ["removed_if_empty_on_failure", "cache_root"]
+
+
+def cache_root() -> Path:
+    """Where builds and measurements are cached: ``$FIREFLYS_CACHE``, default
+    ``~/.cache/fireflys`` (Verilator builds, synthesis results, logic depths each in a folder)."""
+    base = os.environ.get("FIREFLYS_CACHE")
+    return Path(base) if base else Path.home() / ".cache" / "fireflys"
 
 
 @contextmanager

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflys_sw.errors import FireflysError
+from fireflys_sw.outdir import cache_root
 
 from fireflys_sw.progress import Progress, run_logged
 
@@ -69,9 +70,7 @@ class VerilatorError(FireflysError, RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("FIREFLYS_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "fireflys"
-    return root / "verilator"
+    return cache_root() / "verilator"
 
 
 def verilator_root() -> Path | None:
