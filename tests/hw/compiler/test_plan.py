@@ -526,6 +526,7 @@ def test_load_errors(tmp_path, small, small_stats):
           r"layers\[0\]\.kind is 'pool', not one of 'conv', 'maxpool', 'fc'$")
     fails(lambda d: d.update(stop="tired"), r"stop is 'tired', not one of 'target', 'budget', "
                                             r"'saturated'$")
+    fails(lambda d: d.update(floor=3), r"floor must be a string, not 3$")
     path.write_text("{not json")
     with pytest.raises(PlanError, match=r"not valid JSON"):
         load_plan(path)
