@@ -77,6 +77,9 @@ class TrainConfig:
     scale_lr: float = 1e-5
     distributed: bool = False
     device: str = "cpu"
+    distill_from: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 4.0
 
     def __post_init__(self):
         # the name becomes a file name under ``out``: refused here, before anything is written,
@@ -112,6 +115,11 @@ class TrainConfig:
                                 f"{self.prune_epochs}")
         if self.val_size < 0:
             raise FireflysError(f"--val-size must be >= 0, not {self.val_size}")
+        if not 0 <= self.distill_weight <= 1:
+            raise FireflysError(f"--distill-weight must be in [0, 1], not {self.distill_weight}")
+        if self.distill_temperature <= 0:
+            raise FireflysError(f"--distill-temperature must be positive, not "
+                                f"{self.distill_temperature}")
         if self.neuron not in ("lif", "if"):
             raise FireflysError(f"--neuron must be lif or if, not {self.neuron!r}")
         parse_spec(self.model)
@@ -253,6 +261,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
             density = model.calibrate(sample, spike_density=config.init_spike_density)
         log.info("initial spike density per layer after calibration: %s",
                  ", ".join(f"{d:.3f}" for d in density))
+    teacher = _load_teacher(Path(config.distill_from)) if config.distill_from else None
     schedule = None
     if config.dense_float:
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
@@ -297,6 +306,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     if device.type == "cuda" and config.distributed:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     model.to(device)
+    if teacher is not None:
+        teacher.to(device)
     if device.type != "cpu":
         # the optimiser state (on resume) follows its parameters
         optimiser.load_state_dict(optimiser.state_dict())
@@ -338,6 +349,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
             score = net(xb)
             logits = model.logits(score)
             loss = F.cross_entropy(logits, yb)
+            if teacher is not None:
+                loss = _distilled_loss(loss, logits, teacher, xb, config)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -408,17 +421,60 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     return report
 
 
+def _load_teacher(path: Path) -> SpikingNet:
+    """The float model of a checkpoint (``--distill-from``: the float baseline's
+    ``checkpoint.pt``, batch norm and all), in evaluation mode, its parameters frozen."""
+    checkpoint = _load_checkpoint(path, "--distill-from")
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise FireflysError(f"--distill-from {str(path)!r}: not a fireflys training checkpoint "
+                            f"(no model state)")
+    config = checkpoint.get("config") or {}
+    if not config.get("dense_float"):
+        raise FireflysError(f"--distill-from {str(path)!r}: not a float baseline's checkpoint "
+                            f"(train the teacher with --float)")
+    state = checkpoint["model"]
+    try:
+        teacher = build_model(parse_spec(config.get("model", "scnn5")).text,
+                              T=config.get("T", 4),
+                              neuron_kind=NeuronKind(config.get("neuron", "lif")),
+                              leak_shift=config.get("leak_shift", 1), quantised=False,
+                              input_bits=config.get("input_bits", 8),
+                              batch_norm=any(k.endswith("running_mean") for k in state))
+        teacher.load_state_dict(state)
+    except (RuntimeError, FireflysError, ValueError) as error:
+        raise FireflysError(f"--distill-from {str(path)!r}: its model does not load "
+                            f"({str(error).splitlines()[0].strip()[:120]})") from error
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    log.info("distilling from %s", path)
+    return teacher
+
+
+def _distilled_loss(hard: torch.Tensor, logits: torch.Tensor, teacher: SpikingNet,
+                    xb: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Hinton's knowledge distillation: ``(1 - w) * cross-entropy + w * tau^2 * KL(teacher ||
+    student)`` on the logits softened by the temperature ``tau`` (``tau^2`` keeps the soft
+    term's gradient on the scale of the hard one's)."""
+    with torch.no_grad():
+        target = teacher.logits(teacher(xb))
+    tau, w = config.distill_temperature, config.distill_weight
+    soft = F.kl_div(F.log_softmax(logits / tau, dim=1), F.softmax(target / tau, dim=1),
+                    reduction="batchmean") * tau * tau
+    return (1 - w) * hard + w * soft
+
+
 def _init_scales(model: SpikingNet) -> None:
     for syn in model.synapses:
         if hasattr(syn, "init_scale"):
             syn.init_scale()
 
 
-def _load_checkpoint(path: Path) -> dict:
+def _load_checkpoint(path: Path, option: str = "--init-from") -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many kinds for a file that is not its own
-        raise FireflysError(f"--init-from {str(path)!r}: not a fireflys training checkpoint "
+        raise FireflysError(f"{option} {str(path)!r}: not a fireflys training checkpoint "
                             f"({type(error).__name__})") from error
 
 
@@ -498,6 +554,9 @@ def _cli_args(config: TrainConfig) -> list[str]:
         args.append(f"--train-limit {config.train_limit}")
     if config.init_from:
         args.append(f"--init-from {config.init_from}")
+    if config.distill_from:
+        args.append(f"--distill-from {config.distill_from} --distill-weight "
+                    f"{config.distill_weight} --distill-temperature {config.distill_temperature}")
     return args
 
 

@@ -165,3 +165,48 @@ def test_init_from_another_spec_is_one_line(tmp_path):
                                             r"layers\.\d+\.weight; it was trained for another "
                                             r"model spec$"):
         _initialise_from(deeper, path)
+
+
+def test_distillation_from_the_float_baseline(tmp_path):
+    """--distill-from: the loss is Hinton's mix of the labels' cross-entropy and the KL to the
+    teacher's softened logits; the teacher is the float baseline, frozen, batch norm and all;
+    anything else is refused in one line."""
+    import torch.nn.functional as F
+    from fireflys_sw.train import _distilled_loss, _load_teacher
+    train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32, train_limit=64,
+                      test_limit=20, out=str(tmp_path / "float"), dense_float=True),
+          progress=False)
+    teacher = _load_teacher(tmp_path / "float" / "checkpoint.pt")
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    x = torch.randint(0, 256, (6, 1, 28, 28)).float()
+    y = torch.arange(6)
+    target = teacher.logits(teacher(x))
+    config = TrainConfig(distill_weight=0.25, distill_temperature=3.0)
+    # a student that already gives the teacher's logits owes nothing to the soft term
+    hard = F.cross_entropy(target, y)
+    assert float(_distilled_loss(hard, target, teacher, x, config)) == pytest.approx(
+        0.75 * float(hard), rel=1e-5)
+    # otherwise the soft term is tau^2 KL(teacher || student) at temperature tau
+    student = torch.zeros_like(target)
+    expected = 0.75 * float(F.cross_entropy(student, y)) + 0.25 * 9.0 * float(
+        (F.softmax(target / 3, 1) * (F.log_softmax(target / 3, 1) - F.log_softmax(student, 1)))
+        .sum(1).mean())
+    got = _distilled_loss(F.cross_entropy(student, y), student, teacher, x, config)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    report = train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32,
+                               train_limit=64, test_limit=20, out=str(tmp_path / "kd"),
+                               init_from=str(tmp_path / "float" / "checkpoint.pt"),
+                               distill_from=str(tmp_path / "float" / "checkpoint.pt")),
+                   progress=False)
+    assert "--distill-from" in load_artifact(report["artifact"]).metadata["command"]
+    # the teacher must be a float baseline, and a file of fireflys'
+    with pytest.raises(FireflysError, match=r"^--distill-from .*: not a float baseline's "
+                                            r"checkpoint \(train the teacher with --float\)$"):
+        train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, out=str(tmp_path / "x"),
+                          distill_from=str(tmp_path / "kd" / "checkpoint.pt")))
+    with pytest.raises(FireflysError, match=r"^--distill-from .*: not a fireflys training "
+                                            r"checkpoint"):
+        train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, out=str(tmp_path / "y"),
+                          distill_from=str(tmp_path / "float" / "curves.png")))
+    with pytest.raises(FireflysError, match=r"^--distill-weight must be in \[0, 1\]"):
+        train(TrainConfig(distill_weight=1.5))
