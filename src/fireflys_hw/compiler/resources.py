@@ -344,7 +344,7 @@ def predicted_resources(layer: SynapticLayer, p_co: int, p_ci: int, *, T: int,
 
     * orchestrator buffer: ``span + Kw`` words of ``S * Ci'`` bits (a pixel at every step),
       ``span = (Kh - 1) * Wp + Kw`` pixels (``S = T``, or 1 for a ``static_input``, a
-      direct-encoded first layer);
+      direct-encoded first layer), and as many words of ``ceil(Ci' / P_Ci)`` chunk flags;
     * per lane, the compressed weight store (``max over lanes of the lane's non-zero weights``
       words of the stored weight width) and the bitmap ROM (``G * 2**ceil(log2 n_chunks)``
       words of ``P_Ci`` + address bits);
@@ -404,6 +404,8 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
                           chunk_mux=steps * p_ci * (n_ci_chunks - 1), ci=ci * steps)
     span = (kh - 1) * wp + kw
     total += model.memory(ci * steps, span + kw, family)      # orchestrator buffer
+    # and its "some spike in the chunk" flags, a LUT RAM beside it
+    total += model.memory(n_ci_chunks, span + kw, family)
 
     store_depth, address_bits, chunk_words = _store_layout(nnz, p_co, n_chunks)
     # the T accumulators and T update stages of a spiking lane (the readout: S accumulators
