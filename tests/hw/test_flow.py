@@ -182,3 +182,18 @@ def test_no_fit_is_refused_fast(tmp_path, capsys):
     assert re.search(r"\(\d{1,3}(,\d{3})+ % over\)", err), err
     assert seconds < 60, f"refusal took {seconds:.1f} s"   # was 599 s; loose for busy CI
     assert not (tmp_path / "x").exists()
+
+
+def test_verilator_cache_key_is_the_same_in_every_clone(monkeypatch, tmp_path):
+    """The build cache is keyed by what the program is made of (the Verilog less Amaranth's
+    source locations, the harness, the flags, Verilator's release), never by where this
+    checkout or its virtual environment lies: a fresh clone reuses the builds."""
+    from fireflys_hw.sim import verilator
+    verilog = '(* src = "/a/clone/src/x.py:1" *)\nmodule top(); endmodule\n'
+    key = verilator._build_key(verilog, "harness", False, "-O2")
+    moved = verilog.replace("/a/clone", "/another/clone")
+    monkeypatch.setattr(verilator, "verilator_root", lambda: tmp_path / "elsewhere")
+    assert verilator._build_key(moved, "harness", False, "-O2") == key
+    monkeypatch.setattr(verilator, "_verilator_release", lambda: "0.0-other")
+    assert verilator._build_key(moved, "harness", False, "-O2") != key
+    assert verilator._build_key(verilog + "// more\n", "harness", False, "-O2") != key

