@@ -1,7 +1,8 @@
 """Training throughput (images/s) of scnn5 on this CPU: the dense float baseline (conv-BN-LIF),
 the compressed recipe (gradient rewiring with its sparsity schedule + per-channel LSQ +
-integer LIF), and the compressed recipe under 2-process DistributedDataParallel (gloo), each
-process on half of the same global batch.
+integer LIF), the compressed recipe distilling from a float teacher (``--distill-from``: one
+more forward pass per batch), and the compressed recipe under 2-process
+DistributedDataParallel (gloo), each process on half of the same global batch.
 
 Usage: python benchmarks/bench_train.py [--batches N] [--batch-size N] [--threads N] [--no-ddp]
 Wall-clock figures, measured in one run; random inputs (the data do not change the cost). On a
@@ -33,9 +34,14 @@ def _compressed(model):
 
 
 def throughput(quantised: bool, batches: int, batch_size: int, rank: int = 0,
-               world: int = 1) -> float:
+               world: int = 1, distill: bool = False) -> float:
     torch.manual_seed(0)
     model = build_model("scnn5", quantised=quantised, batch_norm=not quantised)
+    teacher = None
+    if distill:
+        from fireflys_sw.train import TrainConfig, _distilled_loss
+        teacher = build_model("scnn5", quantised=False, batch_norm=True).eval()
+        config = TrainConfig()
     schedule = None
     if quantised:
         optimiser, schedule = _compressed(model)
@@ -49,7 +55,10 @@ def throughput(quantised: bool, batches: int, batch_size: int, rank: int = 0,
     for i in range(batches + 1):
         if i == 1:
             start = time.perf_counter()
-        loss = F.cross_entropy(model.logits(net(x)), y)
+        logits = model.logits(net(x))
+        loss = F.cross_entropy(logits, y)
+        if teacher is not None:
+            loss = _distilled_loss(loss, logits, teacher, x, config)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -96,10 +105,12 @@ def main():
     print(f"  dense float baseline (conv-BN-LIF):            {f:7.0f} images/s")
     q = throughput(True, args.batches, args.batch_size)
     print(f"  compressed (rewiring + LSQ + integer LIF):     {q:7.0f} images/s")
+    k = throughput(True, args.batches, args.batch_size, distill=True)
+    print(f"  compressed, distilling from a float teacher:   {k:7.0f} images/s")
     if not args.no_ddp:
         d = ddp_throughput(args.batches, args.batch_size, args.threads)
         print(f"  compressed, 2-process DDP (gloo):              {d:7.0f} images/s")
-    print(f"  ratio compressed / float: {q / f:.2f}")
+    print(f"  ratio compressed / float: {q / f:.2f}; distilling / compressed: {k / q:.2f}")
 
 
 if __name__ == "__main__":
