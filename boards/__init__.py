@@ -355,7 +355,10 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
         start = time.perf_counter()
         code = run_logged(["sh", "build_top.sh"], what=f"ECP5 toolchain for {target.name}",
                           log_path=out / "toolchain.log", describe=_ToolchainStatus(),
-                          initial="yosys: reading the design", cwd=out, env=env)
+                          initial="yosys: reading the design", cwd=out, env=env,
+                          # the script runs yosys -q -l top.rpt and nextpnr --quiet --log
+                          # top.tim: their progress is in those files, not on the output
+                          follow=["top.rpt", "top.tim"])
         seconds["toolchain"] = time.perf_counter() - start
         if code != 0:
             raise BoardError(_toolchain_failure(target, out))

@@ -196,30 +196,35 @@ class Progress:
 
 def run_logged(cmd: Sequence[str], *, what: str, log_path: str | os.PathLike,
                describe: Callable[[str], str | None] | None = None,
-               initial: str | None = None, **popen) -> int:
+               initial: str | None = None, follow: Sequence[str | os.PathLike] = (),
+               **popen) -> int:
     """Run ``cmd`` with its output (stdout and stderr) in ``log_path``, showing progress named
-    ``what`` meanwhile. ``describe`` sees every line of the log, in order; the status shown is
-    its newest answer that is not ``None`` (``initial`` before the first). Returns the exit
-    status; ``popen`` goes to :func:`subprocess.run` (``cwd``, ``env``)."""
+    ``what`` meanwhile. ``describe`` sees every line of the log, in order, and of the files in
+    ``follow`` (logs the tools write themselves, e.g. yosys' ``-l``), each in order; the status
+    shown is its newest answer that is not ``None`` (``initial`` before the first). Returns the
+    exit status; ``popen`` goes to :func:`subprocess.run` (``cwd``, ``env``)."""
     log_path = Path(log_path)
-    state = {"status": initial, "offset": 0}
+    cwd = Path(popen.get("cwd") or ".")
+    sources = [log_path] + [cwd / Path(f) for f in follow]
+    state = {"status": initial, "offsets": [0] * len(sources)}
 
     def status() -> str | None:
         if describe is None:
             return None
-        try:
-            with open(log_path, "rb") as f:
-                f.seek(state["offset"])
-                chunk = f.read()
-        except OSError:
-            return state["status"]
-        cut = chunk.rfind(b"\n")
-        if cut >= 0:
-            state["offset"] += cut + 1
-            for line in chunk[:cut].decode(errors="replace").splitlines():
-                text = describe(line)       # every line, in order: describe may count
-                if text:
-                    state["status"] = text
+        for k, path in enumerate(sources):
+            try:
+                with open(path, "rb") as f:
+                    f.seek(state["offsets"][k])
+                    chunk = f.read()
+            except OSError:
+                continue
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                state["offsets"][k] += cut + 1
+                for line in chunk[:cut].decode(errors="replace").splitlines():
+                    text = describe(line)       # every line, in order: describe may count
+                    if text:
+                        state["status"] = text
         return state["status"]
 
     with open(log_path, "wb") as logfile, Progress(what, status=status):

@@ -74,6 +74,21 @@ def test_run_logged_status_from_log(fast_lines, tmp_path, capsys):
     assert "fireflys: tool: done in" in err
 
 
+def test_run_logged_follows_the_tools_own_logs(fast_lines, tmp_path, capsys):
+    """A tool that is quiet on its output and writes its own log (yosys -q -l, nextpnr
+    --quiet --log: the ULX3S build) still shows what it does."""
+    script = ("import time\nwith open('own.log', 'w') as f:\n    for k in range(3):\n"
+              "        f.write(f'phase {k}\\n'); f.flush(); time.sleep(0.15)\n")
+    code = run_logged([sys.executable, "-c", script], what="quiet tool",
+                      log_path=tmp_path / "tool.log", initial="starting", cwd=tmp_path,
+                      follow=["own.log", "not-yet-written.log"],
+                      describe=lambda line: line.replace("phase", "in phase"))
+    assert code == 0
+    assert (tmp_path / "tool.log").read_text() == ""
+    err = capsys.readouterr().err
+    assert "fireflys: quiet tool: " in err and "in phase" in err
+
+
 def test_failed_step_leaves_no_empty_folder(tmp_path):
     out = tmp_path / "a" / "b"
     with pytest.raises(RuntimeError):
