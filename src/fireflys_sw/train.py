@@ -433,17 +433,8 @@ def _load_teacher(path: Path) -> SpikingNet:
         raise FireflysError(f"--distill-from {str(path)!r}: not a float baseline's checkpoint "
                             f"(train the teacher with --float)")
     state = checkpoint["model"]
-    try:
-        teacher = build_model(parse_spec(config.get("model", "scnn5")).text,
-                              T=config.get("T", 4),
-                              neuron_kind=NeuronKind(config.get("neuron", "lif")),
-                              leak_shift=config.get("leak_shift", 1), quantised=False,
-                              input_bits=config.get("input_bits", 8),
-                              batch_norm=any(k.endswith("running_mean") for k in state))
-        teacher.load_state_dict(state)
-    except (RuntimeError, FireflysError, ValueError) as error:
-        raise FireflysError(f"--distill-from {str(path)!r}: its model does not load "
-                            f"({str(error).splitlines()[0].strip()[:120]})") from error
+    teacher = _float_model(state, config, path, "--distill-from", "its model does not load",
+                           batch_norm=any(k.endswith("running_mean") for k in state))
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -519,16 +510,25 @@ def _initialise_from(model: SpikingNet, path: Path) -> None:
 
 def _folded_state(state: dict, config: dict, path: Path) -> dict:
     """The state of the batch-norm-free float model that a BN checkpoint's model folds to."""
-    try:
-        source = build_model(parse_spec(config.get("model", "scnn5")).text,
-                             T=config.get("T", 4), neuron_kind=NeuronKind(config.get("neuron", "lif")),
-                             leak_shift=config.get("leak_shift", 1), quantised=False,
-                             input_bits=config.get("input_bits", 8), batch_norm=True)
-        source.load_state_dict(state)
-    except (RuntimeError, FireflysError, ValueError) as error:
-        raise FireflysError(f"--init-from {str(path)!r}: shapes differ from this model "
-                            f"({str(error).splitlines()[0].strip()[:120]})") from error
+    source = _float_model(state, config, path, "--init-from", "shapes differ from this model",
+                          batch_norm=True)
     return fold_batchnorm(source).state_dict()
+
+
+def _float_model(state: dict, config: dict, path: Path, option: str, problem: str, *,
+                 batch_norm: bool) -> SpikingNet:
+    """The float model a checkpoint's ``config`` describes, with its ``state`` loaded; a state
+    that does not fit is one line naming ``option``, ``path`` and the ``problem``."""
+    try:
+        model = build_model(parse_spec(config.get("model", "scnn5")).text, T=config.get("T", 4),
+                            neuron_kind=NeuronKind(config.get("neuron", "lif")),
+                            leak_shift=config.get("leak_shift", 1), quantised=False,
+                            input_bits=config.get("input_bits", 8), batch_norm=batch_norm)
+        model.load_state_dict(state)
+    except (RuntimeError, FireflysError, ValueError) as error:
+        raise FireflysError(f"{option} {str(path)!r}: {problem} "
+                            f"({str(error).splitlines()[0].strip()[:120]})") from error
+    return model
 
 
 def _cli_args(config: TrainConfig) -> list[str]:
