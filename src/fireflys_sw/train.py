@@ -425,9 +425,6 @@ def _load_teacher(path: Path) -> SpikingNet:
     """The float model of a checkpoint (``--distill-from``: the float baseline's
     ``checkpoint.pt``, batch norm and all), in evaluation mode, its parameters frozen."""
     checkpoint = _load_checkpoint(path, "--distill-from")
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise FireflysError(f"--distill-from {str(path)!r}: not a fireflys training checkpoint "
-                            f"(no model state)")
     config = checkpoint.get("config") or {}
     if not config.get("dense_float"):
         raise FireflysError(f"--distill-from {str(path)!r}: not a float baseline's checkpoint "
@@ -462,11 +459,16 @@ def _init_scales(model: SpikingNet) -> None:
 
 
 def _load_checkpoint(path: Path, option: str = "--init-from") -> dict:
+    """A training checkpoint with its model state, or one line naming ``option`` and ``path``."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many kinds for a file that is not its own
         raise FireflysError(f"{option} {str(path)!r}: not a fireflys training checkpoint "
                             f"({type(error).__name__})") from error
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise FireflysError(f"{option} {str(path)!r}: not a fireflys training checkpoint "
+                            f"(no model state)")
+    return checkpoint
 
 
 def _initialise_from(model: SpikingNet, path: Path) -> None:
@@ -476,9 +478,6 @@ def _initialise_from(model: SpikingNet, path: Path) -> None:
     thresholds are in those units), else are initialised from the weights (the float model's
     threshold 1 and input scale map onto the integer model's units)."""
     checkpoint = _load_checkpoint(path)
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise FireflysError(f"--init-from {str(path)!r}: not a fireflys training checkpoint "
-                            f"(no model state)")
     state = dict(checkpoint["model"])
     if any(k.endswith("running_mean") for k in state):
         state = _folded_state(state, checkpoint.get("config") or {}, path)
