@@ -7,7 +7,7 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.errors import FireflysError
 
 __all__ = ["PlanError", "PLAN_FORMAT", "PLAN_VERSION", "WINDOW_DEPTH", "LANE_FIFO_DEPTH",
-           "lane_block", "binary_in_channels", "layer_window"]
+           "TABLE_BRAM_ROWS", "lane_block", "binary_in_channels", "layer_window"]
 
 PLAN_FORMAT = "fireflys-plan"
 PLAN_VERSION = 1
@@ -19,6 +19,12 @@ WINDOW_DEPTH = 16
 #: Entries of a neuron lane's output FIFO (the gateware's default ``depth``): also the
 #: results a synapse array keeps in flight.
 LANE_FIFO_DEPTH = 16
+
+#: Rows from which a detector's bitmap table is a block RAM (a memory with a synchronous read,
+#: which Yosys maps to block RAM at this size), not a LUT ROM: a LUT ROM of 10 blocks of 64
+#: rows (the fc readout's, one lane over 10 groups) came out of ABC as 7-8 levels of shared
+#: address decoders (issue 14). The resource model follows the same rule.
+TABLE_BRAM_ROWS = 512
 
 
 class PlanError(FireflysError, ValueError):

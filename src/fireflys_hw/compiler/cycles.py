@@ -37,7 +37,7 @@ DETECTOR_TAIL = 4
 
 def neuron_latency(T: int, readout: bool) -> int:
     """:func:`fireflys_hw.gateware.neuron.neuron_latency` (a test keeps them equal)."""
-    return 2 if readout else 2 * T + 1
+    return 2 + max(0, (T - 1).bit_length() - 1) if readout else 2 * T + 1
 
 
 def lane_pairs(x: np.ndarray, mask: np.ndarray, p_co: int, p_ci: int,
@@ -115,8 +115,11 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
     base = (fr[:, None] * n * nl + np.arange(nl)[None, :])
     chunk_end = np.append(last_chunk, False)
     taken_result = chunk_end.astype(np.int64)
-    # detector registers (DetectorModel): A0, A1 = (valid, pairs, last chunk); B = (valid,
+    # detector registers (DetectorModel): R, A0, A1 = (valid, pairs, last chunk); B = (valid,
     # slots left, last chunk, carries a pair)
+    r_v = np.zeros(shape, bool)
+    r_p = np.zeros(shape, np.int64)
+    r_l = np.zeros(shape, bool)
     a0_v = np.zeros(shape, bool)
     a0_p = np.zeros(shape, np.int64)
     a0_l = np.zeros(shape, bool)
@@ -158,7 +161,8 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
         a1_free = ~a1_v | discard | b_take
         a0_drop = (a0_v & (a0_p == 0) & ~a1_free & (~a0_l | ((a1_p > 0) & ~a1_l))) if skip \
             else nothing
-        ready = ~a0_v | a1_free | a0_drop
+        a0_free = ~a0_v | a1_free | a0_drop
+        ready = ~r_v | a0_free
         # credit: results in flight (taken, not yet popped) below depth; pops are distinct
         # cycles, so at most one more has happened since the last cycle
         popped += pops[fr, popped] < cycle
@@ -181,7 +185,7 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
         index = np.minimum(index, n - 1)
         in_p = np.where(has, flat_pairs.take(base + index * nl), 0)
         in_l = has & chunk_end[index]
-        # clock: B, then A1 from A0, then A0 from the FIFO
+        # clock: B, then A1 from A0, A0 from R, R from the FIFO
         end = b_v & ((b_l & b_last) | (absorb & b_last))
         load = b_take & a1_v & ~discard
         b_left = np.where(load, a1_p, np.where(b_take, 0, b_left - 1))
@@ -192,9 +196,12 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
         a1_v = np.where(a1_free, a0_v, a1_v)
         a1_p = np.where(a1_free, a0_p, a1_p)
         a1_l = np.where(a1_free, a0_l, a1_l | mark)
-        a0_v = np.where(ready, has, a0_v)
-        a0_p = np.where(ready, in_p, a0_p)
-        a0_l = np.where(ready, in_l, a0_l)
+        a0_v = np.where(a0_free, r_v, a0_v)
+        a0_p = np.where(a0_free, r_p, a0_p)
+        a0_l = np.where(a0_free, r_l, a0_l)
+        r_v = np.where(ready, has, r_v)
+        r_p = np.where(ready, in_p, r_p)
+        r_l = np.where(ready, in_l, r_l)
         if window_depth:
             head += has
         # a lane's end slot reaches its events output DETECTOR_TAIL cycles later

@@ -8,15 +8,16 @@ from amaranth.lib.wiring import In, Out
 
 from ..compiler.weights import PackedWeights
 from .streams import effectual_event, window_stream
+from ..compiler.base import TABLE_BRAM_ROWS
 from ..compiler.cycles import DETECTOR_TAIL
 from .util import or_tree, popcount_logic
 
 __all__ = ["SparsityDetector", "detector_cycles",
-           "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY"]
+           "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY", "TABLE_BRAM_ROWS"]
 
 #: Cycles from the input transfer of a beat to the first event it causes at ``events``
-#: (A0, A1, B, C, D, E, F registers), when nothing is ahead of it.
-DETECTOR_LATENCY = 7
+#: (R, A0, A1, B, C, D, E, F registers), when nothing is ahead of it.
+DETECTOR_LATENCY = 8
 
 #: Bits per partial popcount of stage A1 (16: five LUT levels; a wider chunk is counted in
 #: parts that B adds when it loads the chunk).
@@ -38,10 +39,10 @@ class SparsityDetector(wiring.Component):
 
     Pipeline (one register stage each; stages C..E never stall, see below)::
 
-        A0  latch the beat and its OR over t; the bitmap ROM reads {bitmap, base} at
-            (group, chunk)
-        A1  x = (OR over t of spikes) & bitmap, zero = (x == 0), n = popcount(x) (in parts
-            of 16 bits, added when B loads them; registered: the ROM output only feeds this)
+        R   latch the beat and its OR over t; the bitmap table reads {bitmap, base} at
+            (group, chunk) into a register (the table's read is all this stage does)
+        A0  x = (OR over t of spikes) & bitmap, a flag per 16-bit part of x: not 0
+        A1  zero = (x == 0), n = popcount(x) (in parts of 16 bits, added when B loads them)
         B   iterate over the set bits of x, one per cycle: a down-counter from n says when
             the last one goes, so the hand-shake signals all come from registers
         C   masked = bitmap & (x - 1) & ~x        (bits of the bitmap below the pair's spike)
@@ -75,8 +76,10 @@ class SparsityDetector(wiring.Component):
         ours   (skip_empty=True):  max(sum over windows of max(1, pairs), beats - 1)
                                    + DETECTOR_LATENCY <= cycles <= paper
 
-    where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 7``. The input
-    bound (one beat per cycle) makes ``beats`` the floor whatever the sparsity.
+    where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 8``. R is a
+    plain pipeline register in front of A0 (it takes a beat when it is empty or A0 takes its
+    beat), so it adds a cycle of latency and one beat of look-ahead, no cycles per beat. The
+    input bound (one beat per cycle) makes ``beats`` the floor whatever the sparsity.
 
     ``events`` has no ``ready``: the slots leave at once, one per cycle at most. The owner must
     make sure whatever follows can always take them (the synapse array admits a window only
@@ -150,10 +153,16 @@ class SparsityDetector(wiring.Component):
         abits = w.address_bits
         win = self.input.payload
 
-        # bitmap ROM, addressed by Cat(chunk, group): the chunk field padded to a power of two
-        # so that the address is wiring, not a multiplier
+        # bitmap table, addressed by Cat(chunk, group): the chunk field padded to a power of
+        # two so that the address is wiring, not a multiplier; read into R's register
         vec_layout = data.StructLayout({"bitmap": p_ci, "base": abits})
-        vec_rd = _RomRead(m, vec_layout, self._vector_init())
+        rows = self._vector_init()
+        if len(rows) >= TABLE_BRAM_ROWS:
+            m.submodules.table = table = memory.Memory(shape=vec_layout, depth=len(rows),
+                                                       init=rows)
+            vec_rd = table.read_port()
+        else:
+            vec_rd = _RomRead(m, vec_layout, rows)
         store = w.stores[self.lane]
         m.submodules.store = store_mem = memory.Memory(
             shape=signed(w.weight_bits), depth=w.store_depth,
@@ -163,10 +172,17 @@ class SparsityDetector(wiring.Component):
         T = self.T
         flags = data.StructLayout({"end": 1, "group": range(max(w.n_groups, 2))})
 
+        # --- R ---------------------------------------------------------------------------
+        r_valid = Signal()
+        r_spikes = Signal(p_ci * T)
+        r_any = Signal(p_ci)                # OR over t of r_spikes
+        r = Signal(flags)
         # --- A0 --------------------------------------------------------------------------
         a0_valid = Signal()
         a0_spikes = Signal(p_ci * T)
-        a0_any = Signal(p_ci)               # OR over t of a0_spikes
+        a0_x = Signal(p_ci)                 # (OR over t of a0_spikes) & bitmap
+        a0_bitmap = Signal(p_ci)
+        a0_base = Signal(abits)
         a0 = Signal(flags)
         # --- A1 --------------------------------------------------------------------------
         a1_valid = Signal()
@@ -175,7 +191,7 @@ class SparsityDetector(wiring.Component):
         a1_zero = Signal()
         # popcount(x) in parts of _PART_BITS bits
         parts = [(lo, min(lo + _PART_BITS, p_ci)) for lo in range(0, p_ci, _PART_BITS)]
-        # per part (A0): a0_any & bitmap is not 0
+        # per part (A0): a0_x is not 0
         a0_nzs = [Signal(name=f"a0_nz{k}") for k in range(len(parts))]
         a0_nz = Cat(*a0_nzs).any()
         a1_n = [Signal(range(hi - lo + 1), name=f"a1_n{k}") for k, (lo, hi) in enumerate(parts)]
@@ -208,46 +224,55 @@ class SparsityDetector(wiring.Component):
         # while A1 waits for B, an empty chunk in A0 is dropped there (an empty last chunk
         # hands its end mark to A1's chunk of the same window), so that the input keeps moving
         # up to the next non-empty chunk
-        x = Signal(p_ci)
+        x = Signal(p_ci)                    # R's beat against its bitmap row
         any_step = win.spikes[:p_ci]
         for t in range(1, T):
             any_step = any_step | win.spikes[t * p_ci:(t + 1) * p_ci]
-        m.d.comb += x.eq(a0_any & vec_rd.data.bitmap)
+        m.d.comb += x.eq(r_any & vec_rd.data.bitmap)
         if self.skip_empty:
             a0_absorb = a0.end & ~a1_zero & ~a1.end
             a0_drop = a0_valid & ~a0_nz & ~a1_free & (~a0.end | a0_absorb)
         else:
             a0_drop = Const(0)
         a0_free = ~a0_valid | a1_free | a0_drop
+        r_free = ~r_valid | a0_free
 
         m.d.comb += [
-            self.input.ready.eq(a0_free),
-            vec_rd.en.eq(a0_free),
+            self.input.ready.eq(r_free),
+            vec_rd.en.eq(r_free),
             vec_rd.addr.eq(Cat(win.chunk[:self.chunk_bits] if w.n_chunks > 1 else Const(0, 1),
                                win.group[:max(1, (w.n_groups - 1).bit_length())]
                                if w.n_groups > 1 else Const(0, 0))),
         ]
+        with m.If(r_free):
+            m.d.sync += [
+                r_valid.eq(self.input.valid),
+                r_spikes.eq(win.spikes),
+                r_any.eq(any_step),
+                r.end.eq(win.last_chunk),
+                r.group.eq(win.group),
+            ]
         with m.If(a0_free):
             m.d.sync += [
-                a0_valid.eq(self.input.valid),
-                a0_spikes.eq(win.spikes),
-                a0_any.eq(any_step),
-                # from the table row as it is read, so that A0's drop decision is a flag
-                *(nz.eq(or_tree(any_step[lo:hi] & vec_rd.value.bitmap[lo:hi]))
-                  for nz, (lo, hi) in zip(a0_nzs, parts)),
-                a0.end.eq(win.last_chunk),
-                a0.group.eq(win.group),
+                a0_valid.eq(r_valid),
+                a0_spikes.eq(r_spikes),
+                a0_x.eq(x),
+                # registered, so that A0's drop decision is a flag
+                *(nz.eq(or_tree(x[lo:hi])) for nz, (lo, hi) in zip(a0_nzs, parts)),
+                a0_bitmap.eq(vec_rd.data.bitmap),
+                a0_base.eq(vec_rd.data.base),
+                a0.eq(r),
             ]
 
         with m.If(a1_free):
             m.d.sync += [
                 a1_valid.eq(a0_valid),
-                a1_x.eq(x),
+                a1_x.eq(a0_x),
                 a1_spikes.eq(a0_spikes),
                 a1_zero.eq(~a0_nz),
-                *(n.eq(popcount_logic(x[lo:hi])) for n, (lo, hi) in zip(a1_n, parts)),
-                a1_bitmap.eq(vec_rd.data.bitmap),
-                a1_base.eq(vec_rd.data.base),
+                *(n.eq(popcount_logic(a0_x[lo:hi])) for n, (lo, hi) in zip(a1_n, parts)),
+                a1_bitmap.eq(a0_bitmap),
+                a1_base.eq(a0_base),
                 a1.eq(a0),
             ]
         with m.Elif(a0_drop & a0.end):
@@ -436,7 +461,8 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
     ``popcount(spikes & bitmap)`` of the lane. The input is valid in every cycle from cycle 0
     on (the first beat transfers in cycle 0). Returns, per output slot in order, the cycle in
     which it is valid at ``events``. This is the register-transfer recurrence of the pipeline
-    (A0/A1/B, then a fixed tail of ``DETECTOR_TAIL`` cycles: C, D, E, F), evaluated cycle by cycle:
+    (R/A0/A1/B, then a fixed tail of ``DETECTOR_TAIL`` cycles: C, D, E, F), evaluated cycle by
+    cycle:
 
     * ``take_B = B empty or B.left <= 1``; A1's chunk is dropped if it is empty and not a
       window's last (``discard``), or empty, last, and B holds a non-empty chunk that is not
@@ -444,8 +470,8 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
       ``merge`` when that slot is emitted now); else B loads it when ``take_B``;
     * A1 is free if empty, dropped or taken; A0 if empty, if A1 is free, or if A1 is not
       free and A0's chunk is empty and not a window's last, or empty, last, and A1's chunk is
-      non-empty and not its window's last (A1's chunk takes the end mark); the input moves
-      when A0 is free.
+      non-empty and not its window's last (A1's chunk takes the end mark); R moves into A0
+      when A0 is free; the input moves when R is empty or moves.
 
     With ``skip_empty=False`` (the paper's behaviour) it comes down to the closed form
     ``cycles = sum over chunks of max(1, pairs) + DETECTOR_LATENCY`` (``cycles`` = last slot
@@ -456,19 +482,21 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
 
 
 class DetectorModel:
-    """The register-transfer recurrence of one :class:`SparsityDetector` (A0, A1, B; the tail
-    C, D, E, F is a fixed ``DETECTOR_TAIL`` cycles), advanced one clock cycle at a time, for the cycle models
+    """The register-transfer recurrence of one :class:`SparsityDetector` (R, A0, A1, B; the
+    tail C, D, E, F is a fixed ``DETECTOR_TAIL`` cycles), advanced one clock cycle at a time,
+    for the cycle models
     (:func:`detector_cycles`, :func:`lockstep_cycles`,
     :func:`fireflys_hw.gateware.synapse.array_cycles`).
 
     A beat is ``(pairs, last_chunk)``, ``pairs = popcount(spikes & bitmap)`` of the lane. In
-    each cycle: :attr:`ready` (A0 is free: the input may transfer), then :meth:`clock` with
+    each cycle: :attr:`ready` (R is free: the input may transfer), then :meth:`clock` with
     the beat that transfers (or ``None``); it returns the ``end`` flag of the slot B emits in
     this cycle (valid at ``events`` ``DETECTOR_TAIL`` cycles later), or ``None`` if B is empty.
     """
 
     def __init__(self, skip_empty: bool = True):
         self.skip_empty = skip_empty
+        self.r = None
         self.a0 = None
         self.a1 = None
         self.b = None              # [left, last_chunk, pair]
@@ -489,11 +517,12 @@ class DetectorModel:
         self._a0_drop = (self.skip_empty and a0 is not None and a0[0] == 0
                          and not self._a1_free
                          and (not a0[1] or (a1[0] > 0 and not a1[1])))
-        self.ready = a0 is None or self._a1_free or self._a0_drop
+        self._a0_free = a0 is None or self._a1_free or self._a0_drop
+        self.ready = self.r is None or self._a0_free
 
     @property
     def idle(self) -> bool:
-        return self.a0 is None and self.a1 is None and self.b is None
+        return self.r is None and self.a0 is None and self.a1 is None and self.b is None
 
     def clock(self, beat=None):
         a1, b = self.a1, self.b
@@ -507,8 +536,10 @@ class DetectorModel:
             self.a1 = self.a0
         elif self._a0_drop and self.a0[1]:
             self.a1 = (self.a1[0], True)
+        if self._a0_free:
+            self.a0 = self.r
         if self.ready:
-            self.a0 = beat
+            self.r = beat
         elif beat is not None:
             raise ValueError("a beat offered to a detector that is not ready")
         self._plan()
@@ -518,7 +549,7 @@ class DetectorModel:
 def lockstep_cycles(lanes: list[list[tuple[int, bool]]], skip_empty: bool = True,
                     with_ends: bool = False) -> list[list]:
     """:func:`detector_cycles` for several lanes fed by one broadcast stream that moves only
-    when every lane's A0 is free (the lanes joined at the input). ``lanes[l]`` lists lane
+    when every lane's R is free (the lanes joined at the input). ``lanes[l]`` lists lane
     ``l``'s ``(pairs, last_chunk)`` for the same beats. Returns each lane's slot cycles (with
     ``with_ends``: ``(cycle, end)`` pairs, ``end`` marking the slot that closes a window)."""
     n = len(lanes[0])

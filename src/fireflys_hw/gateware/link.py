@@ -274,7 +274,8 @@ class UARTBridge(wiring.Component):
     overrun, framing_error : ``Out(1)``
         The receiver's sticky error flags (:class:`~fireflys_hw.gateware.uart.UARTReceiver`).
     busy : ``Out(1)``
-        A frame is being received or computed (for an activity LED).
+        A frame is being received or computed, or a record sent (for an activity LED; the
+        simulated serial port waits for it to fall).
 
     Attributes
     ----------
@@ -327,5 +328,7 @@ class UARTBridge(wiring.Component):
         with m.If(acc.input.valid & acc.input.ready):
             m.d.sync += beats.eq(Mux(beats == acc.beats_per_frame - 1, 0, beats + 1))
         m.d.sync += in_flight.eq(in_flight + started - finished)
-        m.d.comb += self.busy.eq(in_flight != 0)
+        # and while a record goes out: a frame counts as finished when the link takes its
+        # result, some cycles before the record's first bit is on the line
+        m.d.comb += self.busy.eq((in_flight != 0) | link.tx.valid)
         return m

@@ -14,15 +14,22 @@ from fireflys_sw.spec import NeuronKind
 from .streams import LaneQueue, effectual_event
 
 __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "prediction_beat",
-           "neuron_latency"]
+           "neuron_latency", "readout_registers"]
+
+
+def readout_registers(T: int) -> int:
+    """Register stages in the readout's adder tree over its ``T`` accumulators: one after
+    every level but the last (``ceil(log2 T) - 1``; issue 14: a 4-term sum in one cycle was
+    the fc core's deepest path)."""
+    return max(0, (T - 1).bit_length() - 1)
 
 
 def neuron_latency(T: int, readout: bool) -> int:
     """Cycles from a window's ``end`` slot at ``events`` to the beat being valid at ``output``
     when the output FIFOs are empty: accumulator register, then the ``T`` updates of two
     register stages each (the last writes the FIFO), then the FIFO; the readout sums into the
-    FIFO at once."""
-    return 2 if readout else 2 * T + 1
+    FIFO through :func:`readout_registers` stages."""
+    return 2 + readout_registers(T) if readout else 2 * T + 1
 
 
 def lane_spike_beat(p_co: int, T: int, n_groups: int) -> data.StructLayout:
@@ -79,8 +86,8 @@ class NeuronLanes(wiring.Component):
 
     Latency from a window's ``end`` slot at ``events`` to its beat at ``output``
     (:func:`neuron_latency`): accumulator register, ``T`` updates of two stages each (the
-    last writes the FIFO), FIFO: ``2T + 1`` cycles; the readout: accumulator register, sum
-    into the FIFO, FIFO: 2 cycles.
+    last writes the FIFO), FIFO: ``2T + 1`` cycles; the readout: accumulator register, the
+    sum's :func:`readout_registers` stages (1 for ``T`` = 3, 4), FIFO: 2 cycles more.
 
     Static input (``static_input=True``, a direct-encoded first layer): the input is the same
     at every time step, so is the current, and the detectors compute it once per (pixel,
@@ -260,18 +267,28 @@ class NeuronLanes(wiring.Component):
 
             # --- once per window (the cycle after its end slot): accs hold I[t] -------------
             if self.readout:
+                # static: the one step stands for T equal ones, sum_t I = T * I
+                terms = list(accs) if S == T else [accs[0] * T]
+                valid, group = g_valid, g_group
+                # a register after every level of the adder tree but the last
+                for level in range(readout_registers(T)):
+                    terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                             for i in range(0, len(terms), 2)]
+                    regs = [Signal(signed(out_bits), name=f"sum{lane}_{level}_{k}")
+                            for k in range(len(terms))]
+                    n_valid = Signal(name=f"sum{lane}_{level}_valid")
+                    n_group = Signal(gbits, name=f"sum{lane}_{level}_group")
+                    m.d.sync += [*(r.eq(t) for r, t in zip(regs, terms)),
+                                 n_valid.eq(valid), n_group.eq(group)]
+                    terms, valid, group = regs, n_valid, n_group
                 total = Signal(signed(out_bits))
-                if S == T:
-                    m.d.comb += total.eq(_tree_sum(accs))
-                else:
-                    # static: the one step stands for T equal ones, sum_t I = T * I
-                    m.d.comb += total.eq(accs[0] * T)
                 m.d.comb += [
-                    q.w_en.eq(g_valid),
+                    total.eq(_tree_sum(terms)),
+                    q.w_en.eq(valid),
                     q.w_data[:out_bits].eq(total),
                 ]
                 if lane == 0:
-                    m.d.comb += q.w_data[out_bits:].eq(g_group)
+                    m.d.comb += q.w_data[out_bits:].eq(group)
                 continue
 
             m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
@@ -392,9 +409,17 @@ class NeuronLanes(wiring.Component):
                 acc.eq(Mux(fresh, bias_rd.data, acc) + Mux(ev.payload.pair, contrib, 0)),
             ]
         if self.readout:
-            m.d.comb += [q.w_en.eq(g_valid), q.w_data[:out_bits].eq(acc)]
+            # as many stages as the LIF readout's adder tree, so that neuron_latency holds
+            valid, score, group = g_valid, acc, g_group
+            for stage in range(readout_registers(T)):
+                n_valid = Signal(name=f"sum{lane}_{stage}_valid")
+                n_score = Signal(signed(cbits), name=f"sum{lane}_{stage}")
+                n_group = Signal(gbits, name=f"sum{lane}_{stage}_group")
+                m.d.sync += [n_valid.eq(valid), n_score.eq(score), n_group.eq(group)]
+                valid, score, group = n_valid, n_score, n_group
+            m.d.comb += [q.w_en.eq(valid), q.w_data[:out_bits].eq(score)]
             if lane == 0:
-                m.d.comb += q.w_data[out_bits:].eq(g_group)
+                m.d.comb += q.w_data[out_bits:].eq(group)
             return
         m.submodules[f"shift{lane}"] = sh_mem = memory.Memory(
             shape=sh_bits, depth=G, init=shifts)

@@ -82,11 +82,19 @@ class LaneQueue(Elaboratable):
     is a thermometer code (``filled[i]``: more than ``i`` beats), so that ``r_en`` and
     ``w_en``, which come from hand-shakes, only steer one LUT per flip-flop, not a counter's
     carry chain (issue 14).
+
+    ``registered_read``: ``r_data`` comes from a flip-flop, not from the RAM's asynchronous
+    read, with the same timing: the RAM is read at the *next* head (``rptr + 1`` when this
+    cycle reads, else ``rptr``) into a register, transparent for this cycle's write (a beat
+    written into an empty queue is at ``r_data`` in the next cycle, as before). ``width``
+    flip-flops more; whatever follows ``r_data`` starts at a register (the window queues: the
+    detector's bitmap table is read at the beat's address, issue 14).
     """
 
-    def __init__(self, width: int, depth: int):
+    def __init__(self, width: int, depth: int, registered_read: bool = False):
         self.width = check_positive("width", width)
         self.depth = check_positive("depth", depth)
+        self.registered_read = bool(registered_read)
         self.w_data = Signal(width)
         self.w_en = Signal()
         self.w_rdy = Signal()
@@ -104,23 +112,28 @@ class LaneQueue(Elaboratable):
         D = self.depth
         m.submodules.storage = storage = memory.Memory(shape=self.width, depth=D, init=[])
         wr = storage.write_port()
-        rd = storage.read_port(domain="comb")
         wptr = Signal(range(D))
         rptr = Signal(range(D))
         do_write = self.w_en & self.w_rdy
         do_read = self.r_en & self.r_rdy
+
+        def step(ptr):
+            return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
+
+        if self.registered_read:
+            rd = storage.read_port(domain="sync", transparent_for=(wr,))
+            m.d.comb += [rd.addr.eq(Mux(do_read, step(rptr), rptr)), rd.en.eq(1)]
+        else:
+            rd = storage.read_port(domain="comb")
+            m.d.comb += rd.addr.eq(rptr)
         m.d.comb += [
             self.w_rdy.eq(~self.filled[D - 1]),
             self.r_rdy.eq(self.filled[0]),
             wr.addr.eq(wptr),
             wr.data.eq(self.w_data),
             wr.en.eq(do_write),
-            rd.addr.eq(rptr),
             self.r_data.eq(rd.data),
         ]
-
-        def step(ptr):
-            return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
 
         with m.If(do_write):
             m.d.sync += wptr.eq(step(wptr))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -178,8 +178,10 @@ class SynapseArray(wiring.Component):
             detectors.append(det)
 
         # results in flight: window beats that will produce an output beat, taken in but
-        # not yet popped at the output
-        inflight = Signal(range(self.depth + 1))
+        # not yet popped at the output; a thermometer code (``inflight[i]``: more than ``i``),
+        # so that the hand-shakes steer one LUT per flip-flop, not an up/down counter's carry
+        # chain (issue 14)
+        inflight = Signal(self.depth)
         credit = self.credit
         room = Signal()
         take = Signal()
@@ -188,11 +190,12 @@ class SynapseArray(wiring.Component):
             take.eq(self.input.valid & self.input.ready),
         ]
         if self.window_depth:
-            # a small distributed RAM, read asynchronously; a beat written in one cycle is at
-            # the detector's input in the next (LaneQueue: SyncFIFO's timing)
+            # a small distributed RAM read into a register (the detector's table read starts
+            # at a flip-flop); a beat written in one cycle is at the detector's input in the
+            # next (LaneQueue: SyncFIFO's timing)
             queues = []
             for lane, det in enumerate(detectors):
-                q = LaneQueue(self.window_bits, self.window_depth)
+                q = LaneQueue(self.window_bits, self.window_depth, registered_read=True)
                 m.submodules[f"window{lane}"] = q
                 queues.append(q)
                 m.d.comb += [
@@ -224,13 +227,14 @@ class SynapseArray(wiring.Component):
 
         taken = take & self.input.payload.last_chunk
         popped = self.output.valid & self.output.ready
-        # credit = inflight < depth, a register kept equal to that compare (set from compares
-        # of the counter, picked like its next value: no compare after the hand-shake)
+        # credit = fewer than depth in flight, a register kept equal to that (set from the
+        # code's bits, picked like its next value: no compare after the hand-shake)
         m.d.sync += credit.eq(credit)
         with m.If(taken & ~popped):
-            m.d.sync += [inflight.eq(inflight + 1), credit.eq(inflight < self.depth - 1)]
+            m.d.sync += [inflight.eq(Cat(Const(1, 1), inflight[:-1])),
+                         credit.eq(~inflight[self.depth - 2] if self.depth >= 2 else 0)]
         with m.Elif(popped & ~taken):
-            m.d.sync += [inflight.eq(inflight - 1), credit.eq(1)]
+            m.d.sync += [inflight.eq(inflight[1:]), credit.eq(1)]
         return m
 
 
@@ -249,7 +253,7 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     ``depth`` results are in flight; a beat
     written in a cycle is at its detector's input in the next; each detector runs its own
     recurrence (:class:`~fireflys_hw.gateware.detector.DetectorModel`, a beat's work being
-    ``popcount(OR over t of spikes & bitmap)``) and takes its FIFO's head when its A0 is free.
+    ``popcount(OR over t of spikes & bitmap)``) and takes its FIFO's head when its R is free.
     With ``window_depth = 0`` the lanes take each beat together
     (:func:`~fireflys_hw.gateware.detector.lockstep_cycles`). A window's result is valid
     :func:`~fireflys_hw.gateware.neuron.neuron_latency` cycles after the last lane's ``end`` slot of

@@ -279,8 +279,9 @@ def test_core_cycles_skewed_lanes():
         predicted[window_depth] = predicted_cycles(layer, stats, p_co, p_ci, T,
                                                    window_depth=window_depth)
     assert abs(sim[16] / predicted[16] - 1) < 0.10, (sim, predicted)
-    # the skew does bite when the lanes take each beat together
-    assert sim[0] > 1.15 * predicted[0] and sim[0] > 1.15 * sim[16], (sim, predicted)
+    # the skew does bite when the lanes take each beat together (less than it would: each
+    # detector's R register holds one beat of slack)
+    assert sim[0] > 1.05 * predicted[0] and sim[0] > 1.15 * sim[16], (sim, predicted)
 
 
 def test_recurrence_predicts_simulated_core():

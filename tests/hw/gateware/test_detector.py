@@ -8,8 +8,10 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from fireflys_sw.artifact import LayerKind
+from fireflys_hw.gateware import detector
 from fireflys_hw.gateware.detector import DETECTOR_LATENCY, SparsityDetector, detector_cycles
 from fireflys_hw.compiler.reference import any_step, im2col_windows
 from fireflys_hw.compiler.weights import pack_weights
@@ -172,6 +174,21 @@ def test_cycles(seed, skip_empty):
     assert lower <= total <= upper, f"seed {seed}"
     if not skip_empty:
         assert total == upper
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_block_ram_table(seed, monkeypatch):
+    """The bitmap table as a memory with a synchronous read (block RAM, for big tables) gives
+    the same slots in the same cycles as the LUT ROM."""
+    monkeypatch.setattr(detector, "TABLE_BRAM_ROWS", 1)
+    rng, layer, T, pw, beats = random_case(200 + seed)
+    lane = int(rng.integers(0, pw.p_co))
+    dut = SparsityDetector(pw, lane, T)
+    assert any(name == "table" for _, name, *_ in Fragment.get(dut, None).subfragments)
+    model = detector_cycles(beat_work(pw, lane, beats, T))
+    got = collect_events(dut, beats, len(model), 0.0, seed)
+    assert [e[3] for e in got] == model
+    assert per_window(got) == per_window(expected_events(pw, lane, beats, T))
 
 
 def test_dense_rate():
