@@ -28,7 +28,7 @@ from .weights import expanded_weight
 from .workload import LayerStats
 
 __all__ = ["predicted_cycles", "recurrence_cycles", "lane_pairs", "batch_array_cycles",
-           "neuron_latency", "DETECTOR_TAIL"]
+           "neuron_latency", "readout_registers", "DETECTOR_TAIL"]
 
 #: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E, F).
 #: (One more than before issue 14: the store address has a register of its own.)
@@ -37,7 +37,14 @@ DETECTOR_TAIL = 4
 
 def neuron_latency(T: int, readout: bool) -> int:
     """:func:`fireflys_hw.gateware.neuron.neuron_latency` (a test keeps them equal)."""
-    return 2 + max(0, (T - 1).bit_length() - 1) if readout else 2 * T + 1
+    return 2 + readout_registers(T) if readout else 2 * T + 1
+
+
+def readout_registers(T: int) -> int:
+    """Register stages in the readout's adder tree over its ``T`` accumulators: one after
+    every level but the last (``ceil(log2 T) - 1``; issue 14: a 4-term sum in one cycle was
+    the fc core's deepest path)."""
+    return max(0, (T - 1).bit_length() - 1)
 
 
 def lane_pairs(x: np.ndarray, mask: np.ndarray, p_co: int, p_ci: int,

@@ -228,7 +228,9 @@ class ResourceModel:
         fam = self.families[family]
         bits = width * depth
         options = []                 # (cost, resources)
-        if rom:
+        if block:
+            pass                     # block RAM only (below)
+        elif rom:
             # the address decoder covers the power-of-two range
             luts = math.ceil((1 << (depth - 1).bit_length()) / fam.rom_bits_per_lut)
             per_bit = luts + fam.rom_mux * max(0, luts - fam.rom_free_join)
@@ -243,8 +245,6 @@ class ResourceModel:
                 mux = width * (rows - 1) if rows > 1 else 0
                 options.append((rows * width / w * cost, Resources(
                     lut=cells * sites + mux, ff=width if sync_read else 0, lutram_bits=bits)))
-        if block:
-            options = []
         if sync_read and block is not False:
             cost, blocks = min((math.ceil(depth / d) * math.ceil(width / w) * c,
                                 math.ceil(depth / d) * math.ceil(width / w) * b)

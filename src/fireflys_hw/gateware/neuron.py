@@ -11,17 +11,11 @@ from fireflys_sw.artifact import SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 from fireflys_sw.spec import NeuronKind
 
+from ..compiler.cycles import readout_registers
 from .streams import LaneQueue, effectual_event
 
 __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "prediction_beat",
            "neuron_latency", "readout_registers"]
-
-
-def readout_registers(T: int) -> int:
-    """Register stages in the readout's adder tree over its ``T`` accumulators: one after
-    every level but the last (``ceil(log2 T) - 1``; issue 14: a 4-term sum in one cycle was
-    the fc core's deepest path)."""
-    return max(0, (T - 1).bit_length() - 1)
 
 
 def neuron_latency(T: int, readout: bool) -> int:
