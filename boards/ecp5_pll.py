@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockSignal, Const, Elaboratable, Instance, Module, Signal
-from amaranth.lib.cdc import ResetSynchronizer
 
 __all__ = ["PLLSettings", "pll_settings", "ECP5SystemClock"]
 
@@ -81,7 +80,8 @@ def pll_settings(in_hz: float, out_hz: float) -> PLLSettings:
 class ECP5SystemClock(Elaboratable):
     """Drives the clock of the ``sync`` domain (which the parent defines) from ``settings``'
     PLL output, the input being the clock resource ``clock`` (the board's oscillator), and
-    constrains it at that frequency; ``sync`` is in reset until the PLL reports lock."""
+    constrains it at that frequency; ``sync`` is reset-less (the parent defines it so) and the
+    global set/reset holds every register at its initial value until the PLL reports lock."""
 
     def __init__(self, settings: PLLSettings, clock=("clk25", 0)):
         self.settings = settings
@@ -112,6 +112,14 @@ class ECP5SystemClock(Elaboratable):
             o_CLKOP=clk, o_LOCK=locked,
         )
         m.d.comb += ClockSignal("sync").eq(clk)
-        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
+        # Reset as Amaranth's ECP5 platform does it for its own clock: the global set/reset,
+        # released two clocks after lock, sets every register to its initial value; a reset
+        # net of its own would fan out to every flip-flop's LSR and be timed like data.
+        released, release = Signal(), Signal()
+        m.submodules.lock_sync0 = Instance("FD1S3AX", p_GSR="DISABLED", i_CK=clk,
+                                           i_D=locked, o_Q=released)
+        m.submodules.lock_sync1 = Instance("FD1S3AX", p_GSR="DISABLED", i_CK=clk,
+                                           i_D=released, o_Q=release)
+        m.submodules.sgsr = Instance("SGSR", i_CLK=clk, i_GSR=release)
         platform.add_clock_constraint(clk, s.out_hz)
         return m

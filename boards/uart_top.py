@@ -30,7 +30,7 @@ class UARTBoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         if self.system_clock is not None:
-            m.domains.sync = ClockDomain("sync")
+            m.domains.sync = ClockDomain("sync", reset_less=True)   # reset by the global GSR
             m.submodules.system_clock = self.system_clock
         m.submodules.bridge = bridge = self.bridge
         uart = platform.request(*self.uart)

@@ -461,7 +461,8 @@ class Argmax(wiring.Component):
     beat per frame. Inside a group the lanes are compared by a tree whose left inputs hold the
     lower indices and win ties; across groups a later group replaces the running best only if
     strictly greater, so the lowest index wins every tie. Lanes past ``classes`` are ignored.
-    Latency: one cycle after the last group's beat.
+    The tree has a register after every level: latency ``ceil(log2 p_co) + 1`` cycles after
+    the last group's beat; one beat per cycle.
 
     Parameters
     ----------
@@ -499,8 +500,13 @@ class Argmax(wiring.Component):
         m = Module()
         G, P = self.n_groups, self.p_co
         inp = self.input.payload
+        # every stage moves when the result register is free or being taken
+        advance = ~self.output.valid | self.output.ready
+        m.d.comb += self.input.ready.eq(advance)
 
-        # the tree over the lanes of this beat; lane indices are group * P + lane
+        # the tree over the lanes of this beat, a register after every level (issue 14: a
+        # tree of comparators in one cycle was the small ECP5 build's critical path); lane
+        # indices are group * P + lane
         last_group_lanes = self.classes - (G - 1) * P
         level = []
         for lane in range(P):
@@ -513,40 +519,51 @@ class Argmax(wiring.Component):
             idx = Signal(range(max(P, 2)), name=f"idx{lane}")
             m.d.comb += idx.eq(lane)
             level.append((valid, inp.scores[lane], idx))
+        beat_valid, group = self.input.valid, inp.group
+        depth = 0
         while len(level) > 1:
+            depth += 1
             nxt = []
             for i in range(0, len(level) - 1, 2):
                 (va, sa, ia), (vb, sb, ib) = level[i], level[i + 1]
                 take_b = vb & (~va | (sb > sa))
-                v = Signal()
-                s = Signal(signed(self.score_bits))
-                ix = Signal(range(max(P, 2)))
-                m.d.comb += [v.eq(va | vb), s.eq(Mux(take_b, sb, sa)), ix.eq(Mux(take_b, ib, ia))]
+                v = Signal(name=f"l{depth}_valid{i // 2}")
+                s = Signal(signed(self.score_bits), name=f"l{depth}_score{i // 2}")
+                ix = Signal(range(max(P, 2)), name=f"l{depth}_idx{i // 2}")
+                with m.If(advance):
+                    m.d.sync += [v.eq(va | vb), s.eq(Mux(take_b, sb, sa)),
+                                 ix.eq(Mux(take_b, ib, ia))]
                 nxt.append((v, s, ix))
             if len(level) % 2:
-                nxt.append(level[-1])
+                (va, sa, ia) = level[-1]
+                v = Signal(name=f"l{depth}_valid_odd")
+                s = Signal(signed(self.score_bits), name=f"l{depth}_score_odd")
+                ix = Signal(range(max(P, 2)), name=f"l{depth}_idx_odd")
+                with m.If(advance):
+                    m.d.sync += [v.eq(va), s.eq(sa), ix.eq(ia)]
+                nxt.append((v, s, ix))
+            stage_valid = Signal(name=f"l{depth}_beat_valid")
+            stage_group = Signal.like(inp.group, name=f"l{depth}_group")
+            with m.If(advance):
+                m.d.sync += [stage_valid.eq(beat_valid), stage_group.eq(group)]
+            beat_valid, group = stage_valid, stage_group
             level = nxt
         _, beat_best, beat_idx = level[0]
 
         best = Signal(signed(self.score_bits))
         best_idx = Signal(range(max(self.classes, 2)))
         out_valid = Signal()
-        first = inp.group == 0
-        take = first | (beat_best > best)
-        new_best = Signal(signed(self.score_bits))
-        new_idx = Signal(range(max(self.classes, 2)))
+        take = (group == 0) | (beat_best > best)
         m.d.comb += [
-            new_best.eq(Mux(take, beat_best, best)),
-            new_idx.eq(Mux(take, inp.group * P + beat_idx, best_idx)),
-            self.input.ready.eq(~out_valid | self.output.ready),
             self.output.valid.eq(out_valid),
             self.output.payload.index.eq(best_idx),
             self.output.payload.score.eq(best),
         ]
         with m.If(self.output.ready):
             m.d.sync += out_valid.eq(0)
-        with m.If(self.input.valid & self.input.ready):
-            m.d.sync += [best.eq(new_best), best_idx.eq(new_idx)]
-            with m.If(inp.group == G - 1):
+        with m.If(beat_valid & advance):
+            with m.If(take):
+                m.d.sync += [best.eq(beat_best), best_idx.eq(group * P + beat_idx)]
+            with m.If(group == G - 1):
                 m.d.sync += out_valid.eq(1)
         return m
