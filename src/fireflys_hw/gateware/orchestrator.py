@@ -163,9 +163,10 @@ class DataflowOrchestrator(wiring.Component):
         # a word: the pixel's T * C spike bits; beside it, in a memory of its own, per channel
         # chunk a flag "some spike in this chunk at some step", computed on the way in so that
         # the read side's drop decision is a look-up, not an OR over T * P_Ci bits on the
-        # ready/valid path. The flags are narrow, so they map to LUT RAM with a flip-flop on
-        # the read side: the drop decision starts at a register, not at a block RAM's output
-        # (5.8 ns clock-to-out on the ECP5, the ULX3S build's critical path)
+        # ready/valid path. The flags are narrow, so they map to LUT RAM, read into a register
+        # of their own when a pixel's first chunk is issued and shifted by one per chunk
+        # after it: the drop decision is bit 0 of a register, not a block RAM's output (5.8
+        # ns clock-to-out on the ECP5) nor an n_ci_chunks-way multiplexer (issue 14)
         nz_flags = self.drop_empty
         m.submodules.buffer = buffer = memory.Memory(shape=T * C, depth=D, init=[])
         wr = buffer.write_port()
@@ -174,7 +175,7 @@ class DataflowOrchestrator(wiring.Component):
             m.submodules.flags = flags = memory.Memory(shape=nci, depth=D, init=[],
                                                        attrs={"ram_style": "distributed"})
             flags_wr = flags.write_port()
-            flags_rd = flags.read_port()
+            flags_rd = flags.read_port(domain="comb")
 
         # --- push side ------------------------------------------------------------------
         # ``level``: complete pixels in the buffer from the current window's top-left on. The
@@ -254,9 +255,10 @@ class DataflowOrchestrator(wiring.Component):
         else:
             m.d.comb += payload.spikes.eq(Array(chunks)[o_cic])
         empty = Signal()
-        if self.drop_empty:
-            nz = flags_rd.data
-            m.d.comb += empty.eq(~(nz[0] if nci == 1 else Array(nz)[o_cic]) & ~o_last)
+        if nz_flags:
+            o_flags = Signal(nci)           # bit 0: the output beat's chunk has a spike
+            cic_first = Signal(init=1)      # the chunk being issued is its pixel's first
+            m.d.comb += empty.eq(~o_flags[0] & ~o_last)
 
         advance = Signal()
         issue = Signal()
@@ -279,7 +281,13 @@ class DataflowOrchestrator(wiring.Component):
             rd.en.eq(advance),
         ]
         if nz_flags:
-            m.d.comb += [flags_rd.addr.eq(rd.addr), flags_rd.en.eq(rd.en)]
+            m.d.comb += flags_rd.addr.eq(rd.addr)
+            with m.If(advance & issue):
+                m.d.sync += cic_first.eq(cic_last)
+                with m.If(cic_first):
+                    m.d.sync += o_flags.eq(flags_rd.data)
+                with m.Else():
+                    m.d.sync += o_flags.eq(o_flags[1:])
 
         # pixels freed when a window is done (constants, no multiplier): base and level move
         # by one of three constants, whose sums are computed from the registers alone in

@@ -122,16 +122,18 @@ class LaneQueue(Elaboratable):
 
         rd = storage.read_port(domain="comb")
         if self.registered_read:
-            # The next head is the slot written this cycle exactly when the queue holds no
-            # other beat after this cycle's read: then the register takes ``w_data``. The
-            # bypass is steered by the fill level, not by comparing addresses, and the port
+            # When the queue holds no other beat after this cycle's read, the next head is
+            # the slot written this cycle (if any): the register takes ``w_data`` (when
+            # nothing is written it holds no beat, and what it takes does not matter). The
+            # bypass is steered by the fill level and the read alone, not by the write (a
+            # hand-shake broadcast to every lane) nor by comparing addresses, and the port
             # stays asynchronous: Yosys would make a transparent synchronous port of either,
             # which ECP5's LUT RAM builds as an address register before an asynchronous read,
             # putting the RAM back behind ``r_data`` (the ULX3S build's critical path).
             head = Signal(self.width)
             emptied = Mux(do_read, ~self.filled[min(1, D - 1)] | (D == 1), ~self.filled[0])
             m.d.comb += rd.addr.eq(Mux(do_read, step(rptr), rptr))
-            with m.If(do_write & emptied):
+            with m.If(emptied):
                 m.d.sync += head.eq(self.w_data)
             with m.Else():
                 m.d.sync += head.eq(rd.data)
