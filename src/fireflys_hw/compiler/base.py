@@ -7,7 +7,7 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.errors import FireflysError
 
 __all__ = ["PlanError", "PLAN_FORMAT", "PLAN_VERSION", "WINDOW_DEPTH", "LANE_FIFO_DEPTH",
-           "TABLE_BRAM_ROWS", "lane_block", "binary_in_channels", "layer_window"]
+           "TABLE_BRAM_ROWS", "BUFFER_LUTRAM_BITS", "lane_block", "binary_in_channels", "layer_window"]
 
 PLAN_FORMAT = "fireflys-plan"
 PLAN_VERSION = 1
@@ -25,6 +25,13 @@ LANE_FIFO_DEPTH = 16
 #: rows (the fc readout's, one lane over 10 groups) came out of ABC as 7-8 levels of shared
 #: address decoders (issue 14). The resource model follows the same rule.
 TABLE_BRAM_ROWS = 512
+
+#: Bits up to which an orchestrator's pixel buffer is distributed RAM (``ram_style``), not block
+#: RAM: a block RAM's output without its output register has a 5.8 ns clock-to-out on the ECP5
+#: (nextpnr), so the chunk it feeds into the lane FIFOs left 2 ns for the rest of a 125 MHz
+#: cycle (the ULX3S build's critical path, 11.3 ns); a buffer this small fills a tenth of a
+#: block anyway (issue 14). The resource model follows the same rule.
+BUFFER_LUTRAM_BITS = 4096
 
 
 class PlanError(FireflysError, ValueError):

@@ -13,7 +13,7 @@ import numpy as np
 from fireflys_sw.artifact import Artifact, InputEncoding, PoolLayer, SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 
-from .base import LANE_FIFO_DEPTH, TABLE_BRAM_ROWS, binary_in_channels, layer_window
+from .base import BUFFER_LUTRAM_BITS, LANE_FIFO_DEPTH, TABLE_BRAM_ROWS, binary_in_channels, layer_window
 from .direct import direct_conv_logic
 
 __all__ = ["Resources", "FamilyModel", "ResourceModel", "DEFAULT_RESOURCE_MODEL",
@@ -419,7 +419,9 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
     total += model.module("orchestrator", family, p_ci=p_ci * steps,
                           chunk_mux=steps * p_ci * (n_ci_chunks - 1), ci=ci * steps)
     span = (kh - 1) * wp + kw
-    total += model.memory(ci * steps, span + kw, family)      # orchestrator buffer
+    buffer_bits = ci * steps * (span + kw)                     # orchestrator buffer
+    total += model.memory(ci * steps, span + kw, family,
+                          block=False if buffer_bits <= BUFFER_LUTRAM_BITS else None)
     # and its "some spike in the chunk" flags, a LUT RAM beside it
     total += model.memory(n_ci_chunks, span + kw, family)
 

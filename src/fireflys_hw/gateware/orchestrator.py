@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..compiler.base import BUFFER_LUTRAM_BITS
 from .streams import spike_stream, window_stream
 from .util import add_const, at_least, check_positive
 
@@ -168,7 +169,9 @@ class DataflowOrchestrator(wiring.Component):
         # after it: the drop decision is bit 0 of a register, not a block RAM's output (5.8
         # ns clock-to-out on the ECP5) nor an n_ci_chunks-way multiplexer (issue 14)
         nz_flags = self.drop_empty
-        m.submodules.buffer = buffer = memory.Memory(shape=T * C, depth=D, init=[])
+        small = T * C * D <= BUFFER_LUTRAM_BITS
+        m.submodules.buffer = buffer = memory.Memory(
+            shape=T * C, depth=D, init=[], attrs={"ram_style": "distributed"} if small else {})
         wr = buffer.write_port()
         rd = buffer.read_port()
         if nz_flags:
