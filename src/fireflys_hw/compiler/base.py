@@ -7,7 +7,8 @@ from fireflys_sw.artifact import LayerKind, SynapticLayer
 from fireflys_sw.errors import FireflysError
 
 __all__ = ["PlanError", "PLAN_FORMAT", "PLAN_VERSION", "WINDOW_DEPTH", "LANE_FIFO_DEPTH",
-           "TABLE_BRAM_ROWS", "BUFFER_LUTRAM_BITS", "lane_block", "binary_in_channels", "layer_window"]
+           "TABLE_BRAM_ROWS", "BUFFER_LUTRAM_BITS", "lane_block", "binary_in_channels",
+           "layer_window"]
 
 PLAN_FORMAT = "fireflys-plan"
 PLAN_VERSION = 1

@@ -13,7 +13,8 @@ import numpy as np
 from fireflys_sw.artifact import Artifact, InputEncoding, PoolLayer, SynapticLayer
 from fireflys_sw.golden import layer_widths, signed_bits
 
-from .base import BUFFER_LUTRAM_BITS, LANE_FIFO_DEPTH, TABLE_BRAM_ROWS, binary_in_channels, layer_window
+from .base import (BUFFER_LUTRAM_BITS, LANE_FIFO_DEPTH, TABLE_BRAM_ROWS, binary_in_channels,
+                   layer_window)
 from .direct import direct_conv_logic
 
 __all__ = ["Resources", "FamilyModel", "ResourceModel", "DEFAULT_RESOURCE_MODEL",

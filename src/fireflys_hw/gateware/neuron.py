@@ -519,6 +519,15 @@ class Argmax(wiring.Component):
             idx = Signal(range(max(P, 2)), name=f"idx{lane}")
             m.d.comb += idx.eq(lane)
             level.append((valid, inp.scores[lane], idx))
+        def register(name, valid, score, idx):
+            """The next level's entry: ``(valid, score, idx)`` into registers."""
+            regs = (Signal(name=f"{name}_valid"),
+                    Signal(signed(self.score_bits), name=f"{name}_score"),
+                    Signal(range(max(P, 2)), name=f"{name}_idx"))
+            with m.If(advance):
+                m.d.sync += [r.eq(v) for r, v in zip(regs, (valid, score, idx))]
+            return regs
+
         beat_valid, group = self.input.valid, inp.group
         depth = 0
         while len(level) > 1:
@@ -527,21 +536,10 @@ class Argmax(wiring.Component):
             for i in range(0, len(level) - 1, 2):
                 (va, sa, ia), (vb, sb, ib) = level[i], level[i + 1]
                 take_b = vb & (~va | (sb > sa))
-                v = Signal(name=f"l{depth}_valid{i // 2}")
-                s = Signal(signed(self.score_bits), name=f"l{depth}_score{i // 2}")
-                ix = Signal(range(max(P, 2)), name=f"l{depth}_idx{i // 2}")
-                with m.If(advance):
-                    m.d.sync += [v.eq(va | vb), s.eq(Mux(take_b, sb, sa)),
-                                 ix.eq(Mux(take_b, ib, ia))]
-                nxt.append((v, s, ix))
+                nxt.append(register(f"l{depth}_{i // 2}", va | vb, Mux(take_b, sb, sa),
+                                    Mux(take_b, ib, ia)))
             if len(level) % 2:
-                (va, sa, ia) = level[-1]
-                v = Signal(name=f"l{depth}_valid_odd")
-                s = Signal(signed(self.score_bits), name=f"l{depth}_score_odd")
-                ix = Signal(range(max(P, 2)), name=f"l{depth}_idx_odd")
-                with m.If(advance):
-                    m.d.sync += [v.eq(va), s.eq(sa), ix.eq(ia)]
-                nxt.append((v, s, ix))
+                nxt.append(register(f"l{depth}_{len(level) // 2}", *level[-1]))
             stage_valid = Signal(name=f"l{depth}_beat_valid")
             stage_group = Signal.like(inp.group, name=f"l{depth}_group")
             with m.If(advance):

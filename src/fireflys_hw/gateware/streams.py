@@ -131,7 +131,8 @@ class LaneQueue(Elaboratable):
             # which ECP5's LUT RAM builds as an address register before an asynchronous read,
             # putting the RAM back behind ``r_data`` (the ULX3S build's critical path).
             head = Signal(self.width)
-            emptied = Mux(do_read, ~self.filled[min(1, D - 1)] | (D == 1), ~self.filled[0])
+            one_left = ~self.filled[1] if D > 1 else Const(1)     # at most one beat now
+            emptied = Mux(do_read, one_left, ~self.filled[0])
             m.d.comb += rd.addr.eq(Mux(do_read, step(rptr), rptr))
             with m.If(emptied):
                 m.d.sync += head.eq(self.w_data)
