@@ -166,6 +166,9 @@ def _add_train(sub) -> None:
     p.add_argument("--prune-bias", action="store_true", help="rewire and prune biases too")
     p.add_argument("--scale-lr", type=POSITIVE_FLOAT, default=1e-5,
                    help="SGD learning rate of the LSQ step sizes (their own group)")
+    p.add_argument("--finetune-lr", type=POSITIVE_FLOAT,
+                   help="learning-rate rewinding: the fixed-mask phase after the ramp restarts "
+                        "its own cosine at this rate (default: it continues the run's cosine)")
     p.add_argument("--distill-from", metavar="CHECKPOINT",
                    help="knowledge distillation: a float baseline's checkpoint.pt (--float) "
                         "whose softened logits the compressed model learns besides the labels")
@@ -227,7 +230,8 @@ def _run_train(args) -> int:
         resume=args.resume, init_from=args.init_from, batch_norm=args.batch_norm,
         val_size=args.val_size, prune_epochs=args.prune_epochs, allocation=args.allocation,
         readout_sparsity=args.readout_sparsity, prune_bias=args.prune_bias,
-        scale_lr=args.scale_lr, distributed=args.distributed, device=args.device,
+        scale_lr=args.scale_lr, finetune_lr=args.finetune_lr, distributed=args.distributed,
+        device=args.device,
         distill_from=args.distill_from, distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature)
     from .outdir import removed_if_empty_on_failure

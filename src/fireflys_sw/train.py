@@ -80,6 +80,7 @@ class TrainConfig:
     distill_from: str | None = None
     distill_weight: float = 0.5
     distill_temperature: float = 4.0
+    finetune_lr: float | None = None
 
     def __post_init__(self):
         # the name becomes a file name under ``out``: refused here, before anything is written,
@@ -120,6 +121,8 @@ class TrainConfig:
         if self.distill_temperature <= 0:
             raise FireflysError(f"--distill-temperature must be positive, not "
                                 f"{self.distill_temperature}")
+        if self.finetune_lr is not None and self.finetune_lr <= 0:
+            raise FireflysError(f"--finetune-lr must be positive, not {self.finetune_lr}")
         if self.neuron not in ("lif", "if"):
             raise FireflysError(f"--neuron must be lif or if, not {self.neuron!r}")
         parse_spec(self.model)
@@ -192,7 +195,13 @@ def _sparsity(model: SpikingNet) -> dict[str, float]:
 
 def _lr_at(config: TrainConfig, progress: float) -> float:
     """Cosine learning rate over the whole run (``progress`` in epochs): the fixed-mask
-    fine-tuning after the ramp runs at the low end of it."""
+    fine-tuning after the ramp runs at the low end of it. With ``finetune_lr`` (learning-rate
+    rewinding, Renda et al. 2020) the fixed-mask phase has a cosine of its own from that rate."""
+    ramp = config.ramp_epochs
+    if config.finetune_lr is not None and not config.dense_float and config.epochs > ramp \
+            and progress >= ramp:
+        done = min((progress - ramp) / (config.epochs - ramp), 1.0)
+        return config.finetune_lr * 0.5 * (1.0 + math.cos(math.pi * done))
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress / config.epochs, 1.0)))
 
 
@@ -549,6 +558,8 @@ def _cli_args(config: TrainConfig) -> list[str]:
     if config.prune_bias:
         args.append("--prune-bias")
     args.append(f"--scale-lr {config.scale_lr}")
+    if config.finetune_lr is not None:
+        args.append(f"--finetune-lr {config.finetune_lr}")
     if config.train_limit:
         args.append(f"--train-limit {config.train_limit}")
     if config.init_from:

@@ -14,7 +14,7 @@ from fireflys_sw.golden import run_golden  # noqa: E402
 from fireflys_sw.models import build_model, fold_batchnorm, mse_step  # noqa: E402
 from fireflys_sw.rewiring import (GradientRewiring, SparsitySchedule, layer_targets,  # noqa: E402
                                   rewire)
-from fireflys_sw.train import TrainConfig, _initialise_from, train  # noqa: E402
+from fireflys_sw.train import TrainConfig, _initialise_from, _lr_at, train  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -149,6 +149,21 @@ def test_sparsity_target_reached(tmp_path):
     checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert checkpoint["pruning"]["masks"] is not None
     assert not any("bias.original" in k for k in checkpoint["model"])
+
+
+def test_finetune_lr_rewinds_the_fixed_mask_phase():
+    """--finetune-lr: the ramp follows the run's cosine, the fixed-mask phase restarts a cosine
+    of its own at that rate and ends at zero; without it the run's cosine goes on."""
+    plain = TrainConfig(epochs=10, prune_epochs=5, lr=1e-3)
+    rewound = TrainConfig(epochs=10, prune_epochs=5, lr=1e-3, finetune_lr=4e-4)
+    for progress in (0, 2.5, 4.99):
+        assert _lr_at(rewound, progress) == _lr_at(plain, progress)
+    assert _lr_at(plain, 5) == pytest.approx(5e-4)
+    assert _lr_at(rewound, 5) == pytest.approx(4e-4)
+    assert _lr_at(rewound, 7.5) == pytest.approx(2e-4)
+    assert _lr_at(rewound, 10) == pytest.approx(0, abs=1e-12)
+    with pytest.raises(Exception, match="--finetune-lr"):
+        TrainConfig(finetune_lr=-1.0).validate()
 
 
 def _ddp_worker(rank, world, init_file, config_kwargs):
