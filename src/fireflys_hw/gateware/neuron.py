@@ -363,14 +363,24 @@ class NeuronLanes(wiring.Component):
                 m.d.comb += q.w_data[out_bits:].eq(group)
 
         # --- join: a beat leaves when every lane has its result ----------------------------
+        # ``all_ready`` is a register kept equal to "every FIFO holds a beat", set from what
+        # each FIFO will hold after this cycle's write and pop: the lanes sit far apart on a
+        # large chip, and a combinational AND over them in front of the pop broadcast crossed
+        # the chip twice in one cycle (the ULX3S build's critical path, issue 14). The gather
+        # is now on a register's input and the pop is the only crossing; no cycle is lost.
         all_ready = Signal()
-        m.d.comb += all_ready.eq(Cat(q.r_rdy for q in fifos).all())
+        fire = Signal()
+        written = [q.w_en & q.w_rdy for q in fifos]
+        kept_if_popped = Cat((q.filled[1] if q.depth > 1 else 0) | w
+                             for q, w in zip(fifos, written)).all()
+        kept = Cat(q.filled[0] | w for q, w in zip(fifos, written)).all()
+        m.d.sync += all_ready.eq(Mux(fire, kept_if_popped, kept))
         out = self.output.payload
         m.d.comb += [
             self.output.valid.eq(all_ready),
             out.group.eq(fifos[0].r_data[out_bits:]),
         ]
-        fire = all_ready & self.output.ready
+        m.d.comb += fire.eq(all_ready & self.output.ready)
         for lane, q in enumerate(fifos):
             m.d.comb += q.r_en.eq(fire)
             if self.readout:
