@@ -7,7 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..compiler.weights import PackedWeights
-from .streams import effectual_event, window_stream
+from .streams import effectual_event, window_chunk, window_stream
 from ..compiler.base import TABLE_BRAM_ROWS
 from ..compiler.cycles import DETECTOR_TAIL
 from .util import or_tree, popcount_logic
@@ -100,18 +100,29 @@ class SparsityDetector(wiring.Component):
         ``True`` (default): drop empty chunks in A1 and merge end marks as above. ``False``:
         the paper's behaviour, every chunk takes at least one B slot (``sum over chunks of
         max(1, pairs)`` slots); kept for comparison (benchmarks/bench_detector.py).
+    lookahead : bool
+        The owner drives ``next_input`` with the payload ``input`` will carry in the next cycle
+        (a :class:`~fireflys_hw.gateware.streams.LaneQueue` with ``registered_read`` has it as
+        ``next_data``). A block RAM table (``TABLE_BRAM_ROWS`` rows or more) is then read at
+        that payload's row a cycle early and R takes the row into a register with the beat:
+        A0 starts from flip-flops, not from the block RAM's output (5.8 ns on the ECP5 without
+        its output register; the readout core's critical path alone on the ULX3S, 9.2 ns).
+        The cycles are the same.
 
     Members
     -------
     input : ``In(window_stream(p_ci, n_chunks, T, n_groups))``
         The window stream.
+    next_input : ``In(window_chunk(p_ci, n_chunks, T, n_groups))``
+        With ``lookahead``: the payload on ``input`` in the next cycle.
     events : ``Out(stream.Signature(effectual_event(weight_bits, T, n_groups),
     always_ready=True))``
         One slot per effectual pair, plus an end-only slot per window whose end mark
         could not ride on a pair (see above).
     """
 
-    def __init__(self, weights: PackedWeights, lane: int, T: int, skip_empty: bool = True):
+    def __init__(self, weights: PackedWeights, lane: int, T: int, skip_empty: bool = True,
+                 lookahead: bool = False):
         if not isinstance(weights, PackedWeights):
             raise TypeError(f"weights must be a PackedWeights, not {weights!r}")
         if isinstance(lane, bool) or not isinstance(lane, int):
@@ -126,8 +137,11 @@ class SparsityDetector(wiring.Component):
         self.lane = lane
         self.T = T
         self.skip_empty = bool(skip_empty)
+        self.lookahead = bool(lookahead)
+        chunk = window_chunk(weights.p_ci, weights.n_chunks, T, weights.n_groups)
         super().__init__({
             "input": In(window_stream(weights.p_ci, weights.n_chunks, T, weights.n_groups)),
+            **({"next_input": In(chunk)} if lookahead else {}),
             "events": Out(stream.Signature(
                 effectual_event(weights.weight_bits, T, weights.n_groups), always_ready=True)),
         })
@@ -160,12 +174,24 @@ class SparsityDetector(wiring.Component):
         # two so that the address is wiring, not a multiplier; read into R's register
         vec_layout = data.StructLayout({"bitmap": p_ci, "base": abits})
         rows = self._vector_init()
+
+        def row_of(beat):
+            return Cat(beat.chunk[:self.chunk_bits] if w.n_chunks > 1 else Const(0, 1),
+                       beat.group[:max(1, (w.n_groups - 1).bit_length())]
+                       if w.n_groups > 1 else Const(0, 0))
+
+        early = None            # the table's row of R's beat, in a register (lookahead)
         if len(rows) >= TABLE_BRAM_ROWS:
             m.submodules.table = table = memory.Memory(shape=vec_layout, depth=len(rows),
                                                        init=rows)
             vec_rd = table.read_port()
+            if self.lookahead:
+                # read every cycle at the next head's row: its row is out with the head
+                m.d.comb += [vec_rd.addr.eq(row_of(self.next_input)), vec_rd.en.eq(1)]
+                early = Signal(vec_layout)
         else:
             vec_rd = _RomRead(m, vec_layout, rows)
+        row = vec_rd.data if early is None else early
         store = w.stores[self.lane]
         m.submodules.store = store_mem = memory.Memory(
             shape=signed(w.weight_bits), depth=w.store_depth,
@@ -231,7 +257,7 @@ class SparsityDetector(wiring.Component):
         any_step = win.spikes[:p_ci]
         for t in range(1, T):
             any_step = any_step | win.spikes[t * p_ci:(t + 1) * p_ci]
-        m.d.comb += x.eq(r_any & vec_rd.data.bitmap)
+        m.d.comb += x.eq(r_any & row.bitmap)
         if self.skip_empty:
             a0_absorb = a0.end & ~a1_zero & ~a1.end
             a0_drop = a0_valid & ~a0_nz & ~a1_free & (~a0.end | a0_absorb)
@@ -240,14 +266,12 @@ class SparsityDetector(wiring.Component):
         a0_free = ~a0_valid | a1_free | a0_drop
         r_free = ~r_valid | a0_free
 
-        m.d.comb += [
-            self.input.ready.eq(r_free),
-            vec_rd.en.eq(r_free),
-            vec_rd.addr.eq(Cat(win.chunk[:self.chunk_bits] if w.n_chunks > 1 else Const(0, 1),
-                               win.group[:max(1, (w.n_groups - 1).bit_length())]
-                               if w.n_groups > 1 else Const(0, 0))),
-        ]
+        m.d.comb += self.input.ready.eq(r_free)
+        if early is None:
+            m.d.comb += [vec_rd.en.eq(r_free), vec_rd.addr.eq(row_of(win))]
         with m.If(r_free):
+            if early is not None:
+                m.d.sync += early.eq(vec_rd.data)
             m.d.sync += [
                 r_valid.eq(self.input.valid),
                 r_spikes.eq(win.spikes),
@@ -262,8 +286,8 @@ class SparsityDetector(wiring.Component):
                 a0_x.eq(x),
                 # registered, so that A0's drop decision is a flag
                 *(nz.eq(or_tree(x[lo:hi])) for nz, (lo, hi) in zip(a0_nzs, parts)),
-                a0_bitmap.eq(vec_rd.data.bitmap),
-                a0_base.eq(vec_rd.data.base),
+                a0_bitmap.eq(row.bitmap),
+                a0_base.eq(row.base),
                 a0.eq(r),
             ]
 

@@ -88,7 +88,10 @@ class LaneQueue(Elaboratable):
     cycle reads, else ``rptr``) into a register, transparent for this cycle's write (a beat
     written into an empty queue is at ``r_data`` in the next cycle, as before). ``width``
     flip-flops more; whatever follows ``r_data`` starts at a register (the window queues: the
-    detector's bitmap table is read at the beat's address, issue 14).
+    detector's bitmap table is read at the beat's address, issue 14). ``next_data`` (with
+    ``registered_read``) is what
+    ``r_data`` holds in the next cycle, for a reader that looks a beat up one cycle early (a
+    block RAM table read at the next head's address has its row out with the head).
     """
 
     def __init__(self, width: int, depth: int, registered_read: bool = False):
@@ -102,6 +105,7 @@ class LaneQueue(Elaboratable):
         self.r_en = Signal()
         self.r_rdy = Signal()
         self.filled = Signal(depth)
+        self.next_data = Signal(width)
 
     def below(self, n: int):
         """``level < n``, a flip-flop (``0 < n <= depth``)."""
@@ -133,12 +137,12 @@ class LaneQueue(Elaboratable):
             head = Signal(self.width)
             one_left = ~self.filled[1] if D > 1 else Const(1)     # at most one beat now
             emptied = Mux(do_read, one_left, ~self.filled[0])
-            m.d.comb += rd.addr.eq(Mux(do_read, step(rptr), rptr))
-            with m.If(emptied):
-                m.d.sync += head.eq(self.w_data)
-            with m.Else():
-                m.d.sync += head.eq(rd.data)
-            m.d.comb += self.r_data.eq(head)
+            m.d.comb += [
+                rd.addr.eq(Mux(do_read, step(rptr), rptr)),
+                self.next_data.eq(Mux(emptied, self.w_data, rd.data)),
+                self.r_data.eq(head),
+            ]
+            m.d.sync += head.eq(self.next_data)
         else:
             m.d.comb += [rd.addr.eq(rptr), self.r_data.eq(rd.data)]
         m.d.comb += [

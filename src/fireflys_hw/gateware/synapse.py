@@ -172,7 +172,9 @@ class SynapseArray(wiring.Component):
         m.submodules.lanes = lanes = self.lanes
         detectors = []
         for lane in range(self.p_co):
-            det = SparsityDetector(self.weights, lane, self.steps)
+            # with lane FIFOs, a block RAM table is read a cycle early at the next head
+            det = SparsityDetector(self.weights, lane, self.steps,
+                                   lookahead=self.window_depth > 0)
             m.submodules[f"detector{lane}"] = det
             wiring.connect(m, det.events, lanes.events[lane])
             detectors.append(det)
@@ -202,6 +204,7 @@ class SynapseArray(wiring.Component):
                     q.w_data.eq(self.input.payload),
                     q.w_en.eq(take),
                     det.input.payload.eq(q.r_data),
+                    det.next_input.eq(q.next_data),
                     det.input.valid.eq(q.r_rdy),
                     q.r_en.eq(det.input.ready),
                 ]

@@ -204,6 +204,43 @@ def test_cycles(seed):
     assert got == want, f"seed {seed}"
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_block_ram_tables_read_a_cycle_early(seed, monkeypatch):
+    """Every bitmap table a block RAM (as the readout's big ones are): with lane FIFOs, each
+    detector reads its table at the FIFO's next head (``lookahead``), so the row is in a
+    register with the beat; the results are right under random stalls and every output beat
+    is valid in the cycle :func:`array_cycles` gives, as with LUT ROM tables."""
+    from fireflys_hw.gateware import detector
+    from fireflys_hw.gateware.synapse import array_cycles
+    monkeypatch.setattr(detector, "TABLE_BRAM_ROWS", 1)
+    rng, layer, T, p_co, p_ci = random_case(300 + seed, 1500)
+    window_depth = [1, 2, 4, 16][seed]
+    dut = SynapseArray(layer, p_co, p_ci, T, window_depth=window_depth)
+    frames = [random_spikes(rng, layer, T) for _ in range(2)]
+    got, want = run_array(dut, frames, layer, p_ci, p_co, seed)
+    assert got == want, f"seed {seed}"
+
+    dut = SynapseArray(layer, p_co, p_ci, T, window_depth=window_depth)
+    beats = im2col_windows(frames[0], layer, p_ci, p_co, drop_empty=True)
+    want = array_cycles(dut.weights, beats, layer.is_readout, T=T, window_depth=window_depth)
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, beats, 0.0)
+
+    async def consumer(ctx):
+        ctx.set(dut.output.ready, 1)
+        cycle = 0
+        while len(got) < len(want):
+            _, _, valid = await ctx.tick().sample(dut.output.valid)
+            if valid:
+                got.append(cycle)
+            cycle += 1
+
+    run_sim(dut, producer, consumer)
+    assert got == want, f"seed {seed}"
+
+
 @pytest.mark.parametrize("readout", [False, True])
 def test_window_fifos_decouple_lanes(readout):
     """Four lanes, each busy on its own chunks (lane ``l`` on kernel positions ``l`` and ``l +
