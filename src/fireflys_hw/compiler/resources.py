@@ -448,8 +448,11 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
                         address_bits=address_bits,
                         group_bits=(max(groups, 2) - 1).bit_length() if groups > 1 else 0,
                         step_bits=(steps - 1) * p_ci, chain_bits=chain)
-    lane += model.module("window_fifo", family,
-                         window_bits=window_beat_bits(p_ci, n_chunks, steps, groups))
+    window_bits = window_beat_bits(p_ci, n_chunks, steps, groups)
+    lane += model.module("window_fifo", family, window_bits=window_bits)
+    # its second output register (LaneQueue's registered read keeps two beats in registers;
+    # the coefficient was fitted with one)
+    lane += Resources(ff=window_bits)
     if not layer.is_readout and T > 1:
         # the lane's output FIFO holds T spikes per window (the coefficient has the first)
         lane += model.memory(T - 1, LANE_FIFO_DEPTH, family, sync_read=False)

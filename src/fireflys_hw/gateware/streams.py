@@ -84,11 +84,11 @@ class LaneQueue(Elaboratable):
     carry chain (issue 14).
 
     ``registered_read``: ``r_data`` comes from a flip-flop, not from the RAM's asynchronous
-    read, with the same timing: the RAM is read at the *next* head (``rptr + 1`` when this
-    cycle reads, else ``rptr``) into a register, transparent for this cycle's write (a beat
-    written into an empty queue is at ``r_data`` in the next cycle, as before). ``width``
-    flip-flops more; whatever follows ``r_data`` starts at a register (the window queues: the
-    detector's bitmap table is read at the beat's address, issue 14). ``next_data`` (with
+    read, with the same timing: the first two beats are held in registers and the RAM is read
+    at the third's slot, so that a pop only picks what the registers take (a beat written into
+    an empty queue is at ``r_data`` in the next cycle, as before). ``2 * width`` flip-flops
+    more; whatever follows ``r_data`` starts at a register (the window queues: the detector's
+    bitmap table is read at the beat's address, issue 14). ``next_data`` (with
     ``registered_read``) is what
     ``r_data`` holds in the next cycle, for a reader that looks a beat up one cycle early (a
     block RAM table read at the next head's address has its row out with the head).
@@ -117,7 +117,8 @@ class LaneQueue(Elaboratable):
         m.submodules.storage = storage = memory.Memory(shape=self.width, depth=D, init=[])
         wr = storage.write_port()
         wptr = Signal(range(D))
-        rptr = Signal(range(D))
+        # the slot read next; with ``registered_read`` the third beat's (two ahead of the head)
+        rptr = Signal(range(D), init=2 % D if self.registered_read else 0)
         do_write = self.w_en & self.w_rdy
         do_read = self.r_en & self.r_rdy
 
@@ -126,23 +127,29 @@ class LaneQueue(Elaboratable):
 
         rd = storage.read_port(domain="comb")
         if self.registered_read:
-            # When the queue holds no other beat after this cycle's read, the next head is
-            # the slot written this cycle (if any): the register takes ``w_data`` (when
-            # nothing is written it holds no beat, and what it takes does not matter). The
-            # bypass is steered by the fill level and the read alone, not by the write (a
-            # hand-shake broadcast to every lane) nor by comparing addresses, and the port
-            # stays asynchronous: Yosys would make a transparent synchronous port of either,
-            # which ECP5's LUT RAM builds as an address register before an asynchronous read,
-            # putting the RAM back behind ``r_data`` (the ULX3S build's critical path).
+            # The first two beats are kept in registers beside the RAM (``head``, ``second``)
+            # and the RAM is read at a register, the slot of the third (``rptr`` runs two
+            # ahead): a pop only picks what each register takes, one multiplexer after the
+            # read decision, where the RAM read at the next head had followed it (the
+            # detector's hand-shakes, the read address, the RAM: core 1's critical path alone
+            # on the ECP5, 8.6 ns). A beat written while the queue holds fewer than two after
+            # this cycle's read goes straight to the register it belongs in. The port stays
+            # asynchronous: Yosys would build a transparent synchronous one on ECP5's LUT RAM
+            # as an address register before an asynchronous read.
             head = Signal(self.width)
-            one_left = ~self.filled[1] if D > 1 else Const(1)     # at most one beat now
-            emptied = Mux(do_read, one_left, ~self.filled[0])
+            second = Signal(self.width)
+            holds = [self.filled[i] if i < D else Const(0) for i in range(3)]
             m.d.comb += [
-                rd.addr.eq(Mux(do_read, step(rptr), rptr)),
-                self.next_data.eq(Mux(emptied, self.w_data, rd.data)),
+                rd.addr.eq(rptr),
+                self.next_data.eq(Mux(do_read, Mux(holds[1], second, self.w_data),
+                                      Mux(holds[0], head, self.w_data))),
                 self.r_data.eq(head),
             ]
-            m.d.sync += head.eq(self.next_data)
+            m.d.sync += [
+                head.eq(self.next_data),
+                second.eq(Mux(do_read, Mux(holds[2], rd.data, self.w_data),
+                              Mux(holds[1], second, self.w_data))),
+            ]
         else:
             m.d.comb += [rd.addr.eq(rptr), self.r_data.eq(rd.data)]
         m.d.comb += [

@@ -11,7 +11,7 @@ from fireflys_hw.gateware.streams import LaneQueue
 
 
 @pytest.mark.parametrize("registered_read", [False, True])
-@pytest.mark.parametrize("depth", [1, 3, 4])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
 def test_lane_queue_matches_a_queue_cycle_for_cycle(depth, registered_read):
     dut = LaneQueue(8, depth, registered_read=registered_read)
     rng = random.Random(depth * 2 + registered_read)
@@ -33,6 +33,10 @@ def test_lane_queue_matches_a_queue_cycle_for_cycle(depth, registered_read):
             ctx.set(dut.w_en, w)
             ctx.set(dut.r_en, r)
             do_w, do_r = w and len(model) < depth, r and bool(model)
+            after = model[int(do_r):] + ([nxt] if do_w else [])
+            if registered_read and after:
+                # next_data: the head of the next cycle
+                assert ctx.get(dut.next_data) == after[0]
             await ctx.tick()
             # a beat written in this cycle is readable in the next
             if do_r:
