@@ -40,6 +40,27 @@ def run_array(dut, frames, layer, p_ci, p_co, seed, input_bits=None, gap=0.3, st
     return got, want
 
 
+def valid_cycles(dut, beats, n):
+    """The cycles in which the first ``n`` output beats are valid: ``beats`` offered back to
+    back from cycle 0, the output always ready."""
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, beats, 0.0)
+
+    async def consumer(ctx):
+        ctx.set(dut.output.ready, 1)
+        cycle = 0
+        while len(got) < n:
+            _, _, valid = await ctx.tick().sample(dut.output.valid)
+            if valid:
+                got.append(cycle)
+            cycle += 1
+
+    run_sim(dut, producer, consumer)
+    return got
+
+
 def random_case(seed, max_beats=2500, **layer_kw):
     """A random layer and array geometry; redrawn (deterministically) until a frame's window
     stream has at most ``max_beats`` beats, to keep the default run fast."""
@@ -186,22 +207,7 @@ def test_cycles(seed):
                            static_input=static, drop_empty=seed % 2 == 0)
     want = array_cycles(dut.weights, beats, layer.is_readout, T=T, steps=dut.steps,
                         window_depth=window_depth, depth=depth)
-    got = []
-
-    async def producer(ctx):
-        await put(ctx, dut.input, beats, 0.0)
-
-    async def consumer(ctx):
-        ctx.set(dut.output.ready, 1)
-        cycle = 0
-        while len(got) < len(want):
-            _, _, valid = await ctx.tick().sample(dut.output.valid)
-            if valid:
-                got.append(cycle)
-            cycle += 1
-
-    run_sim(dut, producer, consumer)
-    assert got == want, f"seed {seed}"
+    assert valid_cycles(dut, beats, len(want)) == want, f"seed {seed}"
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -223,22 +229,7 @@ def test_block_ram_tables_read_a_cycle_early(seed, monkeypatch):
     dut = SynapseArray(layer, p_co, p_ci, T, window_depth=window_depth)
     beats = im2col_windows(frames[0], layer, p_ci, p_co, drop_empty=True)
     want = array_cycles(dut.weights, beats, layer.is_readout, T=T, window_depth=window_depth)
-    got = []
-
-    async def producer(ctx):
-        await put(ctx, dut.input, beats, 0.0)
-
-    async def consumer(ctx):
-        ctx.set(dut.output.ready, 1)
-        cycle = 0
-        while len(got) < len(want):
-            _, _, valid = await ctx.tick().sample(dut.output.valid)
-            if valid:
-                got.append(cycle)
-            cycle += 1
-
-    run_sim(dut, producer, consumer)
-    assert got == want, f"seed {seed}"
+    assert valid_cycles(dut, beats, len(want)) == want, f"seed {seed}"
 
 
 @pytest.mark.parametrize("readout", [False, True])
