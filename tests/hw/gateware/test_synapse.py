@@ -295,20 +295,6 @@ def test_cycles_with_orchestrator_walk(seed):
     want = array_cycles(dut.array.weights, beats, layer.is_readout, T=T,
                         window_depth=window_depth, walk=True)
     items = [{"spikes": b} for b in pixel_beats(x)]
-    got = []
-
-    async def producer(ctx):
-        await put(ctx, dut.input, items, 0.0)
-
-    async def consumer(ctx):
-        ctx.set(dut.output.ready, 1)
-        cycle = 0
-        while len(got) < len(want):
-            _, _, valid = await ctx.tick().sample(dut.output.valid)
-            if valid:
-                got.append(cycle)
-            cycle += 1
-
-    run_sim(dut, producer, consumer)
+    got = valid_cycles(dut, items, len(want))
     offsets = {g - w for g, w in zip(got, want)}
     assert len(offsets) == 1, f"seed {seed}: {got} vs {want}"
