@@ -10,6 +10,7 @@ plotted to ``curves.png`` and ``sparsity.png``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -133,11 +134,14 @@ class TrainConfig:
         return self.prune_epochs if self.prune_epochs is not None else round(0.6 * self.epochs)
 
 
-def _batches(x, y, batch_size, rng=None):
+def _batches(x, y, batch_size, rng=None, soft=None):
+    """Batches ``(x, y)`` in a shuffled (``rng``) or the stored order; with ``soft`` (one row
+    per image), ``(x, y, soft)``."""
     order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
     for start in range(0, len(x), batch_size):
         idx = order[start:start + batch_size]
-        yield torch.from_numpy(x[idx].astype(np.float32)), torch.from_numpy(y[idx])
+        batch = torch.from_numpy(x[idx].astype(np.float32)), torch.from_numpy(y[idx])
+        yield batch if soft is None else batch + (soft[torch.from_numpy(idx)],)
 
 
 @torch.no_grad()
@@ -315,8 +319,12 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     if device.type == "cuda" and config.distributed:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     model.to(device)
+    teacher_logits = None
     if teacher is not None:
-        teacher.to(device)
+        # the frozen teacher gives every image the same logits in every epoch: one pass, not one
+        # per batch per epoch (a third of a distilling epoch's time)
+        teacher_logits = _teacher_logits(teacher, train_x, device, progress=progress and main)
+        del teacher
     if device.type != "cpu":
         # the optimiser state (on resume) follows its parameters
         optimiser.load_state_dict(optimiser.state_dict())
@@ -342,24 +350,24 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
                          ", ".join(f"{v:.3f}" for v in _sparsity(model).values()))
             else:
                 _init_scales(model)
-        bar = tqdm(_batches(train_x, train_y, config.batch_size, rng),
+        bar = tqdm(_batches(train_x, train_y, config.batch_size, rng, teacher_logits),
                    disable=not (progress and main), total=steps, file=sys.stderr,
                    desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    # a log file gets a line every half minute, a terminal a live bar
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)
-        for step, (xb, yb) in enumerate(bar):
+        for step, (xb, yb, *soft) in enumerate(bar):
             position = epoch + step / steps
             for group, factor in zip(optimiser.param_groups, groups_lr):
                 group["lr"] = _lr_at(config, position) * factor
             if world > 1:
                 # each rank takes its share of the global batch; DDP averages the gradients
-                xb, yb = xb[rank::world], yb[rank::world]
+                xb, yb, soft = xb[rank::world], yb[rank::world], [t[rank::world] for t in soft]
             xb, yb = xb.to(device), yb.to(device)
             score = net(xb)
             logits = model.logits(score)
             loss = F.cross_entropy(logits, yb)
-            if teacher is not None:
-                loss = _distilled_loss(loss, logits, teacher, xb, config)
+            if soft:
+                loss = _distilled_loss(loss, logits, soft[0].to(device), config)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -448,13 +456,26 @@ def _load_teacher(path: Path) -> SpikingNet:
     return teacher
 
 
-def _distilled_loss(hard: torch.Tensor, logits: torch.Tensor, teacher: SpikingNet,
-                    xb: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+@torch.no_grad()
+def _teacher_logits(teacher: SpikingNet, x, device: str | torch.device = "cpu", batch_size: int = 256, *,
+                    progress: bool = True) -> torch.Tensor:
+    """The teacher's logits for every image of ``x`` ``(N, classes)``, float32 on the CPU."""
+    teacher.to(device)
+    rows = []
+    with Progress("distillation targets (the teacher's logits, once)", total=len(x),
+                  unit="images") if progress else contextlib.nullcontext() as bar:
+        for xb, _ in _batches(x, np.zeros(len(x), np.int64), batch_size):
+            rows.append(teacher.logits(teacher(xb.to(device))).float().cpu())
+            if bar is not None:
+                bar.update(len(xb))
+    return torch.cat(rows) if rows else torch.zeros((0, 0))
+
+
+def _distilled_loss(hard: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
+                    config: TrainConfig) -> torch.Tensor:
     """Hinton's knowledge distillation: ``(1 - w) * cross-entropy + w * tau^2 * KL(teacher ||
-    student)`` on the logits softened by the temperature ``tau`` (``tau^2`` keeps the soft
-    term's gradient on the scale of the hard one's)."""
-    with torch.no_grad():
-        target = teacher.logits(teacher(xb))
+    student)`` on the logits (``target``: the teacher's) softened by the temperature ``tau``
+    (``tau^2`` keeps the soft term's gradient on the scale of the hard one's)."""
     tau, w = config.distill_temperature, config.distill_weight
     soft = F.kl_div(F.log_softmax(logits / tau, dim=1), F.softmax(target / tau, dim=1),
                     reduction="batchmean") * tau * tau

@@ -3,6 +3,7 @@ export equal to the evaluated model, checkpoints and resume, logs and plots."""
 
 import json
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -174,7 +175,7 @@ def test_distillation_from_the_float_baseline(tmp_path):
     teacher's softened logits; the teacher is the float baseline, frozen, batch norm and all;
     anything else is refused in one line."""
     import torch.nn.functional as F
-    from fireflys_sw.train import _distilled_loss, _load_teacher
+    from fireflys_sw.train import _distilled_loss, _load_teacher, _teacher_logits
     train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32, train_limit=64,
                       test_limit=20, out=str(tmp_path / "float"), dense_float=True),
           progress=False)
@@ -183,17 +184,22 @@ def test_distillation_from_the_float_baseline(tmp_path):
     x = torch.randint(0, 256, (6, 1, 28, 28)).float()
     y = torch.arange(6)
     target = teacher.logits(teacher(x))
+    # the targets are computed once per run, in batches, for every training image: the same
+    # logits the teacher gives each batch
+    once = _teacher_logits(teacher, x.numpy().astype(np.uint8), batch_size=4, progress=False)
+    assert once.shape == target.shape
+    assert torch.allclose(once, target, atol=1e-5)
     config = TrainConfig(distill_weight=0.25, distill_temperature=3.0)
     # a student that already gives the teacher's logits owes nothing to the soft term
     hard = F.cross_entropy(target, y)
-    assert float(_distilled_loss(hard, target, teacher, x, config)) == pytest.approx(
+    assert float(_distilled_loss(hard, target, target, config)) == pytest.approx(
         0.75 * float(hard), rel=1e-5)
     # otherwise the soft term is tau^2 KL(teacher || student) at temperature tau
     student = torch.zeros_like(target)
     expected = 0.75 * float(F.cross_entropy(student, y)) + 0.25 * 9.0 * float(
         (F.softmax(target / 3, 1) * (F.log_softmax(target / 3, 1) - F.log_softmax(student, 1)))
         .sum(1).mean())
-    got = _distilled_loss(F.cross_entropy(student, y), student, teacher, x, config)
+    got = _distilled_loss(F.cross_entropy(student, y), student, target, config)
     assert float(got) == pytest.approx(expected, rel=1e-5)
     report = train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32,
                                train_limit=64, test_limit=20, out=str(tmp_path / "kd"),
