@@ -38,7 +38,7 @@ DETECTOR_TAIL = 5
 
 def neuron_latency(T: int, readout: bool) -> int:
     """:func:`fireflys_hw.gateware.neuron.neuron_latency` (a test keeps them equal)."""
-    return 2 + readout_registers(T) if readout else 2 * T + 1
+    return 2 + readout_registers(T) if readout else 2 * T + 2
 
 
 def readout_registers(T: int) -> int:

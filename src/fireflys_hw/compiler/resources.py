@@ -184,6 +184,11 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: (6, 32), (16, 16), (1, 8), 9,409 / 10,504 / 9,278 / 16,497 / 1,043 FF) that overshot by 5 %
 #: in total (Yosys drops the window beat's unused bits and merges some copies), about 50 FF a
 #: lane: the lane's ``const`` took that back (176.74 -> 126.74), each core then within 2 %.
+#:
+#: The third round (the ULX3S build's critical path: a lane's fire test into its output FIFO's
+#: LUT RAM across the chip) put the spikes, the group and ``valid`` into a register in front
+#: of the FIFO write: ``T + group bits + 1`` FF per spiking lane, counted in ``chain_bits``
+#: (:func:`_chain_bits`; a radix lane's latency registers grow by the same), not refitted.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},
@@ -399,7 +404,8 @@ def _chain_bits(layer: SynapticLayer, widths, T: int, steps: int, th_bits: int,
                 groups: int) -> int:
     """Register bits a T-vectorised neuron lane has beyond the per-step lane the calibration
     saw: ``S - 1`` more accumulators and the ``T - 1`` registers between the update stages
-    (membrane, the currents still to come, threshold, the spikes so far, group)."""
+    (membrane, the currents still to come, threshold, the spikes so far, group), and the
+    register of spikes, group and valid in front of the output FIFO."""
     cbits = widths.current_bits
     extra = (steps - 1) * cbits
     if layer.is_readout:
@@ -409,7 +415,7 @@ def _chain_bits(layer: SynapticLayer, widths, T: int, steps: int, th_bits: int,
     for t in range(1, T):
         rest = T - t if steps == T else 1
         extra += 1 + vbits + rest * cbits + th_bits + t + gbits
-    return extra
+    return extra + 1 + T + gbits
 
 
 def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
@@ -454,13 +460,13 @@ def layer_resources(ctx: LayerContext, p_co: int, p_ci: int, family: str,
         # one accumulator; the shift-add of the digit planes (T - 1 adders of about
         # weight_bits + T bits) and, for a spiking lane, the requantiser (a barrel shifter of
         # the accumulator over the shift's bits, an adder, the clip) in place of the T update
-        # stages; its T - 1 latency registers carry valid, the T-bit result and the group
+        # stages; its T latency registers carry valid, the T-bit result and the group
         gbits = (max(groups, 2) - 1).bit_length()
         update_bits = (steps - 1) * (weight_bits + T)
         chain = 0
         if not layer.is_readout:
             update_bits += (lane_bits + 1) * max(1, th_bits) + 2 * lane_bits
-            chain = (T - 1) * (1 + T + gbits)
+            chain = T * (1 + T + gbits)
     lane = model.module("lane", family, p_ci=p_ci, p_ci_log2=p_ci * math.log2(max(p_ci, 2)),
                         membrane_bits=lane_bits, update_bits=update_bits,
                         address_bits=address_bits,

@@ -21,9 +21,9 @@ __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "predi
 def neuron_latency(T: int, readout: bool) -> int:
     """Cycles from a window's ``end`` slot at ``events`` to the beat being valid at ``output``
     when the output FIFOs are empty: accumulator register, then the ``T`` updates of two
-    register stages each (the last writes the FIFO), then the FIFO; the readout sums into the
+    register stages each, the spikes' register that writes the FIFO, then the FIFO; the readout sums into the
     FIFO through :func:`readout_registers` stages."""
-    return 2 + readout_registers(T) if readout else 2 * T + 1
+    return 2 + readout_registers(T) if readout else 2 * T + 2
 
 
 def lane_spike_beat(p_co: int, T: int, n_groups: int) -> data.StructLayout:
@@ -79,8 +79,8 @@ class NeuronLanes(wiring.Component):
     :class:`~fireflys_hw.gateware.synapse.SynapseArray`).
 
     Latency from a window's ``end`` slot at ``events`` to its beat at ``output``
-    (:func:`neuron_latency`): accumulator register, ``T`` updates of two stages each (the
-    last writes the FIFO), FIFO: ``2T + 1`` cycles; the readout: accumulator register, the
+    (:func:`neuron_latency`): accumulator register, ``T`` updates of two stages each, the
+    spikes' register in front of the FIFO, FIFO: ``2T + 2`` cycles; the readout: accumulator register, the
     sum's :func:`readout_registers` stages (1 for ``T`` = 3, 4), FIFO: 2 cycles more.
 
     Static input (``static_input=True``, a direct-encoded first layer): the input is the same
@@ -355,12 +355,19 @@ class NeuronLanes(wiring.Component):
                 ]
                 valid, v, spikes, currents, th, group = (n_valid, n_v, n_spikes, n_currents,
                                                          n_th, n_group)
+            # the last step's spikes into a register, then the FIFO: on a full ECP5 the FIFO's
+            # LUT RAM can sit across the chip from its lane, and the fire test's carry chain
+            # and that crossing in one cycle were the ULX3S build's critical path (issue 14)
+            w_valid = Signal(name=f"w{lane}_valid")
+            w_spikes = Signal(T, name=f"w{lane}_spikes")
+            w_group = Signal(gbits, name=f"w{lane}_group")
+            m.d.sync += [w_valid.eq(valid), w_spikes.eq(Cat(*spikes)), w_group.eq(group)]
             m.d.comb += [
-                q.w_en.eq(valid),
-                q.w_data[:T].eq(Cat(*spikes)),
+                q.w_en.eq(w_valid),
+                q.w_data[:T].eq(w_spikes),
             ]
             if lane == 0:
-                m.d.comb += q.w_data[out_bits:].eq(group)
+                m.d.comb += q.w_data[out_bits:].eq(w_group)
 
         # --- join: a beat leaves when every lane has its result ----------------------------
         # ``all_ready`` is a register kept equal to "every FIFO holds a beat", set from what
@@ -442,7 +449,7 @@ class NeuronLanes(wiring.Component):
         # the output digits, MSB first: step t carries bit T-1-t
         digits = Cat(*[y[T - 1 - t] for t in range(T)])
         valid, data_, group = g_valid, digits, g_group
-        for stage in range(2 * T - 1):       # match the LIF chain's latency (2T + 1)
+        for stage in range(2 * T):           # match the LIF chain's latency (2T + 2)
             n_valid = Signal(name=f"r{lane}_{stage}_valid")
             n_data = Signal(T, name=f"r{lane}_{stage}_y")
             n_group = Signal(gbits, name=f"r{lane}_{stage}_group")

@@ -85,7 +85,7 @@ def test_radix_lanes(seed, static):
 
     run_sim(dut, *drive_events(dut, per_lane, random.Random(seed)), consumer)
     assert got == want, f"seed {seed}"
-    assert dut.latency == 2 * T + 1 or readout
+    assert dut.latency == 2 * T + 2 or readout
 
 
 @pytest.mark.parametrize("seed,C,T,h,w,k", [(0, 3, 4, 4, 4, 2), (1, 2, 3, 5, 7, 2),
