@@ -156,6 +156,7 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
     popped = np.zeros(nf, np.int64)
     last_out = np.full(nf, -1, np.int64)
     room = np.ones(nf, bool)                  # the registered room flag (window_depth >= 2)
+    staged = np.zeros(nf, np.int64)           # a beat in the lanes' write registers (>= 2)
     skip = bool(skip_empty)
     nothing = np.zeros(shape, bool)           # what empty-chunk skipping does when it is off
     cycle = 0
@@ -184,7 +185,8 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
         elif window_depth:
             take &= ((n_taken[:, None] - head) < window_depth).all(axis=1)
         if window_depth:
-            has = (head < n_taken[:, None]) & ready
+            # window_depth >= 2: last cycle's beat is still in the lanes' write registers
+            has = (head < (n_taken - staged)[:, None]) & ready
             index = taken_at[fr[:, None], np.minimum(head, n)]
         else:
             take &= ready.all(axis=1)
@@ -226,6 +228,8 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
                 pops[done, n_pops[done]] = start
                 n_pops[done] += 1
                 results[done] = r + 1
+        if window_depth >= 2:
+            staged = take.astype(np.int64)
         if take.any():
             taken += take * taken_result[np.minimum(nxt, n)]
             tf = np.flatnonzero(take)
