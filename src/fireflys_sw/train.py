@@ -457,8 +457,8 @@ def _load_teacher(path: Path) -> SpikingNet:
 
 
 @torch.no_grad()
-def _teacher_logits(teacher: SpikingNet, x, device: str | torch.device = "cpu", batch_size: int = 256, *,
-                    progress: bool = True) -> torch.Tensor:
+def _teacher_logits(teacher: SpikingNet, x, device: str | torch.device = "cpu",
+                    batch_size: int = 256, *, progress: bool = True) -> torch.Tensor:
     """The teacher's logits for every image of ``x`` ``(N, classes)``, float32 on the CPU."""
     teacher.to(device)
     rows = []

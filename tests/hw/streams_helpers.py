@@ -197,3 +197,24 @@ def run_sim(dut, *testbenches, max_cycles=200_000, period=1e-8, name=None, clock
     else:
         sim.run()
     return cycles[0]
+
+
+def valid_cycles(dut, beats, n):
+    """The cycles (from 0) in which the first ``n`` beats at ``dut.output`` are valid:
+    ``beats`` offered at ``dut.input`` back to back from cycle 0, the output always ready."""
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, beats, 0.0)
+
+    async def consumer(ctx):
+        ctx.set(dut.output.ready, 1)
+        cycle = 0
+        while len(got) < n:
+            _, _, valid = await ctx.tick().sample(dut.output.valid)
+            if valid:
+                got.append(cycle)
+            cycle += 1
+
+    run_sim(dut, producer, consumer)
+    return got

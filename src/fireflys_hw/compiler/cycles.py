@@ -156,7 +156,7 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
     popped = np.zeros(nf, np.int64)
     last_out = np.full(nf, -1, np.int64)
     room = np.ones(nf, bool)                  # the registered room flag (window_depth >= 2)
-    staged = np.zeros(nf, np.int64)           # a beat in the lanes' write registers (>= 2)
+    staged = np.zeros(nf, np.int64)           # a beat in the write register (>= 2)
     skip = bool(skip_empty)
     nothing = np.zeros(shape, bool)           # what empty-chunk skipping does when it is off
     cycle = 0
@@ -185,7 +185,7 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
         elif window_depth:
             take &= ((n_taken[:, None] - head) < window_depth).all(axis=1)
         if window_depth:
-            # window_depth >= 2: last cycle's beat is still in the lanes' write registers
+            # window_depth >= 2: last cycle's beat is still in the write register
             has = (head < (n_taken - staged)[:, None]) & ready
             index = taken_at[fr[:, None], np.minimum(head, n)]
         else:

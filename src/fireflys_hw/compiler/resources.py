@@ -189,9 +189,8 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: LUT RAM across the chip) put the spikes, the group and ``valid`` into a register in front
 #: of the FIFO write: ``T + group bits + 1`` FF per spiking lane, counted in ``chain_bits``
 #: (:func:`_chain_bits`; a radix lane's latency registers grow by the same), counted, not
-#: refitted; and a write register in front of every lane's window FIFO, which Yosys merges
-#: into one per core (every lane's copy holds the same beat): a window beat's bits, not
-#: charged. The pinned design's synthesis after both (below, ``FASHION_CORES`` in
+#: refitted; and one write register in front of a core's window FIFOs (a window beat's bits;
+#: per-lane copies, tried first, were merged into one by Yosys), not charged. The pinned design's synthesis after both (below, ``FASHION_CORES`` in
 #: ``tests/hw/compiler/test_plan.py``): +119, +129, +172, +156, +45 FF in the sparse cores.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},

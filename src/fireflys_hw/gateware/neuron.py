@@ -21,8 +21,8 @@ __all__ = ["NeuronLanes", "Argmax", "lane_spike_beat", "lane_score_beat", "predi
 def neuron_latency(T: int, readout: bool) -> int:
     """Cycles from a window's ``end`` slot at ``events`` to the beat being valid at ``output``
     when the output FIFOs are empty: accumulator register, then the ``T`` updates of two
-    register stages each, the spikes' register that writes the FIFO, then the FIFO; the readout sums into the
-    FIFO through :func:`readout_registers` stages."""
+    register stages each, the spikes' register that writes the FIFO, then the FIFO; the
+    readout sums into the FIFO through :func:`readout_registers` stages."""
     return 2 + readout_registers(T) if readout else 2 * T + 2
 
 
@@ -80,8 +80,9 @@ class NeuronLanes(wiring.Component):
 
     Latency from a window's ``end`` slot at ``events`` to its beat at ``output``
     (:func:`neuron_latency`): accumulator register, ``T`` updates of two stages each, the
-    spikes' register in front of the FIFO, FIFO: ``2T + 2`` cycles; the readout: accumulator register, the
-    sum's :func:`readout_registers` stages (1 for ``T`` = 3, 4), FIFO: 2 cycles more.
+    spikes' register in front of the FIFO, FIFO: ``2T + 2`` cycles; the readout: accumulator
+    register, the sum's :func:`readout_registers` stages (1 for ``T`` = 3, 4), FIFO: 2 cycles
+    more.
 
     Static input (``static_input=True``, a direct-encoded first layer): the input is the same
     at every time step, so is the current, and the detectors compute it once per (pixel,

@@ -196,43 +196,45 @@ class SynapseArray(wiring.Component):
             # at a flip-flop); a beat written in one cycle is at the detector's input in the
             # next (LaneQueue: SyncFIFO's timing)
             staged = self.window_depth >= 2
-            queues, pending = [], []
+            if staged:
+                # the beat into a register, written into the FIFOs a cycle later: the take
+                # reaches one flip-flop, not every lane FIFO's write logic (a fan-out across
+                # the core, core 1's path on the ECP5, issue 14); the data register loads every
+                # cycle (the stream holds a beat until it is taken). One register for all the
+                # lanes: Yosys merged per-lane copies into one anyway.
+                w_valid = Signal()
+                w_data = Signal(self.window_bits)
+                m.d.sync += [w_valid.eq(take), w_data.eq(self.input.payload)]
+            else:
+                w_valid, w_data = take, self.input.payload
+            queues = []
             for lane, det in enumerate(detectors):
                 q = LaneQueue(self.window_bits, self.window_depth, registered_read=True)
                 m.submodules[f"window{lane}"] = q
                 queues.append(q)
                 m.d.comb += [
+                    q.w_data.eq(w_data),
+                    q.w_en.eq(w_valid),
                     det.input.payload.eq(q.r_data),
                     det.next_input.eq(q.next_data),
                     det.input.valid.eq(q.r_rdy),
                     q.r_en.eq(det.input.ready),
                 ]
-                if staged:
-                    # the beat into a register of the lane's own, written a cycle later: the
-                    # take reaches one flip-flop per lane, not every FIFO's write logic (a
-                    # chip-wide fan-out, core 1's path on the ECP5, issue 14); the data
-                    # register loads every cycle (the stream holds a beat until it is taken)
-                    w_valid = Signal(name=f"w{lane}_valid")
-                    w_data = Signal(self.window_bits, name=f"w{lane}_data")
-                    m.d.sync += [w_valid.eq(take), w_data.eq(self.input.payload)]
-                    m.d.comb += [q.w_data.eq(w_data), q.w_en.eq(w_valid)]
-                    pending.append(w_valid)
-                else:
-                    m.d.comb += [q.w_data.eq(self.input.payload), q.w_en.eq(take)]
             if staged:
                 # registered: room in the next cycle if every FIFO holds at most depth - 2
-                # beats now, counting the one in its write register (whatever this cycle
+                # beats now, counting the one in the write register (whatever this cycle
                 # writes and reads), so the AND over the lanes is off the ready path; a FIFO
                 # still fills up, two cycles later
                 room_r = Signal(init=1)
-                m.d.sync += room_r.eq(Cat(Mux(p, q.below(self.window_depth - 2)
+                m.d.sync += room_r.eq(Cat(Mux(w_valid, q.below(self.window_depth - 2)
                                               if self.window_depth > 2 else 0,
                                               q.below(self.window_depth - 1))
-                                          for q, p in zip(queues, pending)).all())
+                                          for q in queues).all())
                 m.d.comb += room.eq(room_r)
+                m.d.comb += self.working.eq(Cat(*(q.r_rdy for q in queues), w_valid).any())
             else:
                 m.d.comb += room.eq(Cat(q.w_rdy for q in queues).all())
-            m.d.comb += self.working.eq(Cat(*(q.r_rdy for q in queues), *pending).any())
+                m.d.comb += self.working.eq(Cat(q.r_rdy for q in queues).any())
         else:
             m.d.comb += room.eq(Cat(det.input.ready for det in detectors).all())
             for det in detectors:
@@ -268,10 +270,11 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     window_depth - 1`` at the previous cycle's start, a registered flag, high in cycle 0;
     ``level < window_depth`` at this cycle's start when ``window_depth`` is 1) and fewer than
     ``depth`` results are in flight (with ``window_depth >= 2`` a FIFO's level counts the
-    beat in its write register); a beat taken in a cycle is written into the lane FIFOs in the
-    next (``window_depth >= 2``: each lane's write register) or the same (``window_depth =
-    1``), and a beat written in a cycle is at its detector's input in the next; each detector runs its own
-    recurrence (:class:`~fireflys_hw.gateware.detector.DetectorModel`, a beat's work being
+    beat in the write register); a beat taken in a cycle is written into the lane FIFOs in the
+    next (``window_depth >= 2``: the array's write register) or the same (``window_depth =
+    1``), and a beat written in a cycle is at its detector's input in the next; each detector
+    runs its own recurrence (:class:`~fireflys_hw.gateware.detector.DetectorModel`, a beat's
+    work being
     ``popcount(OR over t of spikes & bitmap)``) and takes its FIFO's head when its R is free.
     With ``window_depth = 0`` the lanes take each beat together
     (:func:`~fireflys_hw.gateware.detector.lockstep_cycles`). A window's result is valid
@@ -329,7 +332,7 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
                 ends[lane].append(cycle + DETECTOR_TAIL)
         if take:
             for q in queues if window_depth else ():
-                # window_depth >= 2: through the lane's write register, a cycle later
+                # window_depth >= 2: through the write register, a cycle later
                 q.append((cycle + (window_depth >= 2), nxt))
             taken += bool(beats[nxt]["last_chunk"])
         if walk:

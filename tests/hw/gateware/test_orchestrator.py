@@ -16,7 +16,7 @@ from fireflys_hw.compiler.reference import bit_planes, im2col_windows, pixel_bea
 from fireflys_hw.compiler.weights import window_kernel
 from fireflys_sw.artifact import LayerKind
 from layers_helpers import random_layer, random_spikes
-from streams_helpers import expect_idle, get, put, run_sim
+from streams_helpers import expect_idle, get, put, run_sim, valid_cycles
 
 
 def run_orchestrator(dut, frames, n_out, seed, gap_prob=0.3, stall_prob=0.3):
@@ -88,21 +88,8 @@ def test_orchestrator_full_rate():
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 2, (T, c, h, w)) for _ in range(2)]
     items = [{"spikes": b} for x in frames for b in pixel_beats(x)]
-    stamps = []
-
-    async def producer(ctx):
-        await put(ctx, dut.input, items, 0.0)
-
-    async def consumer(ctx):
-        ctx.set(dut.output.ready, 1)
-        cycle = 0
-        while len(stamps) < 2 * dut.beats_per_frame:
-            _, _, valid = await ctx.tick().sample(dut.output.valid)
-            cycle += 1
-            if valid:
-                stamps.append(cycle)
-
-    run_sim(dut, producer, consumer)
+    # counted from 1: the cycle after the one in which a beat is valid
+    stamps = [c + 1 for c in valid_cycles(dut, items, 2 * dut.beats_per_frame)]
     n = dut.beats_per_frame
     # the first window waits for span pixels, then 2 cycles (the fill level register, the RAM
     # read); no bubble inside a frame

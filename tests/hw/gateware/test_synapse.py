@@ -17,7 +17,7 @@ from fireflys_hw.compiler.reference import im2col_windows, lane_outputs
 from fireflys_hw.gateware.synapse import SynapseArray
 from fireflys_hw.compiler.weights import pack_weights
 from layers_helpers import random_layer, random_spikes
-from streams_helpers import expect_idle, get, put, run_sim
+from streams_helpers import expect_idle, get, put, run_sim, valid_cycles
 
 
 def run_array(dut, frames, layer, p_ci, p_co, seed, input_bits=None, gap=0.3, stall=0.3):
@@ -38,27 +38,6 @@ def run_array(dut, frames, layer, p_ci, p_co, seed, input_bits=None, gap=0.3, st
 
     run_sim(dut, producer, consumer, max_cycles=40 * len(beats) + 1000)
     return got, want
-
-
-def valid_cycles(dut, beats, n):
-    """The cycles in which the first ``n`` output beats are valid: ``beats`` offered back to
-    back from cycle 0, the output always ready."""
-    got = []
-
-    async def producer(ctx):
-        await put(ctx, dut.input, beats, 0.0)
-
-    async def consumer(ctx):
-        ctx.set(dut.output.ready, 1)
-        cycle = 0
-        while len(got) < n:
-            _, _, valid = await ctx.tick().sample(dut.output.valid)
-            if valid:
-                got.append(cycle)
-            cycle += 1
-
-    run_sim(dut, producer, consumer)
-    return got
 
 
 def random_case(seed, max_beats=2500, **layer_kw):
