@@ -8,7 +8,7 @@ number, payload, CRC-16, little-endian).
 ::
 
     rx pin -> UARTReceiver -> byte FIFO -> HostLink -> Accelerator.input
-    tx pin <- UARTTransmitter <--------- HostLink <- Accelerator.output
+    tx pin <- UARTTransmitter <--------- HostLink <- SkidBuffer <- Accelerator.output
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..host.protocol import (CRC_BYTES, FRAME_SYNC, INFO_REPLY, INFO_REQUEST, RESULT_SYNC,
                              STATUS_BAD_FRAME, LinkInfo, beat_bytes, crc16)
+from .streams import SkidBuffer
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["HostLink", "UARTBridge", "link_info", "crc16_byte", "DEFAULT_RX_FIFO_DEPTH",
@@ -317,7 +318,13 @@ class UARTBridge(wiring.Component):
         wiring.connect(m, rx.data, buf.w_stream)
         wiring.connect(m, buf.r_stream, link.rx)
         wiring.connect(m, link.beats, acc.input)
-        wiring.connect(m, acc.output, link.results)
+        # results cross a register slice: the link's send decision (which also waits for the
+        # info record and the frame's tag) does not reach into the readout core's hand-shake
+        # and credit (that path, across the chip, was the ULX3S build's critical one at 104.5
+        # MHz, issue 14); one result per frame, one cycle later
+        m.submodules.results = results = SkidBuffer(_payload_shape(acc.output))
+        wiring.connect(m, acc.output, results.input)
+        wiring.connect(m, results.output, link.results)
         wiring.connect(m, link.tx, tx.data)
 
         # frames in flight: counted at the first beat taken and at each result sent

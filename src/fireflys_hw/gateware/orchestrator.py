@@ -1,6 +1,6 @@
 """The FireFly-S dataflow orchestrator: implicit im2col from a spike stream to a window stream."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -299,7 +299,6 @@ class DataflowOrchestrator(wiring.Component):
         # pixels freed when a window is done (constants, no multiplier): base and level move
         # by one of three constants, whose sums are computed from the registers alone in
         # parallel with the control that picks one (no add after the ready/valid decision)
-        by_one, by_kw, by_span = Signal(), Signal(), Signal()
         moves = (1, kw_n, self.span)
         level_next = {k: Signal(range(D + 2), name=f"level_minus_{k}") for k in (0,) + moves}
 
@@ -314,7 +313,18 @@ class DataflowOrchestrator(wiring.Component):
                                    add_const(value, k, wb)) if k else value)
             return sig
 
+        def pick(values, name):
+            """The value of the move the window's end makes (1, kw or span pixels), picked by
+            the row and column flags alone: registers, so that the pick is done before the
+            hand-shake is known and the hand-shake steers one multiplexer at the end (a
+            priority chain of hand-shake-qualified moves put it three deep, issue 14)."""
+            sig = Signal(len(Value.cast(values[1])), name=name)
+            m.d.comb += sig.eq(Mux(ow_last, Mux(oh_last, values[self.span], values[kw_n]),
+                                   values[1]))
+            return sig
+
         base_next = {k: plus(base, k, f"base_plus_{k}") for k in moves}
+        base_moved = pick(base_next, "base_moved")
         next_column = plus(addr, 1, "addr_next_column")
         next_row = plus(addr, self.width - kw_n + 1, "addr_next_row")
         room_next, window_next = {}, {}
@@ -326,33 +336,37 @@ class DataflowOrchestrator(wiring.Component):
             room_next[k] = ~Mux(inc, at_least(level, D + k - 1), at_least(level, D + k))
             window_next[k] = Mux(inc, at_least(level, self.span + k - 1),
                                  at_least(level, self.span + k))
+        # the issue that ends a window (its last chunk of its last group) frees its pixels
+        step = Signal()
+        window_end = Signal()
+        m.d.comb += [step.eq(advance & issue),
+                     window_end.eq(step & cic_last & kw_last & kh_last & group_last)]
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
-        with m.If(advance & issue):
+        with m.If(step):
             with m.If(cic_last):
                 m.d.sync += restart(cic, cic_last, nci)
                 with m.If(kw_last):
                     m.d.sync += restart(kw, kw_last, kw_n)
                     with m.If(kh_last):
                         m.d.sync += restart(kh, kh_last, kh_n)
-                        m.d.sync += addr.eq(base)       # the window again, next group
                         m.d.sync += restart(chunk, chunk_last, self.n_chunks)
                         with m.If(group_last):
                             m.d.sync += restart(group, group_last, self.n_groups)
-                            # the window is done: move base, free the pixels behind it
+                            # the window is done: move base, free the pixels behind it; the
+                            # window's first pixel is read next, so the address follows
+                            m.d.sync += [base.eq(base_moved), addr.eq(base_moved)]
                             with m.If(ow_last):
                                 m.d.sync += restart(ow, ow_last, self.out_width)
                                 with m.If(oh_last):
                                     m.d.sync += restart(oh, oh_last, self.out_height)
-                                    m.d.comb += by_span.eq(1)
                                 with m.Else():
                                     m.d.sync += count(oh, oh_last, self.out_height)
-                                    m.d.comb += by_kw.eq(1)
                             with m.Else():
                                 m.d.sync += count(ow, ow_last, self.out_width)
-                                m.d.comb += by_one.eq(1)
                         with m.Else():
                             m.d.sync += count(group, group_last, self.n_groups)
+                            m.d.sync += addr.eq(base)       # the window again, next group
                     with m.Else():
                         m.d.sync += count(kh, kh_last, kh_n)
                         m.d.sync += count(chunk, chunk_last, self.n_chunks)
@@ -364,26 +378,11 @@ class DataflowOrchestrator(wiring.Component):
             with m.Else():
                 m.d.sync += count(cic, cic_last, nci)
                 m.d.sync += count(chunk, chunk_last, self.n_chunks)
-        # the window moved base by 1, kw or span: take the precomputed sums
-        # (the window's first pixel is read next: the address follows base)
-        with m.If(by_span):
-            m.d.sync += [base.eq(base_next[self.span]), addr.eq(base_next[self.span])]
-        with m.Elif(by_kw):
-            m.d.sync += [base.eq(base_next[kw_n]), addr.eq(base_next[kw_n])]
-        with m.Elif(by_one):
-            m.d.sync += [base.eq(base_next[1]), addr.eq(base_next[1])]
-        with m.If(by_span):
-            m.d.sync += [level.eq(level_next[self.span]), has_room.eq(room_next[self.span]),
-                         has_window.eq(window_next[self.span])]
-        with m.Elif(by_kw):
-            m.d.sync += [level.eq(level_next[kw_n]), has_room.eq(room_next[kw_n]),
-                         has_window.eq(window_next[kw_n])]
-        with m.Elif(by_one):
-            m.d.sync += [level.eq(level_next[1]), has_room.eq(room_next[1]),
-                         has_window.eq(window_next[1])]
-        with m.Else():
-            m.d.sync += [level.eq(level_next[0]), has_room.eq(room_next[0]),
-                         has_window.eq(window_next[0])]
+        m.d.sync += [
+            level.eq(Mux(window_end, pick(level_next, "level_moved"), level_next[0])),
+            has_room.eq(Mux(window_end, pick(room_next, "room_moved"), room_next[0])),
+            has_window.eq(Mux(window_end, pick(window_next, "window_moved"), window_next[0])),
+        ]
 
         # --- output stage: what was issued with the read, one cycle later -----------------
         with m.If(advance):

@@ -24,12 +24,13 @@ valid/ready backpressure; a transfer happens on ``valid & ready``):
 """
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from .util import check_positive
 
 __all__ = ["spike_beat", "spike_stream", "window_chunk", "window_stream", "effectual_event",
-           "LaneQueue"]
+           "LaneQueue", "SkidBuffer"]
 
 
 def spike_beat(bits: int) -> data.StructLayout:
@@ -168,4 +169,48 @@ class LaneQueue(Elaboratable):
             m.d.sync += self.filled.eq(Cat(Const(1, 1), self.filled[:D - 1]))
         with m.Elif(do_read & ~do_write):
             m.d.sync += self.filled.eq(self.filled[1:])
+        return m
+
+
+class SkidBuffer(wiring.Component):
+    """A register slice for a stream: every signal out of it comes from a flip-flop, so no
+    combinational path crosses it in either direction (the ready that a far consumer decides
+    and the valid and payload of a far producer end at its registers), at full rate and with
+    one cycle of latency.
+
+    The beat on the output is in a register; a second register (the skid) catches the beat
+    that the producer sends in the cycle the consumer stalls, which the producer could not see
+    yet: ``input.ready`` is "the skid is empty", a flip-flop. Beats leave in order.
+
+    Parameters
+    ----------
+    shape : shape
+        The payload's shape.
+
+    Members
+    -------
+    input : ``In(stream.Signature(shape))``
+    output : ``Out(stream.Signature(shape))``
+    """
+
+    def __init__(self, shape):
+        super().__init__({"input": In(stream.Signature(shape)),
+                          "output": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid = Signal.like(self.input.payload)
+        m.d.comb += self.input.ready.eq(~skid_valid)
+        take = self.input.valid & ~skid_valid
+        with m.If(~self.output.valid | self.output.ready):
+            # the output register is free (or freed now): the skid's beat first, it is older
+            m.d.sync += [self.output.valid.eq(skid_valid | self.input.valid),
+                         skid_valid.eq(0)]
+            with m.If(skid_valid):
+                m.d.sync += self.output.payload.eq(skid)
+            with m.Else():
+                m.d.sync += self.output.payload.eq(self.input.payload)
+        with m.Elif(take):
+            m.d.sync += [skid_valid.eq(1), skid.eq(self.input.payload)]
         return m
