@@ -6,10 +6,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..compiler.weights import PackedWeights
-from .streams import effectual_event, window_chunk, window_stream
 from ..compiler.base import TABLE_BRAM_ROWS
 from ..compiler.cycles import DETECTOR_TAIL
+from ..compiler.weights import PackedWeights
+from .bram import RegisteredRom
+from .streams import effectual_event, window_chunk, window_stream
 from .util import or_tree, popcount_logic
 
 __all__ = ["SparsityDetector", "detector_cycles",
@@ -181,22 +182,33 @@ class SparsityDetector(wiring.Component):
                        if w.n_groups > 1 else Const(0, 0))
 
         early = None            # the table's row of R's beat, in a register (lookahead)
-        if len(rows) >= TABLE_BRAM_ROWS:
+        if len(rows) >= TABLE_BRAM_ROWS and self.lookahead:
+            # read every cycle at the next head's row, into the block RAM's own output
+            # register as R takes the head: the row is out with the head, from a register
+            # that comes out fast (RegisteredRom)
+            words = [vec_layout.const(r).as_value().value for r in rows]
+            m.submodules.table = table = RegisteredRom(vec_layout.size, words)
+            m.d.comb += [table.addr.eq(row_of(self.next_input)), table.en.eq(1)]
+            early = vec_layout(table.data)
+        elif len(rows) >= TABLE_BRAM_ROWS:
             m.submodules.table = table = memory.Memory(shape=vec_layout, depth=len(rows),
                                                        init=rows)
             vec_rd = table.read_port()
-            if self.lookahead:
-                # read every cycle at the next head's row: its row is out with the head
-                m.d.comb += [vec_rd.addr.eq(row_of(self.next_input)), vec_rd.en.eq(1)]
-                early = Signal(vec_layout)
         else:
             vec_rd = _RomRead(m, vec_layout, rows)
         row = vec_rd.data if early is None else early
-        store = w.stores[self.lane]
-        m.submodules.store = store_mem = memory.Memory(
-            shape=signed(w.weight_bits), depth=w.store_depth,
-            init=[int(v) for v in store] or [0])
-        store_rd = store_mem.read_port()
+        store = [int(v) for v in w.stores[self.lane]] or [0]
+        if len(store) >= TABLE_BRAM_ROWS:
+            # a block RAM store: read at E's address, the weight out of its output register
+            # (G's register), which comes out fast
+            mask = (1 << w.weight_bits) - 1
+            m.submodules.store = store_rom = RegisteredRom(w.weight_bits,
+                                                           [v & mask for v in store])
+            store_rd = None
+        else:
+            m.submodules.store = store_mem = memory.Memory(
+                shape=signed(w.weight_bits), depth=w.store_depth, init=store)
+            store_rd = store_mem.read_port()
 
         T = self.T
         flags = data.StructLayout({"end": 1, "group": range(max(w.n_groups, 2))})
@@ -269,9 +281,9 @@ class SparsityDetector(wiring.Component):
         m.d.comb += self.input.ready.eq(r_free)
         if early is None:
             m.d.comb += [vec_rd.en.eq(r_free), vec_rd.addr.eq(row_of(win))]
+        else:
+            m.d.comb += table.oce.eq(r_free)
         with m.If(r_free):
-            if early is not None:
-                m.d.sync += early.eq(vec_rd.data)
             m.d.sync += [
                 r_valid.eq(self.input.valid),
                 r_spikes.eq(win.spikes),
@@ -410,10 +422,10 @@ class SparsityDetector(wiring.Component):
         f_pair = Signal()
         f_steps = Signal(T)
         f = Signal(flags)
-        m.d.comb += [
-            store_rd.addr.eq(e_addr),
-            store_rd.en.eq(1),
-        ]
+        if store_rd is None:
+            m.d.comb += [store_rom.addr.eq(e_addr), store_rom.en.eq(1), store_rom.oce.eq(1)]
+        else:
+            m.d.comb += [store_rd.addr.eq(e_addr), store_rd.en.eq(1)]
         m.d.sync += [
             f_valid.eq(e_valid),
             f_pair.eq(e_pair),
@@ -422,13 +434,16 @@ class SparsityDetector(wiring.Component):
         ]
         # --- G: the weight into a register -------------------------------------------
         g_valid = Signal()
-        g_weight = Signal(signed(w.weight_bits))
         g_pair = Signal()
         g_steps = Signal(T)
         g = Signal(flags)
+        if store_rd is None:
+            g_weight = store_rom.data.as_signed()
+        else:
+            g_weight = Signal(signed(w.weight_bits))
+            m.d.sync += g_weight.eq(store_rd.data)
         m.d.sync += [
             g_valid.eq(f_valid),
-            g_weight.eq(store_rd.data),
             g_pair.eq(f_pair),
             g_steps.eq(f_steps),
             g.eq(f),

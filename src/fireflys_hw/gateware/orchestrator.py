@@ -336,11 +336,28 @@ class DataflowOrchestrator(wiring.Component):
             room_next[k] = ~Mux(inc, at_least(level, D + k - 1), at_least(level, D + k))
             window_next[k] = Mux(inc, at_least(level, self.span + k - 1),
                                  at_least(level, self.span + k))
-        # the issue that ends a window (its last chunk of its last group) frees its pixels
+        # the issue that ends a window (its last chunk of its last group) frees its pixels;
+        # "the chunk issued next is the window's last of its last group" is a register of its
+        # own (set from the next values of the two flags), so that the window's end is the
+        # hand-shake and one flip-flop (on the ECP5's 4-input LUTs an AND of five flags behind
+        # the hand-shake was a core's critical path, issue 14)
         step = Signal()
         window_end = Signal()
-        m.d.comb += [step.eq(advance & issue),
-                     window_end.eq(step & cic_last & kw_last & kh_last & group_last)]
+        window_last = Signal(init=self.n_chunks == 1 and self.n_groups == 1)
+        chunk_last_next = Signal()
+        group_last_next = Signal()
+        m.d.comb += [step.eq(advance & issue), window_end.eq(step & window_last),
+                     chunk_last_next.eq(chunk_last), group_last_next.eq(group_last)]
+        m.d.sync += [chunk_last.eq(chunk_last_next), group_last.eq(group_last_next),
+                     window_last.eq(chunk_last_next & group_last_next)]
+
+        def restart_next(counter, flag_next, n):
+            m.d.comb += flag_next.eq(n == 1)
+            return [counter.eq(0)]
+
+        def count_next(counter, flag_next, n):
+            m.d.comb += flag_next.eq(counter == n - 2)
+            return [counter.eq(counter + 1)]
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
         with m.If(step):
@@ -350,9 +367,9 @@ class DataflowOrchestrator(wiring.Component):
                     m.d.sync += restart(kw, kw_last, kw_n)
                     with m.If(kh_last):
                         m.d.sync += restart(kh, kh_last, kh_n)
-                        m.d.sync += restart(chunk, chunk_last, self.n_chunks)
+                        m.d.sync += restart_next(chunk, chunk_last_next, self.n_chunks)
                         with m.If(group_last):
-                            m.d.sync += restart(group, group_last, self.n_groups)
+                            m.d.sync += restart_next(group, group_last_next, self.n_groups)
                             # the window is done: move base, free the pixels behind it; the
                             # window's first pixel is read next, so the address follows
                             m.d.sync += [base.eq(base_moved), addr.eq(base_moved)]
@@ -365,19 +382,19 @@ class DataflowOrchestrator(wiring.Component):
                             with m.Else():
                                 m.d.sync += count(ow, ow_last, self.out_width)
                         with m.Else():
-                            m.d.sync += count(group, group_last, self.n_groups)
+                            m.d.sync += count_next(group, group_last_next, self.n_groups)
                             m.d.sync += addr.eq(base)       # the window again, next group
                     with m.Else():
                         m.d.sync += count(kh, kh_last, kh_n)
-                        m.d.sync += count(chunk, chunk_last, self.n_chunks)
+                        m.d.sync += count_next(chunk, chunk_last_next, self.n_chunks)
                         m.d.sync += addr.eq(next_row)
                 with m.Else():
                     m.d.sync += count(kw, kw_last, kw_n)
-                    m.d.sync += count(chunk, chunk_last, self.n_chunks)
+                    m.d.sync += count_next(chunk, chunk_last_next, self.n_chunks)
                     m.d.sync += addr.eq(next_column)
             with m.Else():
                 m.d.sync += count(cic, cic_last, nci)
-                m.d.sync += count(chunk, chunk_last, self.n_chunks)
+                m.d.sync += count_next(chunk, chunk_last_next, self.n_chunks)
         m.d.sync += [
             level.eq(Mux(window_end, pick(level_next, "level_moved"), level_next[0])),
             has_room.eq(Mux(window_end, pick(room_next, "room_moved"), room_next[0])),

@@ -70,12 +70,17 @@ class Padding(wiring.Component):
         h = Signal(range(hp))
         w = Signal(range(wp))
         t = Signal(range(T))
-        # row/column flags kept in registers so the pass-through decision is one AND, not four
-        # comparators on the ready/valid path
+        # row/column flags kept in registers, and their AND too, so that the pass-through
+        # decision is a flip-flop, not four comparators (nor an AND) on the ready/valid path
+        # and in front of the orchestrator's chunk flags (an ECP5 core's critical path, issue
+        # 14)
         row_in = Signal(init=p == 0)
         col_in = Signal(init=p == 0)
-        inside = Signal()
-        m.d.comb += inside.eq(row_in & col_in)
+        inside = Signal(init=p == 0)
+        row_next = Signal()
+        col_next = Signal()
+        m.d.comb += [row_next.eq(row_in), col_next.eq(col_in)]
+        m.d.sync += [row_in.eq(row_next), col_in.eq(col_next), inside.eq(row_next & col_next)]
 
         with m.If(inside):
             m.d.comb += [
@@ -92,21 +97,22 @@ class Padding(wiring.Component):
                 m.d.sync += t.eq(0)
                 with m.If(w == wp - 1):
                     m.d.sync += w.eq(0)
-                    m.d.sync += col_in.eq(0)
+                    m.d.comb += col_next.eq(0)
                     with m.If(h == hp - 1):
-                        m.d.sync += [h.eq(0), row_in.eq(0)]
+                        m.d.sync += h.eq(0)
+                        m.d.comb += row_next.eq(0)
                     with m.Else():
                         m.d.sync += h.eq(h + 1)
                         with m.If(h == p - 1):
-                            m.d.sync += row_in.eq(1)
+                            m.d.comb += row_next.eq(1)
                         with m.Elif(h == p + self.height - 1):
-                            m.d.sync += row_in.eq(0)
+                            m.d.comb += row_next.eq(0)
                 with m.Else():
                     m.d.sync += w.eq(w + 1)
                     with m.If(w == p - 1):
-                        m.d.sync += col_in.eq(1)
+                        m.d.comb += col_next.eq(1)
                     with m.Elif(w == p + self.width - 1):
-                        m.d.sync += col_in.eq(0)
+                        m.d.comb += col_next.eq(0)
             with m.Else():
                 m.d.sync += t.eq(t + 1)
         return m
