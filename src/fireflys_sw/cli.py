@@ -169,6 +169,9 @@ def _add_train(sub) -> None:
     p.add_argument("--finetune-lr", type=POSITIVE_FLOAT,
                    help="learning-rate rewinding: the fixed-mask phase after the ramp restarts "
                         "its own cosine at this rate (default: it continues the run's cosine)")
+    p.add_argument("--augment", choices=["none", "shift", "shift-flip"], default="none",
+                   help="random shifts of the training images by up to 2 pixels, and with "
+                        "shift-flip left-right mirror images too (not for digits)")
     p.add_argument("--distill-from", metavar="CHECKPOINT",
                    help="knowledge distillation: a float baseline's checkpoint.pt (--float) "
                         "whose softened logits the compressed model learns besides the labels")
@@ -233,7 +236,7 @@ def _run_train(args) -> int:
         scale_lr=args.scale_lr, finetune_lr=args.finetune_lr, distributed=args.distributed,
         device=args.device,
         distill_from=args.distill_from, distill_weight=args.distill_weight,
-        distill_temperature=args.distill_temperature)
+        distill_temperature=args.distill_temperature, augment=args.augment)
     from .outdir import removed_if_empty_on_failure
     with removed_if_empty_on_failure(args.out):
         report = train(config)

@@ -82,6 +82,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     distill_temperature: float = 4.0
     finetune_lr: float | None = None
+    augment: str = "none"
 
     def __post_init__(self):
         # the name becomes a file name under ``out``: refused here, before anything is written,
@@ -124,6 +125,9 @@ class TrainConfig:
                                 f"{self.distill_temperature}")
         if self.finetune_lr is not None and self.finetune_lr <= 0:
             raise FireflysError(f"--finetune-lr must be positive, not {self.finetune_lr}")
+        if self.augment not in AUGMENTATIONS:
+            raise FireflysError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, not "
+                                f"{self.augment!r}")
         if self.neuron not in ("lif", "if"):
             raise FireflysError(f"--neuron must be lif or if, not {self.neuron!r}")
         parse_spec(self.model)
@@ -132,6 +136,31 @@ class TrainConfig:
     def ramp_epochs(self) -> float:
         """Epochs of the pruning ramp; the rest fine-tune with a fixed mask."""
         return self.prune_epochs if self.prune_epochs is not None else round(0.6 * self.epochs)
+
+
+#: ``--augment``: random translations of up to ``AUGMENT_SHIFT`` pixels (zeros fill in), and
+#: with ``shift-flip`` left-right mirror images too (not for digits or text).
+AUGMENTATIONS = ("none", "shift", "shift-flip")
+AUGMENT_SHIFT = 2
+
+
+def augment_batch(xb: torch.Tensor, rng: np.random.Generator, kind: str,
+                  shift: int = AUGMENT_SHIFT) -> torch.Tensor:
+    """A training batch of images ``(N, C, H, W)`` with each image moved by a random whole
+    number of pixels in ``[-shift, shift]`` each way (the uncovered border is zero, the image's
+    background) and, for ``kind`` ``shift-flip``, each mirrored left-right with probability
+    1/2; ``none`` returns the batch as it is. The draws come from ``rng`` alone, so a run is
+    reproducible (and the ranks of a distributed run, seeded alike, agree)."""
+    if kind == "none":
+        return xb
+    n, _, h, w = xb.shape
+    padded = F.pad(xb, (shift, shift, shift, shift))
+    dy, dx = rng.integers(0, 2 * shift + 1, size=(2, n))
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    if kind == "shift-flip":
+        flip = torch.from_numpy(rng.random(n) < 0.5)
+        out[flip] = out[flip].flip(-1)
+    return out
 
 
 def _batches(x, y, batch_size, rng=None, soft=None):
@@ -256,6 +285,9 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
     if config.val_size:
         train_x, train_y = train_x[:-config.val_size], train_y[:-config.val_size]
     test_x, test_y = data.test_x[:config.test_limit], data.test_y[:config.test_limit]
+    if config.augment != "none" and train_x.ndim != 4:
+        raise FireflysError(f"--augment {config.augment}: {config.dataset} is not a set of "
+                            f"static images (shifts and mirrors are for images); leave it out")
     spec = parse_spec(config.model)
     if spec.input_shape != data.input_shape or spec.classes != data.classes:
         raise FireflysError(f"model {spec.text!r} takes {list(spec.input_shape)} and gives "
@@ -355,7 +387,11 @@ def train(config: TrainConfig, *, progress: bool = True) -> dict:
                    desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    # a log file gets a line every half minute, a terminal a live bar
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)
+        # the epoch's augmentation draws: their own generator, seeded by the epoch, so that a
+        # resumed run draws what the uninterrupted one would have
+        aug_rng = np.random.default_rng([config.seed, epoch, 0xA06])
         for step, (xb, yb, *soft) in enumerate(bar):
+            xb = augment_batch(xb, aug_rng, config.augment)
             position = epoch + step / steps
             for group, factor in zip(optimiser.param_groups, groups_lr):
                 group["lr"] = _lr_at(config, position) * factor
@@ -581,6 +617,8 @@ def _cli_args(config: TrainConfig) -> list[str]:
     args.append(f"--scale-lr {config.scale_lr}")
     if config.finetune_lr is not None:
         args.append(f"--finetune-lr {config.finetune_lr}")
+    if config.augment != "none":
+        args.append(f"--augment {config.augment}")
     if config.train_limit:
         args.append(f"--train-limit {config.train_limit}")
     if config.init_from:

@@ -218,3 +218,32 @@ def test_distillation_from_the_float_baseline(tmp_path):
                           distill_from=str(tmp_path / "float" / "curves.png")))
     with pytest.raises(FireflysError, match=r"^--distill-weight must be in \[0, 1\]"):
         train(TrainConfig(distill_weight=1.5))
+
+
+def test_augment_batch_shifts_and_mirrors():
+    from fireflys_sw.train import augment_batch
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, 0, 3, 2] = 1.0                      # one lit pixel, away from the border
+    same = augment_batch(x, np.random.default_rng(0), "none")
+    assert same is x
+    moved = augment_batch(x, np.random.default_rng(1), "shift")
+    assert moved.shape == x.shape
+    rows, cols = np.nonzero(moved[:, 0].reshape(64, -1).numpy())[1] // 8, \
+        np.nonzero(moved[:, 0].reshape(64, -1).numpy())[1] % 8
+    assert len(rows) == 64                   # each image keeps its pixel, moved by <= 2
+    assert set(rows) == {1, 2, 3, 4, 5} and set(cols) == {0, 1, 2, 3, 4}
+    again = augment_batch(x, np.random.default_rng(1), "shift")
+    assert torch.equal(moved, again)         # the draws come from the generator alone
+    mirrored = augment_batch(x, np.random.default_rng(2), "shift-flip")
+    cols = np.nonzero(mirrored[:, 0].reshape(64, -1).numpy())[1] % 8
+    assert (cols >= 5).any() and (cols <= 4).any()   # some images mirrored (col 7 - c)
+
+
+def test_augmented_training_and_its_refusals(tmp_path):
+    report = train(TrainConfig(dataset="mnist5k", model=SMALL, epochs=1, batch_size=32,
+                               train_limit=64, test_limit=20, out=str(tmp_path),
+                               dense_float=True, augment="shift"), progress=False)
+    assert 0 <= report["float_test_accuracy"] <= 1
+    with pytest.raises(FireflysError, match="--augment must be one of none, shift, shift-flip"):
+        train(TrainConfig(dataset="mnist5k", model=SMALL, out=str(tmp_path / "x"),
+                          augment="rotate"))
