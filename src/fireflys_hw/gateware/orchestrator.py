@@ -279,10 +279,22 @@ class DataflowOrchestrator(wiring.Component):
 
         m.d.comb += [
             self.walking.eq(out_valid),
-            self.output.valid.eq(out_valid & ~empty),
             advance.eq(~out_valid | self.output.ready | empty),
             issue.eq(has_window),
         ]
+        if nz_flags:
+            # ``valid`` itself a register (out_valid & ~empty, set from their next values), so
+            # that the array's take is one gate behind flip-flops, not three flags' logic: the
+            # take goes on across the array to its results-in-flight count (a big core's
+            # critical path on the ECP5, issue 14)
+            o_valid = Signal()
+            m.d.comb += self.output.valid.eq(o_valid)
+            with m.If(advance):
+                first_flag = Mux(cic_first, flags_rd.data[0], o_flags[1]) if nci > 1 \
+                    else flags_rd.data[0]
+                m.d.sync += o_valid.eq(issue & (first_flag | chunk_last))
+        else:
+            m.d.comb += self.output.valid.eq(out_valid)
 
         m.d.comb += rd.addr.eq(addr)
         if not small:
