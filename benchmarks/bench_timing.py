@@ -20,8 +20,9 @@ ARTIFACT defaults to the shipped ``scnn5-fashion-mnist`` (else a random SCNN5). 
   (source, sink, logic and routing delay), unless ``--no-ecp5``.
 
 The target of issue 14: at most 6 levels on every core (xcup), 125 MHz on the ULX3S.
-On this two-core machine the shipped model's xcup synthesis takes about 10 minutes (cached
-afterwards in ``$FIREFLYS_CACHE/synth``) and the ULX3S build about as long.
+On this two-core machine the shipped model's xcup synthesis takes 4-10 minutes (cached
+afterwards in ``$FIREFLYS_CACHE/synth``), a core alone on the ECP5 0.5-7 minutes and the whole
+ULX3S build 30-60 minutes.
 """
 
 import argparse
