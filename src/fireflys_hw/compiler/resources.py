@@ -190,8 +190,9 @@ _ECP5_LUTRAM = ((16, 4, 4.0, 4),)
 #: of the FIFO write: ``T + group bits + 1`` FF per spiking lane, counted in ``chain_bits``
 #: (:func:`_chain_bits`; a radix lane's latency registers grow by the same), counted, not
 #: refitted; and one write register in front of a core's window FIFOs (a window beat's bits;
-#: per-lane copies, tried first, were merged into one by Yosys), not charged. The pinned design's synthesis after both (below, ``FASHION_CORES`` in
-#: ``tests/hw/compiler/test_plan.py``): +119, +129, +172, +156, +45 FF in the sparse cores.
+#: per-lane copies, tried first, were merged into one by Yosys), not charged. The pinned
+#: design's synthesis after both (below, ``FASHION_CORES`` in ``tests/hw/compiler/test_plan.py``):
+#: +119, +129, +172, +156, +45 FF in the sparse cores.
 RESOURCE_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "padding": {"lut": {"const": 35.0}, "ff": {"const": 20.0}},
     "orchestrator": {"lut": {"const": 0.0, "p_ci": 0.0, "chunk_mux": 0.0, "ci": 0.0},

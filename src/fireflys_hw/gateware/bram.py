@@ -71,6 +71,9 @@ class RegisteredRom(wiring.Component):
         Bits per row.
     init : sequence of int
         The rows (unsigned ``width``-bit values).
+    block_ram : bool
+        Whether the table belongs in block RAM (the DP16KD form on an ECP5); ``False`` leaves
+        the mapping to synthesis (a small table: LUTs).
 
     Members
     -------
@@ -80,8 +83,9 @@ class RegisteredRom(wiring.Component):
     data : ``Out(width)``
     """
 
-    def __init__(self, width: int, init):
+    def __init__(self, width: int, init, *, block_ram: bool = True):
         self.width = check_positive("width", width)
+        self.block_ram = bool(block_ram)
         self.init = [int(v) for v in init]
         if not self.init:
             raise ValueError("init must hold at least one row")
@@ -96,7 +100,7 @@ class RegisteredRom(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layout = dp16kd_layout(self.width, len(self.init))
+        layout = dp16kd_layout(self.width, len(self.init)) if self.block_ram else None
         if isinstance(platform, LatticePlatform) and platform.family == "ecp5" and layout:
             self._dp16kd(m, *layout)
             return m

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -197,18 +197,13 @@ class SparsityDetector(wiring.Component):
         else:
             vec_rd = _RomRead(m, vec_layout, rows)
         row = vec_rd.data if early is None else early
-        store = [int(v) for v in w.stores[self.lane]] or [0]
-        if len(store) >= TABLE_BRAM_ROWS:
-            # a block RAM store: read at E's address, the weight out of its output register
-            # (G's register), which comes out fast
-            mask = (1 << w.weight_bits) - 1
-            m.submodules.store = store_rom = RegisteredRom(w.weight_bits,
-                                                           [v & mask for v in store])
-            store_rd = None
-        else:
-            m.submodules.store = store_mem = memory.Memory(
-                shape=signed(w.weight_bits), depth=w.store_depth, init=store)
-            store_rd = store_mem.read_port()
+        # the compressed weights, read at E's address; the weight leaves from the table's
+        # output register (G's register): a block RAM's own, which comes out fast
+        mask = (1 << w.weight_bits) - 1
+        store = [int(v) & mask for v in w.stores[self.lane]]
+        m.submodules.store = store_rom = RegisteredRom(
+            w.weight_bits, store + [0] * (w.store_depth - len(store)),
+            block_ram=w.store_depth >= TABLE_BRAM_ROWS)
 
         T = self.T
         flags = data.StructLayout({"end": 1, "group": range(max(w.n_groups, 2))})
@@ -422,10 +417,7 @@ class SparsityDetector(wiring.Component):
         f_pair = Signal()
         f_steps = Signal(T)
         f = Signal(flags)
-        if store_rd is None:
-            m.d.comb += [store_rom.addr.eq(e_addr), store_rom.en.eq(1), store_rom.oce.eq(1)]
-        else:
-            m.d.comb += [store_rd.addr.eq(e_addr), store_rd.en.eq(1)]
+        m.d.comb += [store_rom.addr.eq(e_addr), store_rom.en.eq(1), store_rom.oce.eq(1)]
         m.d.sync += [
             f_valid.eq(e_valid),
             f_pair.eq(e_pair),
@@ -437,11 +429,7 @@ class SparsityDetector(wiring.Component):
         g_pair = Signal()
         g_steps = Signal(T)
         g = Signal(flags)
-        if store_rd is None:
-            g_weight = store_rom.data.as_signed()
-        else:
-            g_weight = Signal(signed(w.weight_bits))
-            m.d.sync += g_weight.eq(store_rd.data)
+        g_weight = store_rom.data.as_signed()
         m.d.sync += [
             g_valid.eq(f_valid),
             g_pair.eq(f_pair),

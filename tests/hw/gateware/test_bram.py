@@ -157,3 +157,13 @@ def test_dp16kd_blocks_side_by_side():
                 if k.startswith("INITVAL")} == dp16kd_initvals(words, 4)
         seen += bits
     assert sorted(seen) == list(range(width))
+
+
+def test_small_tables_are_left_to_synthesis():
+    rom = RegisteredRom(4, _table(4, 100, 3), block_ram=False)
+    text = rtlil.convert(rom, name="top", platform=_ecp5(),
+                         ports=[rom.addr, rom.en, rom.oce, rom.data])
+    assert "DP16KD" not in text
+    big = RegisteredRom(4, _table(4, 100, 3))
+    assert "DP16KD" in rtlil.convert(big, name="top", platform=_ecp5(),
+                                     ports=[big.addr, big.en, big.oce, big.data])
