@@ -245,14 +245,21 @@ class SparsityDetector(wiring.Component):
         b_base = Signal(abits)
         b = Signal(flags)
 
-        b_take = ~b_valid | b_last
+        # Two registers kept equal to functions of B's state, set from their next values, so
+        # that the hand-shake chain back to R starts one LUT later (issue 14: B's flags ->
+        # A1, A0, R free -> R's clock enables was core 4's path alone on the ECP5, 8.8 ns):
+        # ``b_take`` = B is empty or emits its last slot now (~b_valid | b_last);
+        # ``b_open`` = B holds a non-empty chunk that is not its window's last (b_valid &
+        # b_pair & ~b.end), to which an empty last chunk in A1 may hand its end mark.
+        b_take = Signal(init=1)
+        b_open = Signal()
         # an empty last chunk hands its end mark to the chunk in B (same window: B's chunk is
         # not its window's last), so that it does not hold up A1 until B is done; if B emits its
         # last slot now, that slot takes the mark at once (merge)
         if self.skip_empty:
-            absorb = a1_valid & a1_zero & a1.end & b_valid & b_pair & ~b.end
+            absorb = a1_valid & a1_zero & a1.end & b_open
             merge = absorb & b_last
-            discard = a1_valid & a1_zero & (~a1.end | absorb)
+            discard = a1_valid & a1_zero & (~a1.end | b_open)
         else:
             absorb = merge = discard = Const(0)
         b_load = a1_valid & ~discard & b_take
@@ -266,11 +273,14 @@ class SparsityDetector(wiring.Component):
             any_step = any_step | win.spikes[t * p_ci:(t + 1) * p_ci]
         m.d.comb += x.eq(r_any & row.bitmap)
         if self.skip_empty:
-            a0_absorb = a0.end & ~a1_zero & ~a1.end
-            a0_drop = a0_valid & ~a0_nz & ~a1_free & (~a0.end | a0_absorb)
+            # A0's chunk may go if it is empty and not its window's last, or empty and last
+            # with A1's non-empty chunk of the same window taking its end mark; a flag of
+            # A0's and A1's registers alone, beside a1_free (one LUT less on the chain to R)
+            a0_empty_goes = ~a0_nz & (~a0.end | (~a1_zero & ~a1.end))
+            a0_drop = a0_valid & ~a1_free & a0_empty_goes
         else:
-            a0_drop = Const(0)
-        a0_free = ~a0_valid | a1_free | a0_drop
+            a0_empty_goes = a0_drop = Const(0)
+        a0_free = ~a0_valid | a1_free | a0_empty_goes
         r_free = ~r_valid | a0_free
 
         m.d.comb += self.input.ready.eq(r_free)
@@ -335,6 +345,12 @@ class SparsityDetector(wiring.Component):
                        for k in range(len(a1_n)))).any()
         with m.If(b_take):
             m.d.sync += b_valid.eq(b_load)
+        # b_take and b_open from the next values of B's registers (see above)
+        with m.If(b_take):
+            m.d.sync += [b_take.eq(~b_load | a1_le1),
+                         b_open.eq(b_load & ~a1_zero & ~a1.end)]
+        with m.Else():
+            m.d.sync += [b_take.eq(b_n <= 2), b_open.eq(b_open & ~absorb)]
         with m.If(b_load):
             m.d.sync += [
                 b_x.eq(a1_x),

@@ -93,12 +93,27 @@ class LaneQueue(Elaboratable):
     ``registered_read``) is what
     ``r_data`` holds in the next cycle, for a reader that looks a beat up one cycle early (a
     block RAM table read at the next head's address has its row out with the head).
+
+    ``registered_pop`` (with ``registered_read``): a pop takes effect inside the queue a cycle
+    later, from a flip-flop (``pop_r``), so that the reader's ready (a hand-shake chain
+    decided at the far end, the detector's) ends at one flip-flop instead of steering every
+    register of the queue (the ULX3S build's critical path: the detector's "free" into its
+    window queue's pop, 10.05 ns, 7.65 of it routing). The ports keep SyncFIFO's timing: what
+    they show is the queue with the pending pop applied (``r_data`` picks the second register
+    while a pop is pending; ``r_rdy``, ``w_rdy`` and :meth:`below` count it), so a reader
+    sees no difference, cycle for cycle. A write that finds the queue full inside, a pop
+    pending, goes to the popped beat's slot. One multiplexer per bit of ``r_data``.
     """
 
-    def __init__(self, width: int, depth: int, registered_read: bool = False):
+    def __init__(self, width: int, depth: int, registered_read: bool = False,
+                 registered_pop: bool = False):
         self.width = check_positive("width", width)
         self.depth = check_positive("depth", depth)
         self.registered_read = bool(registered_read)
+        self.registered_pop = bool(registered_pop)
+        if self.registered_pop and not self.registered_read:
+            raise ValueError("registered_pop needs registered_read (the beats it picks "
+                             "between are in registers)")
         self.w_data = Signal(width)
         self.w_en = Signal()
         self.w_rdy = Signal()
@@ -107,10 +122,16 @@ class LaneQueue(Elaboratable):
         self.r_rdy = Signal()
         self.filled = Signal(depth)
         self.next_data = Signal(width)
+        #: a pop decided in the previous cycle, not yet applied to ``filled`` (registered_pop)
+        self.pop_r = Signal()
 
     def below(self, n: int):
-        """``level < n``, a flip-flop (``0 < n <= depth``)."""
-        return ~self.filled[n - 1]
+        """``level < n`` (``0 < n <= depth``): a flip-flop; with ``registered_pop`` one LUT of
+        two flip-flops and ``pop_r`` (the level with the pending pop applied)."""
+        if not self.registered_pop:
+            return ~self.filled[n - 1]
+        above = self.filled[n] if n < self.depth else Const(0)
+        return ~self.filled[n - 1] | (self.pop_r & ~above)
 
     def elaborate(self, platform):
         m = Module()
@@ -121,7 +142,9 @@ class LaneQueue(Elaboratable):
         # the slot read next; with ``registered_read`` the third beat's (two ahead of the head)
         rptr = Signal(range(D), init=2 % D if self.registered_read else 0)
         do_write = self.w_en & self.w_rdy
-        do_read = self.r_en & self.r_rdy
+        take = self.r_en & self.r_rdy            # the reader's pop, as the ports show it
+        # the pop applied to the storage: now, or the previous cycle's (registered_pop)
+        do_read = self.pop_r if self.registered_pop else take
 
         def step(ptr):
             return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
@@ -140,22 +163,38 @@ class LaneQueue(Elaboratable):
             head = Signal(self.width)
             second = Signal(self.width)
             holds = [self.filled[i] if i < D else Const(0) for i in range(3)]
-            m.d.comb += [
-                rd.addr.eq(rptr),
-                self.next_data.eq(Mux(do_read, Mux(holds[1], second, self.w_data),
-                                      Mux(holds[0], head, self.w_data))),
-                self.r_data.eq(head),
-            ]
-            m.d.sync += [
-                head.eq(self.next_data),
-                second.eq(Mux(do_read, Mux(holds[2], rd.data, self.w_data),
-                              Mux(holds[1], second, self.w_data))),
-            ]
+            # the beats in order, the one written now after those held
+            nth = [Mux(holds[0], head, self.w_data), Mux(holds[1], second, self.w_data),
+                   Mux(holds[2], rd.data, self.w_data)]
+            head_next = Mux(do_read, nth[1], nth[0])
+            second_next = Mux(do_read, nth[2], nth[1])
+            m.d.comb += rd.addr.eq(rptr)
+            m.d.sync += [head.eq(head_next), second.eq(second_next)]
+            if self.registered_pop:
+                # the ports show the storage with the pending pop applied; next cycle's
+                # head also skips this cycle's pop (the hand-shake steers this multiplexer,
+                # which only the look-ahead reader uses, not the storage)
+                m.d.sync += self.pop_r.eq(take)
+                m.d.comb += [
+                    self.r_data.eq(Mux(self.pop_r, second, head)),
+                    self.next_data.eq(Mux(take, second_next, head_next)),
+                ]
+            else:
+                m.d.comb += [self.r_data.eq(head), self.next_data.eq(head_next)]
         else:
             m.d.comb += [rd.addr.eq(rptr), self.r_data.eq(rd.data)]
+        if self.registered_pop:
+            m.d.comb += [
+                self.w_rdy.eq(~self.filled[D - 1] | self.pop_r),
+                self.r_rdy.eq(Mux(self.pop_r, self.filled[1] if D > 1 else 0,
+                                  self.filled[0])),
+            ]
+        else:
+            m.d.comb += [
+                self.w_rdy.eq(~self.filled[D - 1]),
+                self.r_rdy.eq(self.filled[0]),
+            ]
         m.d.comb += [
-            self.w_rdy.eq(~self.filled[D - 1]),
-            self.r_rdy.eq(self.filled[0]),
             wr.addr.eq(wptr),
             wr.data.eq(self.w_data),
             wr.en.eq(do_write),

@@ -209,7 +209,10 @@ class SynapseArray(wiring.Component):
                 w_valid, w_data = take, self.input.payload
             queues = []
             for lane, det in enumerate(detectors):
-                q = LaneQueue(self.window_bits, self.window_depth, registered_read=True)
+                # the pop from a flip-flop: the detector's hand-shake chain ends at one
+                # register, not at every register of a queue placed away from it (issue 14)
+                q = LaneQueue(self.window_bits, self.window_depth, registered_read=True,
+                              registered_pop=True)
                 m.submodules[f"window{lane}"] = q
                 queues.append(q)
                 m.d.comb += [

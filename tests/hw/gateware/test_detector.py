@@ -241,6 +241,29 @@ def test_look_ahead(pattern):
     assert model[-1] + 1 - DETECTOR_LATENCY <= bound + n
 
 
+def test_empty_window_after_an_absorbed_end():
+    """A window's empty last chunk hands its end mark to the busy chunk in B (absorb); the
+    next window, empty, must not hand its end mark to the same chunk: B stays open for only
+    one end mark (the b_open register is cleared by the absorb)."""
+    rng = np.random.default_rng(5)
+    layer = random_layer(rng, kind=LayerKind.CONV, ci=16, co=1, k=1, hw=(3, 3), padding=0,
+                         sparsity=0.0)
+    layer = dataclasses.replace(layer, weight=np.where(layer.weight == 0, 1, layer.weight))
+    pw = pack_weights(layer, 1, 8)
+    assert pw.n_chunks == 2
+    T = 1
+    # window 0: 8 pairs, then an empty last chunk; windows 1-3: empty
+    beats = [{"spikes": 0xFF if w == 0 and i == 0 else 0, "chunk": i, "group": 0,
+              "last_chunk": i} for w in range(4) for i in range(2)]
+    work = beat_work(pw, 0, beats, T)
+    assert [k for k, _ in work] == [8] + [0] * 7
+    model = detector_cycles(work)
+    got = collect_events(SparsityDetector(pw, 0, T), beats, len(model), 0.0, 0)
+    assert [e[3] for e in got] == model
+    assert per_window(got) == per_window(expected_events(pw, 0, beats, T))
+    assert len(per_window(got)) == 4
+
+
 def test_errors():
     rng = np.random.default_rng(0)
     pw = pack_weights(random_layer(rng, co=3), 3, 4)

@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """LaneQueue == a Python queue, cycle for cycle (SyncFIFO's timing), read asynchronously or
-into a register, under random writes and reads."""
+into a register, its pops applied at once or a cycle later (registered_pop: the ports must
+not show it), under random writes and reads."""
 
 import random
 
@@ -10,11 +11,13 @@ from amaranth.sim import Simulator
 from fireflys_hw.gateware.streams import LaneQueue
 
 
-@pytest.mark.parametrize("registered_read", [False, True])
+@pytest.mark.parametrize("registered_read,registered_pop",
+                         [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
-def test_lane_queue_matches_a_queue_cycle_for_cycle(depth, registered_read):
-    dut = LaneQueue(8, depth, registered_read=registered_read)
-    rng = random.Random(depth * 2 + registered_read)
+def test_lane_queue_matches_a_queue_cycle_for_cycle(depth, registered_read, registered_pop):
+    dut = LaneQueue(8, depth, registered_read=registered_read, registered_pop=registered_pop)
+    below = [dut.below(n) for n in range(1, depth + 1)]
+    rng = random.Random(depth * 4 + registered_read * 2 + registered_pop)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     log = []
@@ -25,10 +28,13 @@ def test_lane_queue_matches_a_queue_cycle_for_cycle(depth, registered_read):
             # the queue's outputs this cycle, against the model's state
             assert ctx.get(dut.w_rdy) == (len(model) < depth)
             assert ctx.get(dut.r_rdy) == bool(model)
+            assert [ctx.get(b) for b in below] == [len(model) < n
+                                                   for n in range(1, depth + 1)]
             if model:
                 assert ctx.get(dut.r_data) == model[0]
+            # reads in runs too: a pop in every cycle keeps one pending in every cycle
             w = rng.random() < 0.5
-            r = rng.random() < 0.5
+            r = rng.random() < (0.9 if rng.random() < 0.5 else 0.3)
             ctx.set(dut.w_data, nxt)
             ctx.set(dut.w_en, w)
             ctx.set(dut.r_en, r)
@@ -48,3 +54,8 @@ def test_lane_queue_matches_a_queue_cycle_for_cycle(depth, registered_read):
     sim.add_testbench(bench)
     sim.run()
     assert log == [v % 256 for v in range(len(log))] and len(log) > 100
+
+
+def test_registered_pop_needs_registered_read():
+    with pytest.raises(ValueError, match="registered_read"):
+        LaneQueue(8, 4, registered_pop=True)

@@ -42,7 +42,7 @@ def to_beats(x):
 
 CASES = [(seed, c, h, w, T, p) for seed, (c, h, w, T, p) in enumerate(
     [(1, 1, 1, 1, 1), (3, 4, 5, 2, 1), (8, 8, 8, 4, 1), (2, 3, 7, 1, 0), (5, 6, 3, 2, 2),
-     (4, 2, 2, 4, 1)])]
+     (4, 2, 2, 4, 1), (3, 1, 4, 3, 3), (2, 5, 1, 1, 2)])]
 
 
 @pytest.mark.parametrize("seed,c,h,w,T,p", CASES)
