@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -286,10 +286,19 @@ class NeuronLanes(wiring.Component):
                     m.d.comb += q.w_data[out_bits:].eq(group)
                 continue
 
-            m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
-                shape=signed(th_bits), depth=G, init=thresholds[lane])
-            th_rd = th_mem.read_port(domain="comb")
-            m.d.comb += th_rd.addr.eq(g_group)
+            # one threshold for every group of the lane (a layer threshold, or one group): a
+            # constant, not a register that loads one (Yosys merged such registers of equal
+            # value across cores into one flip-flop, and its net across the chip was the
+            # ULX3S build's critical path, issue 14)
+            lane_th = [int(v) for v in thresholds[lane]]
+            if len(set(lane_th)) == 1:
+                th_const = Const(lane_th[0], signed(th_bits))
+            else:
+                th_const = None
+                m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
+                    shape=signed(th_bits), depth=G, init=thresholds[lane])
+                th_rd = th_mem.read_port(domain="comb")
+                m.d.comb += th_rd.addr.eq(g_group)
             # the update chain, two register stages per step: stage t holds V after step
             # t - 1, the spikes so far and the currents of steps t .. T-1 (one current for a
             # static input); its first half computes D = I[t] - V (LIF) and V - TH, its second
@@ -297,7 +306,8 @@ class NeuronLanes(wiring.Component):
             # as H >= TH with the two adds side by side: one carry chain per stage, not three
             # in series
             valid, v, spikes, currents, th, group = (g_valid, None, [], list(accs),
-                                                     th_rd.data, g_group)
+                                                     th_const if th_const is not None
+                                                     else th_rd.data, g_group)
             lif = layer.neuron is NeuronKind.LIF
             dbits = max(vbits, cbits) + 1
             tbits = max(vbits, th_bits) + 1
@@ -314,13 +324,14 @@ class NeuronLanes(wiring.Component):
                 a_currents = [Signal(signed(cbits), name=f"a{lane}_{t}_i{j}")
                               for j in range(len(rest) if t < T - 1 else 0)]
                 a_group = Signal(gbits, name=f"a{lane}_{t}_group")
-                a_th = Signal(signed(th_bits), name=f"a{lane}_{t}_th")
+                a_th = (th_const if th_const is not None
+                        else Signal(signed(th_bits), name=f"a{lane}_{t}_th"))
                 m.d.sync += [
                     a_valid.eq(valid),
                     a_v.eq(v_old),
                     a_d.eq(current - v_old if lif else current),
                     a_vt.eq(v_old - th),
-                    a_th.eq(th),
+                    *([] if th_const is not None else [a_th.eq(th)]),
                     a_group.eq(group),
                     *[x.eq(y) for x, y in zip(a_spikes, spikes)],
                     *[x.eq(y) for x, y in zip(a_currents, rest)],
@@ -344,12 +355,13 @@ class NeuronLanes(wiring.Component):
                 n_spikes = [Signal(name=f"u{lane}_{t + 1}_s{j}") for j in range(t + 1)]
                 n_currents = [Signal(signed(cbits), name=f"u{lane}_{t + 1}_i{j}")
                               for j in range(len(a_currents))]
-                n_th = Signal(signed(th_bits), name=f"u{lane}_{t + 1}_th")
+                n_th = (th_const if th_const is not None
+                        else Signal(signed(th_bits), name=f"u{lane}_{t + 1}_th"))
                 n_group = Signal(gbits, name=f"u{lane}_{t + 1}_group")
                 m.d.sync += [
                     n_valid.eq(a_valid),
                     n_v.eq(Mux(spike, 0, h)),
-                    n_th.eq(a_th),
+                    *([] if th_const is not None else [n_th.eq(a_th)]),
                     n_group.eq(a_group),
                     *[x.eq(y) for x, y in zip(n_spikes, spikes)],
                     *[x.eq(y) for x, y in zip(n_currents, a_currents)],

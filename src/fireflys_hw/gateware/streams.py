@@ -124,6 +124,10 @@ class LaneQueue(Elaboratable):
         self.next_data = Signal(width)
         #: a pop decided in the previous cycle, not yet applied to ``filled`` (registered_pop)
         self.pop_r = Signal()
+        # the same, inverted, for :meth:`below` only: a flip-flop of its own, which the placer
+        # can put by the fill-level readers (a room flag ANDed over lanes) while ``pop_r``
+        # stays by the queue's registers (inverted, so that Yosys does not merge the two)
+        self._no_pop_r = Signal(init=1)
 
     def below(self, n: int):
         """``level < n`` (``0 < n <= depth``): a flip-flop; with ``registered_pop`` one LUT of
@@ -131,7 +135,7 @@ class LaneQueue(Elaboratable):
         if not self.registered_pop:
             return ~self.filled[n - 1]
         above = self.filled[n] if n < self.depth else Const(0)
-        return ~self.filled[n - 1] | (self.pop_r & ~above)
+        return ~self.filled[n - 1] | (~self._no_pop_r & ~above)
 
     def elaborate(self, platform):
         m = Module()
@@ -174,7 +178,7 @@ class LaneQueue(Elaboratable):
                 # the ports show the storage with the pending pop applied; next cycle's
                 # head also skips this cycle's pop (the hand-shake steers this multiplexer,
                 # which only the look-ahead reader uses, not the storage)
-                m.d.sync += self.pop_r.eq(take)
+                m.d.sync += [self.pop_r.eq(take), self._no_pop_r.eq(~take)]
                 m.d.comb += [
                     self.r_data.eq(Mux(self.pop_r, second, head)),
                     self.next_data.eq(Mux(take, second_next, head_next)),
