@@ -86,7 +86,7 @@ from ..compiler.resources import fifo_depth
 from ..host.beats import static_input
 from .core import LayerCore, readout_beat
 from .direct_conv import DirectCore
-from .streams import SkidBuffer, spike_stream
+from .streams import spike_stream
 from .synapse import DEFAULT_WINDOW_DEPTH
 from .util import popcount
 
@@ -277,12 +277,7 @@ class Accelerator(wiring.Component):
             link = fifo.SyncFIFOBuffered(width=self.cores[k].layer.out_channels * self.T,
                                          depth=d)
             m.submodules[f"fifo{k}"] = link
-            # a register slice in front of the FIFO: its fill-level compare (its ready) and the
-            # core's output hand-shake, which reaches across the core into its credit, were
-            # two halves of one cycle (the ULX3S build's critical path at 110.7 MHz, issue 14)
-            m.submodules[f"slice{k}"] = out_slice = SkidBuffer(link.w_stream.payload.shape())
-            wiring.connect(m, self.cores[k].output, out_slice.input)
-            wiring.connect(m, out_slice.output, link.w_stream)
+            wiring.connect(m, self.cores[k].output, link.w_stream)
             wiring.connect(m, link.r_stream, self.cores[k + 1].input)
         wiring.connect(m, self.cores[-1].output, wiring.flipped(self.output))
         if self.profile:
