@@ -131,7 +131,7 @@ class LaneQueue(Elaboratable):
 
     def below(self, n: int):
         """``level < n`` (``0 < n <= depth``): a flip-flop; with ``registered_pop`` one LUT of
-        two flip-flops and ``pop_r`` (the level with the pending pop applied)."""
+        two fill flip-flops and a copy of ``pop_r`` (the level with the pending pop applied)."""
         if not self.registered_pop:
             return ~self.filled[n - 1]
         above = self.filled[n] if n < self.depth else Const(0)
