@@ -351,11 +351,10 @@ class SparsityDetector(wiring.Component):
             a1_sum = a1_sum + n
         a1_le1 = Cat(*((a1_n[k] <= 1) & Cat(*(n == 0 for j, n in enumerate(a1_n) if j != k)).all()
                        for k in range(len(a1_n)))).any()
-        with m.If(b_take):
-            m.d.sync += b_valid.eq(b_load)
         # b_take and b_open from the next values of B's registers (see above)
         with m.If(b_take):
-            m.d.sync += [b_take.eq(~b_load | a1_le1),
+            m.d.sync += [b_valid.eq(b_load),
+                         b_take.eq(~b_load | a1_le1),
                          b_open.eq(b_load & ~a1_zero & ~a1.end)]
         with m.Else():
             m.d.sync += [b_take.eq(b_n <= 2), b_open.eq(b_open & ~absorb)]

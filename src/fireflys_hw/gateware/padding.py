@@ -65,11 +65,6 @@ class Padding(wiring.Component):
             return m
 
         p, T = self.padding, self.T
-        hp, wp = self.out_height, self.out_width
-        # position of the beat being offered downstream, in padded coordinates
-        h = Signal(range(hp))
-        w = Signal(range(wp))
-        t = Signal(range(T))
         # row/column flags kept in registers, and their AND too, so that the pass-through
         # decision is a flip-flop, not four comparators (nor an AND) on the ready/valid path
         # and in front of the orchestrator's chunk flags (an ECP5 core's critical path, issue
@@ -85,16 +80,34 @@ class Padding(wiring.Component):
         # where the counters stand, as flags set from the counters' next values, so that a
         # step's decisions are one LUT of flip-flops after the hand-shake, not comparators
         # (the padding's flags were core 4's critical path alone on the ECP5, 9.0 ns)
+        def axis(name, step, inner):
+            """The position along a padded axis (``inner + 2p`` places, in padded
+            coordinates), moved by ``step``; returns its flags: ``last`` (at the last place),
+            ``enter`` (the next place is the first inside), ``leave`` (the next place is the
+            first outside)."""
+            size = inner + 2 * p
+            pos = Signal(range(size), name=name)
+            last = Signal(init=size == 1, name=f"{name}_last")
+            enter = Signal(init=p == 1, name=f"{name}_enter")
+            leave = Signal(init=p + inner == 1, name=f"{name}_leave")
+            with m.If(step):
+                with m.If(last):
+                    m.d.sync += [pos.eq(0), last.eq(size == 1), enter.eq(p == 1),
+                                 leave.eq(p + inner == 1)]
+                with m.Else():
+                    m.d.sync += [pos.eq(pos + 1), last.eq(equals(pos, size - 2)),
+                                 enter.eq(equals(pos, p - 2)),
+                                 leave.eq(equals(pos, p + inner - 2))]
+            return last, enter, leave
+
+        # the step within a pixel
+        t = Signal(range(T))
         t_last = Signal(init=T == 1)
-        w_last = Signal(init=wp == 1)
-        w_enter = Signal(init=p == 1)                  # the next column is the first inside
-        w_leave = Signal(init=p + self.width == 1)     # the next column is the first outside
-        h_last = Signal(init=hp == 1)
-        h_enter = Signal(init=p == 1)
-        h_leave = Signal(init=p + self.height == 1)
         fire = Signal()
         step_w = fire & t_last                          # the pixel's last beat goes
+        w_last, w_enter, w_leave = axis("w", step_w, self.width)
         step_h = step_w & w_last                        # the row's last beat goes
+        h_last, h_enter, h_leave = axis("h", step_h, self.height)
         # the flag after the column (row) steps: 0 at the end, set entering, cleared leaving
         col_step = ~w_last & (w_enter | (col_in & ~w_leave))
         row_step = ~h_last & (h_enter | (row_in & ~h_leave))
@@ -118,20 +131,4 @@ class Padding(wiring.Component):
                 m.d.sync += [t.eq(0), t_last.eq(T == 1)]
             with m.Else():
                 m.d.sync += [t.eq(t + 1), t_last.eq(equals(t, T - 2))]
-        with m.If(step_w):
-            with m.If(w_last):
-                m.d.sync += [w.eq(0), w_last.eq(wp == 1), w_enter.eq(p == 1),
-                             w_leave.eq(p + self.width == 1)]
-            with m.Else():
-                m.d.sync += [w.eq(w + 1), w_last.eq(equals(w, wp - 2)),
-                             w_enter.eq(equals(w, p - 2)),
-                             w_leave.eq(equals(w, p + self.width - 2))]
-        with m.If(step_h):
-            with m.If(h_last):
-                m.d.sync += [h.eq(0), h_last.eq(hp == 1), h_enter.eq(p == 1),
-                             h_leave.eq(p + self.height == 1)]
-            with m.Else():
-                m.d.sync += [h.eq(h + 1), h_last.eq(equals(h, hp - 2)),
-                             h_enter.eq(equals(h, p - 2)),
-                             h_leave.eq(equals(h, p + self.height - 2))]
         return m
