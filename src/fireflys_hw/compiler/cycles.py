@@ -172,9 +172,10 @@ def batch_array_cycles(pairs: np.ndarray, last_chunk: np.ndarray, *,
             else nothing
         a0_free = ~a0_v | a1_free | a0_drop
         ready = ~r_v | a0_free
-        # credit: results in flight (taken, not yet popped) below depth; pops are distinct
-        # cycles, so at most one more has happened since the last cycle
-        popped += pops[fr, popped] < cycle
+        # credit: results in flight (taken, not yet popped) below depth; a pop counts from
+        # the cycle after next (the array registers it); pops are distinct cycles, so at
+        # most one more has happened since the last cycle
+        popped += pops[fr, popped] < cycle - 1
         offered = nxt < n
         if walk:
             offered &= (pos > nxt) & ~dropped[fr, np.minimum(nxt, n)]

@@ -61,7 +61,8 @@ class SynapseArray(wiring.Component):
 
     Admission (credit): the array takes a window beat only while fewer than ``depth`` results
     are in flight (their window's last chunk taken in, the result not yet popped from the
-    lanes' output FIFOs; a result counts from the input broadcast, whichever lane is behind),
+    lanes' output FIFOs, or popped in the previous cycle: the pop reaches the credit from a
+    flip-flop; a result counts from the input broadcast, whichever lane is behind),
     so the detector and neuron pipelines never stall and no output FIFO overflows:
     backpressure acts at the input only. The windows queued in a lane's window FIFO count too,
     so ``depth`` also bounds how far ahead the FIFOs can run when windows are short (one
@@ -248,7 +249,13 @@ class SynapseArray(wiring.Component):
         wiring.connect(m, wiring.flipped(self.output), lanes.output)
 
         taken = take & self.input.payload.last_chunk
-        popped = self.output.valid & self.output.ready
+        # a pop counts a cycle later, from a flip-flop: the downstream hand-shake (a link
+        # FIFO's fill compare, through a max-pool's ready) does not reach across the core into
+        # the credit and the input's ready (core 1's path, the ULX3S build's critical one at
+        # 110.7 MHz, issue 14); in flight is over-counted by one for a cycle, which only
+        # matters when the credit is spent
+        popped = Signal()
+        m.d.sync += popped.eq(self.output.valid & self.output.ready)
         # credit = fewer than depth in flight, a register kept equal to that (set from the
         # code's bits, picked like its next value: no compare after the hand-shake)
         m.d.sync += credit.eq(credit)
@@ -272,7 +279,8 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     Per cycle: the input moves when every lane FIFO had room one cycle earlier (``level <
     window_depth - 1`` at the previous cycle's start, a registered flag, high in cycle 0;
     ``level < window_depth`` at this cycle's start when ``window_depth`` is 1) and fewer than
-    ``depth`` results are in flight (with ``window_depth >= 2`` a FIFO's level counts the
+    ``depth`` results are in flight (a result popped in a cycle counts as in flight through
+    the next; with ``window_depth >= 2`` a FIFO's level counts the
     beat in the write register); a beat taken in a cycle is written into the lane FIFOs in the
     next (``window_depth >= 2``: the array's write register) or the same (``window_depth =
     1``), and a beat written in a cycle is at its detector's input in the next; each detector
@@ -312,7 +320,8 @@ def array_cycles(weights: PackedWeights, beats: list[dict], readout: bool = Fals
     pos = 0                               # walk: the next chunk to read
     cycle = 0
     while nxt < n or not all(d.idle for d in dets) or any(queues):
-        inflight = taken - sum(1 for c in pops if c < cycle)
+        # a pop counts from the cycle after next (the array registers it)
+        inflight = taken - sum(1 for c in pops if c < cycle - 1)
         credit = inflight < depth
         offered = nxt < n and (not walk or (pos > nxt and not dropped[nxt]))
         if window_depth >= 2:
