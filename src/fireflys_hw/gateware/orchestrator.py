@@ -217,7 +217,6 @@ class DataflowOrchestrator(wiring.Component):
         # constants beside the counters, so that the RAM read starts at a flip-flop (an add, a
         # wrap and the read in one cycle: core 1's critical path alone on the ECP5, 9.2 ns)
         addr = Signal(range(D))
-        kh = Signal(range(kh_n))
         kw = Signal(range(kw_n))
         cic = Signal(range(max(nci, 2)))
         chunk = Signal(range(max(self.n_chunks, 2)))
@@ -229,18 +228,11 @@ class DataflowOrchestrator(wiring.Component):
         # that picks the next pop address and level is a few flags, not compares)
         cic_last = Signal(init=nci == 1)
         kw_last = Signal(init=kw_n == 1)
-        kh_last = Signal(init=kh_n == 1)
         group_last = Signal(init=self.n_groups == 1)
         ow_last = Signal(init=self.out_width == 1)
         oh_last = Signal(init=self.out_height == 1)
         # the window's last chunk: a register too (the chunk counter walks 0 .. n_chunks - 1)
         chunk_last = Signal(init=self.n_chunks == 1)
-
-        def restart(counter, flag, n):
-            return [counter.eq(0), flag.eq(n == 1)]
-
-        def count(counter, flag, n):
-            return [counter.eq(counter + 1), flag.eq(counter == n - 2)]
 
         # the stage after the RAM read: its beat is on the output unless it is dropped
         advance = Signal()
@@ -348,65 +340,65 @@ class DataflowOrchestrator(wiring.Component):
             room_next[k] = ~Mux(inc, at_least(level, D + k - 1), at_least(level, D + k))
             window_next[k] = Mux(inc, at_least(level, self.span + k - 1),
                                  at_least(level, self.span + k))
-        # the issue that ends a window (its last chunk of its last group) frees its pixels;
-        # "the chunk issued next is the window's last of its last group" is a register of its
-        # own (set from the next values of the two flags), so that the window's end is the
-        # hand-shake and one flip-flop (on the ECP5's 4-input LUTs an AND of five flags behind
-        # the hand-shake was a core's critical path, issue 14)
+        # Every counter's "at its last value" flag is a register set from its next value (a
+        # combinational ``*_next``, the flag unless the counter moves), and so are the ANDs
+        # of flags that enable the counters further out: "the chunk issued is its window's
+        # last of its last group" (window_last), "that window is its output row's last"
+        # (row_end). Each counter is then enabled by the hand-shake and one flip-flop, not
+        # by a chain of the flags before it (the nested enables were five LUTs behind the
+        # hand-shake, core 4's critical path in a whole ULX3S build, issue 14). The kernel
+        # row needs no counter: the chunk counter's flag marks the window's end.
+        window_last = Signal(init=self.n_chunks == 1 and self.n_groups == 1)
+        row_end = Signal(init=self.n_chunks == 1 and self.n_groups == 1 and self.out_width == 1)
         step = Signal()
         window_end = Signal()
-        window_last = Signal(init=self.n_chunks == 1 and self.n_groups == 1)
-        chunk_last_next = Signal()
-        group_last_next = Signal()
-        m.d.comb += [step.eq(advance & issue), window_end.eq(step & window_last),
-                     chunk_last_next.eq(chunk_last), group_last_next.eq(group_last)]
-        m.d.sync += [chunk_last.eq(chunk_last_next), group_last.eq(group_last_next),
-                     window_last.eq(chunk_last_next & group_last_next)]
+        m.d.comb += [step.eq(advance & issue), window_end.eq(step & window_last)]
+        flags = {}
+        for counter, flag, n in ((cic, cic_last, nci), (kw, kw_last, kw_n),
+                                 (chunk, chunk_last, self.n_chunks),
+                                 (group, group_last, self.n_groups),
+                                 (ow, ow_last, self.out_width), (oh, oh_last, self.out_height)):
+            flag_next = Signal(name=f"{flag.name}_next")
+            m.d.comb += flag_next.eq(flag)
+            m.d.sync += flag.eq(flag_next)
+            flags[counter.name] = (counter, flag, flag_next, n)
+        m.d.sync += [window_last.eq(flags["chunk"][2] & flags["group"][2]),
+                     row_end.eq(flags["chunk"][2] & flags["group"][2] & flags["ow"][2])]
 
-        def restart_next(counter, flag_next, n):
-            m.d.comb += flag_next.eq(n == 1)
-            return [counter.eq(0)]
+        def wrap(name, enable):
+            """The counter ``name`` moves when ``enable``: to 0 at its last value, else + 1."""
+            counter, flag, flag_next, n = flags[name]
+            with m.If(enable):
+                with m.If(flag):
+                    m.d.sync += counter.eq(0)
+                    m.d.comb += flag_next.eq(n == 1)
+                with m.Else():
+                    m.d.sync += counter.eq(counter + 1)
+                    m.d.comb += flag_next.eq(counter == n - 2)
 
-        def count_next(counter, flag_next, n):
-            m.d.comb += flag_next.eq(counter == n - 2)
-            return [counter.eq(counter + 1)]
         with m.If(advance):
             m.d.sync += out_valid.eq(issue)
-        with m.If(step):
-            with m.If(cic_last):
-                m.d.sync += restart(cic, cic_last, nci)
-                with m.If(kw_last):
-                    m.d.sync += restart(kw, kw_last, kw_n)
-                    with m.If(kh_last):
-                        m.d.sync += restart(kh, kh_last, kh_n)
-                        m.d.sync += restart_next(chunk, chunk_last_next, self.n_chunks)
-                        with m.If(group_last):
-                            m.d.sync += restart_next(group, group_last_next, self.n_groups)
-                            # the window is done: move base, free the pixels behind it; the
-                            # window's first pixel is read next, so the address follows
-                            m.d.sync += [base.eq(base_moved), addr.eq(base_moved)]
-                            with m.If(ow_last):
-                                m.d.sync += restart(ow, ow_last, self.out_width)
-                                with m.If(oh_last):
-                                    m.d.sync += restart(oh, oh_last, self.out_height)
-                                with m.Else():
-                                    m.d.sync += count(oh, oh_last, self.out_height)
-                            with m.Else():
-                                m.d.sync += count(ow, ow_last, self.out_width)
-                        with m.Else():
-                            m.d.sync += count_next(group, group_last_next, self.n_groups)
-                            m.d.sync += addr.eq(base)       # the window again, next group
-                    with m.Else():
-                        m.d.sync += count(kh, kh_last, kh_n)
-                        m.d.sync += count_next(chunk, chunk_last_next, self.n_chunks)
-                        m.d.sync += addr.eq(next_row)
-                with m.Else():
-                    m.d.sync += count(kw, kw_last, kw_n)
-                    m.d.sync += count_next(chunk, chunk_last_next, self.n_chunks)
-                    m.d.sync += addr.eq(next_column)
+        wrap("cic", step)
+        wrap("kw", step & cic_last)
+        wrap("chunk", step)
+        wrap("group", step & chunk_last)
+        wrap("ow", window_end)
+        wrap("oh", step & row_end)
+        # the next pixel read: the next channel chunk's is the same pixel; the next kernel
+        # column's, the next kernel row's, the window's again (next group), or the next
+        # window's first (which moves base and frees the pixels behind it); the pick is made
+        # from the flags alone, before the hand-shake is known
+        with m.If(step & cic_last):
+            with m.If(window_last):
+                m.d.sync += addr.eq(base_moved)
+            with m.Elif(chunk_last):
+                m.d.sync += addr.eq(base)
+            with m.Elif(kw_last):
+                m.d.sync += addr.eq(next_row)
             with m.Else():
-                m.d.sync += count(cic, cic_last, nci)
-                m.d.sync += count_next(chunk, chunk_last_next, self.n_chunks)
+                m.d.sync += addr.eq(next_column)
+        with m.If(window_end):
+            m.d.sync += base.eq(base_moved)
         m.d.sync += [
             level.eq(Mux(window_end, pick(level_next, "level_moved"), level_next[0])),
             has_room.eq(Mux(window_end, pick(room_next, "room_moved"), room_next[0])),
