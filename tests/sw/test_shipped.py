@@ -14,7 +14,8 @@ from fireflys_sw.datasets import load_dataset
 from fireflys_sw.golden import run_golden
 
 SHIPPED = {"scnn5-fashion-mnist": "fashion-mnist", "scnn5-mnist5k": "mnist5k",
-           "scnn5-fashion-mnist-radix": "fashion-mnist"}
+           "scnn5-fashion-mnist-radix": "fashion-mnist",
+           "scnn5-wide-fashion-mnist": "fashion-mnist"}
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
