@@ -199,10 +199,11 @@ class SynapseArray(wiring.Component):
             staged = self.window_depth >= 2
             if staged:
                 # the beat into a register, written into the FIFOs a cycle later: the take
-                # reaches one flip-flop, not every lane FIFO's write logic (a fan-out across
-                # the core, core 1's path on the ECP5, issue 14); the data register loads every
-                # cycle (the stream holds a beat until it is taken). One register for all the
-                # lanes: Yosys merged per-lane copies into one anyway.
+                # reaches flip-flops, not every lane FIFO's write logic (a fan-out across the
+                # core, core 1's path on the ECP5, issue 14); the data register loads every
+                # cycle (the stream holds a beat until it is taken). The valid has a copy per
+                # lane (below), so that no one flip-flop drives every lane's fill logic (core
+                # 4's path alone on the ECP5 after the fifth round, 7.95 ns, 6.7 of it routing).
                 w_valid = Signal()
                 w_data = Signal(self.window_bits)
                 m.d.sync += [w_valid.eq(take), w_data.eq(self.input.payload)]
@@ -216,9 +217,19 @@ class SynapseArray(wiring.Component):
                               registered_pop=True)
                 m.submodules[f"window{lane}"] = q
                 queues.append(q)
+                if staged:
+                    # this lane's copy of the write register's valid: the take ANDed with
+                    # the queue's own "not full", which the registered room flag makes always
+                    # true when a beat is taken (so the copy equals w_valid), and which keeps
+                    # the copies apart in synthesis (Yosys merges flip-flops with the same
+                    # input into one)
+                    lane_valid = Signal(name=f"w_valid{lane}")
+                    m.d.sync += lane_valid.eq(take & q.w_rdy)
+                else:
+                    lane_valid = w_valid
                 m.d.comb += [
                     q.w_data.eq(w_data),
-                    q.w_en.eq(w_valid),
+                    q.w_en.eq(lane_valid),
                     det.input.payload.eq(q.r_data),
                     det.next_input.eq(q.next_data),
                     det.input.valid.eq(q.r_rdy),
