@@ -353,7 +353,8 @@ class DataflowOrchestrator(wiring.Component):
         step = Signal()
         window_end = Signal()
         m.d.comb += [step.eq(advance & issue), window_end.eq(step & window_last)]
-        flags = {}
+        counters = {}       # name: (counter, its last flag, the flag's next value, length)
+        last_next = {}      # name: the last flag's next value
         for counter, flag, n in ((cic, cic_last, nci), (kw, kw_last, kw_n),
                                  (chunk, chunk_last, self.n_chunks),
                                  (group, group_last, self.n_groups),
@@ -361,13 +362,14 @@ class DataflowOrchestrator(wiring.Component):
             flag_next = Signal(name=f"{flag.name}_next")
             m.d.comb += flag_next.eq(flag)
             m.d.sync += flag.eq(flag_next)
-            flags[counter.name] = (counter, flag, flag_next, n)
-        m.d.sync += [window_last.eq(flags["chunk"][2] & flags["group"][2]),
-                     row_end.eq(flags["chunk"][2] & flags["group"][2] & flags["ow"][2])]
+            counters[counter.name] = (counter, flag, flag_next, n)
+            last_next[counter.name] = flag_next
+        m.d.sync += [window_last.eq(last_next["chunk"] & last_next["group"]),
+                     row_end.eq(last_next["chunk"] & last_next["group"] & last_next["ow"])]
 
         def wrap(name, enable):
             """The counter ``name`` moves when ``enable``: to 0 at its last value, else + 1."""
-            counter, flag, flag_next, n = flags[name]
+            counter, flag, flag_next, n = counters[name]
             with m.If(enable):
                 with m.If(flag):
                     m.d.sync += counter.eq(0)
