@@ -197,9 +197,9 @@ class ReadoutCollector(wiring.Component):
 
     The beats pass a register stage, then go to an :class:`~fireflys_hw.gateware.neuron.Argmax`
     and, in the same transfer, into registers (one ``score_bits`` register per class); the
-    result leaves with the argmax's
-    beat. The registers only change on a transfer into the argmax, which refuses input while
-    its result waits, so a frame's scores stay put until its beat has left.
+    result leaves with the argmax's beat. The registers only change on a transfer into the
+    argmax, and from a pixel's last beat until its result has left (the argmax is a pipeline)
+    the next pixel's beats wait, so a pixel's scores stay put until its beat has left.
 
     Parameters
     ----------
@@ -243,14 +243,23 @@ class ReadoutCollector(wiring.Component):
         # ECP5 build); one cycle of latency per frame, no throughput
         r_valid = Signal()
         r_beat = Signal.like(self.input.payload)
+        # a pixel's last beat is in the argmax's pipeline or its result waits: the next
+        # pixel's beats wait here, so the score registers hold until the result has left
+        in_flight = Signal()
+        into_argmax = Signal()
         m.d.comb += [
             argmax.input.payload.eq(r_beat),
-            argmax.input.valid.eq(r_valid),
-            self.input.ready.eq(~r_valid | argmax.input.ready),
+            argmax.input.valid.eq(r_valid & ~in_flight),
+            into_argmax.eq(argmax.input.valid & argmax.input.ready),
+            self.input.ready.eq(~r_valid | into_argmax),
         ]
         with m.If(self.input.ready):
             m.d.sync += [r_valid.eq(self.input.valid), r_beat.eq(self.input.payload)]
-        with m.If(r_valid & argmax.input.ready):
+        with m.If(argmax.output.valid & argmax.output.ready):
+            m.d.sync += in_flight.eq(0)
+        with m.If(into_argmax & (r_beat.group == G - 1)):
+            m.d.sync += in_flight.eq(1)
+        with m.If(into_argmax):
             for g in range(G):
                 with m.If(r_beat.group == g):
                     m.d.sync += [scores[g * P + lane].eq(r_beat.scores[lane])
