@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
-from fireflys_hw.gateware.core import LayerCore, OutputCollector, core_cycles
+from fireflys_hw.gateware.core import LayerCore, OutputCollector, ReadoutCollector, core_cycles
 from fireflys_hw.compiler import LayerStats, predicted_cycles, recurrence_cycles
 from fireflys_hw.compiler.workload import _pairs_of
 from fireflys_hw.compiler.reference import bit_planes, pixel_beats
@@ -40,6 +40,35 @@ def test_collector(seed, co, p_co, T):
     want = [word(spikes[p].reshape(-1)) for p in range(n_pix)]
     got = run_stream(OutputCollector(co, p_co, T), items, len(want), seed)
     assert got == want, f"seed {seed}"
+
+
+@pytest.mark.parametrize("seed,classes,p_co,in_stall,out_stall", [
+    (0, 10, 3, 0.0, 0.5), (1, 10, 10, 0.0, 0.3), (2, 7, 2, 0.3, 0.3), (3, 5, 4, 0.0, 0.0),
+    (4, 12, 5, 0.2, 0.7)])
+def test_readout_collector(seed, classes, p_co, in_stall, out_stall):
+    """Pixels' score beats back to back into the pipelined argmax: every result carries its own
+    pixel's scores, even while the next pixel's beats wait (a regression: the next pixel's
+    scores used to overwrite the registers before the result left)."""
+    rng = np.random.default_rng(seed)
+    score_bits, n_pix = 6, 6
+    dut = ReadoutCollector(classes, p_co, score_bits)
+    G = dut.n_groups
+    scores = rng.integers(-8, 8, (n_pix, G * p_co))     # narrow: ties happen
+    items = [{"scores": [int(v) for v in scores[p, g * p_co:(g + 1) * p_co]], "group": g}
+             for p in range(n_pix) for g in range(G)]
+    want = [{"scores": [int(v) for v in scores[p, :classes]],
+             "index": int(np.argmax(scores[p, :classes]))} for p in range(n_pix)]
+    got = []
+
+    async def producer(ctx):
+        await put(ctx, dut.input, items, in_stall, random.Random(seed))
+
+    async def consumer(ctx):
+        got.extend(await get(ctx, dut.output, n_pix, out_stall, random.Random(seed + 1)))
+        await expect_idle(ctx, dut.output, 20)
+
+    run_sim(dut, producer, consumer)
+    assert got == want
 
 
 # --- LayerCore against the golden model ---------------------------------------------------------
