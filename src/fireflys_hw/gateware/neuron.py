@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -286,28 +286,22 @@ class NeuronLanes(wiring.Component):
                     m.d.comb += q.w_data[out_bits:].eq(group)
                 continue
 
-            # one threshold for every group of the lane (a layer threshold, or one group): a
-            # constant, not a register that loads one (Yosys merged such registers of equal
-            # value across cores into one flip-flop, and its net across the chip was the
-            # ULX3S build's critical path, issue 14)
+            # the lane's threshold per group, and its negation (V - TH at t = 0, when V = 0),
+            # as tables whose bits that are the same in every group are constants: Yosys
+            # merged flip-flops with equal constant D across cores into one whose net
+            # crossed the chip (the ULX3S build's critical path, issue 14)
             lane_th = [int(v) for v in thresholds[lane]]
-            if len(set(lane_th)) == 1:
-                th_const = Const(lane_th[0], signed(th_bits))
-            else:
-                th_const = None
-                m.submodules[f"threshold{lane}"] = th_mem = memory.Memory(
-                    shape=signed(th_bits), depth=G, init=thresholds[lane])
-                th_rd = th_mem.read_port(domain="comb")
-                m.d.comb += th_rd.addr.eq(g_group)
+            th = constant_table(m, f"threshold{lane}", lane_th, signed(th_bits), g_group)
+            neg_th = constant_table(m, f"neg_threshold{lane}", [-v for v in lane_th],
+                                    signed(max(vbits, th_bits) + 1), g_group)
+            th_const = th if isinstance(th, Const) else None
             # the update chain, two register stages per step: stage t holds V after step
             # t - 1, the spikes so far and the currents of steps t .. T-1 (one current for a
             # static input); its first half computes D = I[t] - V (LIF) and V - TH, its second
             # H = V + (D >> leak) and the spike as (V - TH) + (D >> leak) >= 0, the same test
             # as H >= TH with the two adds side by side: one carry chain per stage, not three
             # in series
-            valid, v, spikes, currents, th, group = (g_valid, None, [], list(accs),
-                                                     th_const if th_const is not None
-                                                     else th_rd.data, g_group)
+            valid, v, spikes, currents, group = g_valid, None, [], list(accs), g_group
             lif = layer.neuron is NeuronKind.LIF
             dbits = max(vbits, cbits) + 1
             tbits = max(vbits, th_bits) + 1
@@ -319,18 +313,23 @@ class NeuronLanes(wiring.Component):
                 a_valid = Signal(name=f"a{lane}_{t}_valid")
                 a_v = Signal(signed(vbits), name=f"a{lane}_{t}_v")
                 a_d = Signal(signed(dbits), name=f"a{lane}_{t}_d")
-                a_vt = Signal(signed(tbits), name=f"a{lane}_{t}_vt")
+                # registers of table values start at the table's first row, so a constant
+                # bit is a flip-flop whose D is its init, which Yosys removes
+                vt_const = v is None and isinstance(neg_th, Const)
+                a_vt = (neg_th if vt_const
+                        else Signal(signed(tbits), name=f"a{lane}_{t}_vt",
+                                    init=-lane_th[0] if v is None else 0))
                 a_spikes = [Signal(name=f"a{lane}_{t}_s{j}") for j in range(t)]
                 a_currents = [Signal(signed(cbits), name=f"a{lane}_{t}_i{j}")
                               for j in range(len(rest) if t < T - 1 else 0)]
                 a_group = Signal(gbits, name=f"a{lane}_{t}_group")
                 a_th = (th_const if th_const is not None
-                        else Signal(signed(th_bits), name=f"a{lane}_{t}_th"))
+                        else Signal(signed(th_bits), name=f"a{lane}_{t}_th", init=lane_th[0]))
                 m.d.sync += [
                     a_valid.eq(valid),
                     a_v.eq(v_old),
                     a_d.eq(current - v_old if lif else current),
-                    a_vt.eq(v_old - th),
+                    *([] if vt_const else [a_vt.eq(neg_th if v is None else v_old - th)]),
                     *([] if th_const is not None else [a_th.eq(th)]),
                     a_group.eq(group),
                     *[x.eq(y) for x, y in zip(a_spikes, spikes)],
@@ -356,7 +355,8 @@ class NeuronLanes(wiring.Component):
                 n_currents = [Signal(signed(cbits), name=f"u{lane}_{t + 1}_i{j}")
                               for j in range(len(a_currents))]
                 n_th = (th_const if th_const is not None
-                        else Signal(signed(th_bits), name=f"u{lane}_{t + 1}_th"))
+                        else Signal(signed(th_bits), name=f"u{lane}_{t + 1}_th",
+                                    init=lane_th[0]))
                 n_group = Signal(gbits, name=f"u{lane}_{t + 1}_group")
                 m.d.sync += [
                     n_valid.eq(a_valid),
@@ -595,3 +595,23 @@ class Argmax(wiring.Component):
             with m.If(group == G - 1):
                 m.d.sync += out_valid.eq(1)
         return m
+
+
+def constant_table(m: Module, name: str, rows: list[int], shape, addr) -> Value:
+    """Row ``addr`` of a constant table of ``shape`` values: a bit that is the same in every
+    row is a constant, the others are read from a ROM (``name``, read asynchronously), and a
+    table whose rows are all equal is one :class:`Const`."""
+    shape = Shape.cast(shape)
+    width = shape.width
+    varying = [b for b in range(width) if len({(r >> b) & 1 for r in rows}) > 1]
+    if not varying:
+        return Const(rows[0], shape)
+    m.submodules[name] = rom = memory.Memory(
+        shape=len(varying), depth=len(rows),
+        init=[sum(((r >> b) & 1) << i for i, b in enumerate(varying)) for r in rows])
+    read = rom.read_port(domain="comb")
+    m.d.comb += read.addr.eq(addr)
+    column = {b: i for i, b in enumerate(varying)}
+    bits = Cat(*(read.data[column[b]] if b in column else Const((rows[0] >> b) & 1, 1)
+                 for b in range(width)))
+    return bits.as_signed() if shape.signed else bits

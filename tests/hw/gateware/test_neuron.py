@@ -148,3 +148,34 @@ def test_errors():
         Argmax(3, 5, 8)
     with pytest.raises(TypeError, match=r"^score_bits must be an integer, not 'x'$"):
         Argmax(3, 1, "x")
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("thresholds", [[16, 17, 18, 19, 19, 18, 17, 16], [5] * 8])
+def test_threshold_bits_shared_by_every_group_are_constants(tmp_path, thresholds):
+    """A threshold bit that is the same in every group is a constant after ECP5 synthesis, not
+    a flip-flop with a constant D: Yosys merged those of equal value across cores into one
+    flip-flop whose net crossed the chip (the ULX3S build's critical path, issue 14)."""
+    import json
+    import subprocess
+
+    from fireflys_hw.synth import _component_rtlil, yosys_command
+    from fireflys_sw.artifact import LayerKind
+
+    rng = np.random.default_rng(7)
+    layer = random_layer(rng, kind=LayerKind.CONV, ci=8, co=8, k=3, hw=(3, 3),
+                         neuron=NeuronKind.LIF, padding=0)
+    # P_Co = 2, four groups: per lane thresholds 16-19 (bits 2 and up never change), or one
+    # layer threshold (V - TH at t = 0 is a constant)
+    layer = dataclasses.replace(layer, threshold=np.array(thresholds))
+    dut = NeuronLanes(layer, 2, 2, 4, 1, depth=4)
+    (tmp_path / "lanes.il").write_text(_component_rtlil(dut, "top"))
+    subprocess.run([yosys_command(), "-q", "-p",
+                    "read_rtlil lanes.il; synth_ecp5 -top top; write_json lanes.json"],
+                   cwd=tmp_path, check=True)
+    top = json.loads((tmp_path / "lanes.json").read_text())["modules"]["top"]
+    constant_d = [name for name, cell in top["cells"].items()
+                  if cell["type"] == "TRELLIS_FF"
+                  and isinstance(cell["connections"]["DI"][0], str)
+                  and cell["parameters"].get("CEMUX", "").strip() == "1"]
+    assert constant_d == []
