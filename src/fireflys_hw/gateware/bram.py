@@ -74,6 +74,9 @@ class RegisteredRom(wiring.Component):
     block_ram : bool
         Whether the table belongs in block RAM (the DP16KD form on an ECP5); ``False`` leaves
         the mapping to synthesis (a small table: LUTs).
+    second_port : bool
+        A second read (``addr_b`` -> ``data_b``, the same ``en`` and ``oce``): a DP16KD's port
+        B, no more blocks.
 
     Members
     -------
@@ -81,11 +84,14 @@ class RegisteredRom(wiring.Component):
     en : ``In(1)``
     oce : ``In(1)``
     data : ``Out(width)``
+    addr_b : ``In(range(len(init)))`` (``second_port``)
+    data_b : ``Out(width)`` (``second_port``)
     """
 
-    def __init__(self, width: int, init, *, block_ram: bool = True):
+    def __init__(self, width: int, init, *, block_ram: bool = True, second_port: bool = False):
         self.width = check_positive("width", width)
         self.block_ram = bool(block_ram)
+        self.second_port = bool(second_port)
         self.init = [int(v) for v in init]
         if not self.init:
             raise ValueError("init must hold at least one row")
@@ -96,6 +102,8 @@ class RegisteredRom(wiring.Component):
             "en": In(1),
             "oce": In(1),
             "data": Out(width),
+            **({"addr_b": In(range(max(len(self.init), 2))), "data_b": Out(width)}
+               if self.second_port else {}),
         })
 
     def elaborate(self, platform):
@@ -106,10 +114,13 @@ class RegisteredRom(wiring.Component):
             return m
         m.submodules.table = table = memory.Memory(shape=self.width, depth=len(self.init),
                                                    init=self.init)
-        rd = table.read_port()
-        m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en)]
-        with m.If(self.oce):
-            m.d.sync += self.data.eq(rd.data)
+        reads = [(self.addr, self.data)] + ([(self.addr_b, self.data_b)]
+                                            if self.second_port else [])
+        for addr, out in reads:
+            rd = table.read_port()
+            m.d.comb += [rd.addr.eq(addr), rd.en.eq(self.en)]
+            with m.If(self.oce):
+                m.d.sync += out.eq(rd.data)
         return m
 
     def _dp16kd(self, m, mode, n_blocks):
@@ -123,24 +134,29 @@ class RegisteredRom(wiring.Component):
             for i in range(14):
                 a = i - low
                 ports[f"i_ADA{i}"] = self.addr[a] if 0 <= a < addr_bits else Const(0, 1)
-                ports[f"i_ADB{i}"] = Const(0, 1)
+                ports[f"i_ADB{i}"] = (self.addr_b[a] if self.second_port and 0 <= a < addr_bits
+                                      else Const(0, 1))
             for i in range(18):
                 ports[f"i_DIA{i}"] = ports[f"i_DIB{i}"] = Const(0, 1)
                 if i < hi - lo:
                     ports[f"o_DOA{i}"] = self.data[lo + i]
+                    if self.second_port:
+                        ports[f"o_DOB{i}"] = self.data_b[lo + i]
             for port in ("A", "B"):
                 for i in range(3):
                     ports[f"i_CS{port}{i}"] = Const(0, 1)
             m.submodules[f"dp16kd{b}"] = Instance(
                 "DP16KD",
                 p_DATA_WIDTH_A=mode, p_DATA_WIDTH_B=mode,
-                p_REGMODE_A="OUTREG", p_REGMODE_B="NOREG",
+                p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG" if self.second_port else "NOREG",
                 p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
                 p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                 p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
                 p_GSR="DISABLED", **params,
                 i_CLKA=ClockSignal(), i_CEA=self.en, i_OCEA=self.oce, i_WEA=Const(0, 1),
                 i_RSTA=Const(0, 1),
-                i_CLKB=ClockSignal(), i_CEB=Const(0, 1), i_OCEB=Const(0, 1),
+                i_CLKB=ClockSignal(),
+                i_CEB=self.en if self.second_port else Const(0, 1),
+                i_OCEB=self.oce if self.second_port else Const(0, 1),
                 i_WEB=Const(0, 1), i_RSTB=Const(0, 1),
                 **ports)

@@ -102,21 +102,28 @@ class SparsityDetector(wiring.Component):
         the paper's behaviour, every chunk takes at least one B slot (``sum over chunks of
         max(1, pairs)`` slots); kept for comparison (benchmarks/bench_detector.py).
     lookahead : bool
-        The owner drives ``next_input`` with the payload ``input`` will carry in the next cycle
-        (a :class:`~fireflys_hw.gateware.streams.LaneQueue` with ``registered_read`` has it as
-        ``next_data``). A block RAM table (``TABLE_BRAM_ROWS`` rows or more) is then read at
-        that payload's row a cycle early and R takes the row into a register with the beat:
-        A0 starts from flip-flops, not from the block RAM's output (5.8 ns on the ECP5 without
-        its output register; the readout core's critical path alone on the ULX3S, 9.2 ns).
-        A smaller table (a LUT ROM) is read at a register that takes the next payload's row.
-        The cycles are the same.
+        The owner drives ``next_head`` and ``next_second``, the two payloads ``input`` can
+        carry in the next cycle, and ``next_pick``, which of them it will (a
+        :class:`~fireflys_hw.gateware.streams.LaneQueue` with ``registered_read`` has them
+        under those names). A block RAM table (``TABLE_BRAM_ROWS`` rows or more) is then read
+        a cycle early at both payloads' rows (its two ports) and R takes both rows into the
+        ports' output registers with the beat, the pick into a register beside them: A0
+        starts from flip-flops, not from the block RAM's output (5.8 ns on the ECP5 without its
+        output register; the readout core's critical path alone on the ULX3S, 9.2 ns), and
+        the pick, decided by the hand-shakes, no longer steers the block RAM's address (the
+        readout detector's hand-shakes -> its table's address: the whole build's critical
+        path at 121.6 MHz, 8.22 ns, 6.27 routing). A smaller table (a LUT ROM) is read at a
+        register that takes the next payload's row. The cycles are the same.
 
     Members
     -------
     input : ``In(window_stream(p_ci, n_chunks, T, n_groups))``
         The window stream.
-    next_input : ``In(window_chunk(p_ci, n_chunks, T, n_groups))``
-        With ``lookahead``: the payload on ``input`` in the next cycle.
+    next_head, next_second : ``In(window_chunk(p_ci, n_chunks, T, n_groups))``
+        With ``lookahead``: the payloads ``input`` can carry in the next cycle.
+    next_pick : ``In(1)``
+        With ``lookahead``: ``input`` carries ``next_second`` in the next cycle, not
+        ``next_head``.
     events : ``Out(stream.Signature(effectual_event(weight_bits, T, n_groups),
     always_ready=True))``
         One slot per effectual pair, plus an end-only slot per window whose end mark
@@ -143,7 +150,8 @@ class SparsityDetector(wiring.Component):
         chunk = window_chunk(weights.p_ci, weights.n_chunks, T, weights.n_groups)
         super().__init__({
             "input": In(window_stream(weights.p_ci, weights.n_chunks, T, weights.n_groups)),
-            **({"next_input": In(chunk)} if lookahead else {}),
+            **({"next_head": In(chunk), "next_second": In(chunk), "next_pick": In(1)}
+               if lookahead else {}),
             "events": Out(stream.Signature(
                 effectual_event(weights.weight_bits, T, weights.n_groups), always_ready=True)),
         })
@@ -188,9 +196,14 @@ class SparsityDetector(wiring.Component):
             # register as R takes the head: the row is out with the head, from a register
             # that comes out fast (RegisteredRom)
             words = [vec_layout.const(r).as_value().value for r in rows]
-            m.submodules.table = table = RegisteredRom(vec_layout.size, words)
-            m.d.comb += [table.addr.eq(row_of(self.next_input)), table.en.eq(1)]
-            early = vec_layout(table.data)
+            m.submodules.table = table = RegisteredRom(vec_layout.size, words, second_port=True)
+            m.d.comb += [table.addr.eq(row_of(self.next_head)),
+                         table.addr_b.eq(row_of(self.next_second)), table.en.eq(1)]
+            # the pick of the read, then of the output registers' rows (loaded with them)
+            picked_read = Signal()
+            picked = Signal()
+            m.d.sync += picked_read.eq(self.next_pick)
+            early = vec_layout(Mux(picked, table.data_b, table.data))
         elif len(rows) >= TABLE_BRAM_ROWS:
             m.submodules.table = table = memory.Memory(shape=vec_layout, depth=len(rows),
                                                        init=rows)
@@ -290,12 +303,15 @@ class SparsityDetector(wiring.Component):
             # at flip-flops, not after the queue's pick between its head and second beat
             # (core 4 alone on the ECP5: the pending pop -> the pick -> a LUT ROM, 8.7 ns)
             in_row = Signal(len(row_of(win)))
-            m.d.sync += in_row.eq(row_of(self.next_input))
+            m.d.sync += in_row.eq(Mux(self.next_pick, row_of(self.next_second),
+                                      row_of(self.next_head)))
             m.d.comb += [vec_rd.en.eq(r_free), vec_rd.addr.eq(in_row)]
         elif early is None:
             m.d.comb += [vec_rd.en.eq(r_free), vec_rd.addr.eq(row_of(win))]
         else:
             m.d.comb += table.oce.eq(r_free)
+            with m.If(r_free):
+                m.d.sync += picked.eq(picked_read)
         with m.If(r_free):
             m.d.sync += [
                 r_valid.eq(self.input.valid),

@@ -122,6 +122,12 @@ class LaneQueue(Elaboratable):
         self.r_rdy = Signal()
         self.filled = Signal(depth)
         self.next_data = Signal(width)
+        #: ``next_data`` = ``next_second`` if ``next_pick`` else ``next_head``: the two beats
+        #: that can be the next head, which do not depend on this cycle's pop, and the pick,
+        #: which does (a reader can look both up and pick after its own registers)
+        self.next_head = Signal(width)
+        self.next_second = Signal(width)
+        self.next_pick = Signal()
         #: a pop decided in the previous cycle, not yet applied to ``filled`` (registered_pop)
         self.pop_r = Signal()
         # the same, inverted, for :meth:`below` only: a flip-flop of its own, which the placer
@@ -181,10 +187,15 @@ class LaneQueue(Elaboratable):
                 m.d.sync += [self.pop_r.eq(take), self._no_pop_r.eq(~take)]
                 m.d.comb += [
                     self.r_data.eq(Mux(self.pop_r, second, head)),
-                    self.next_data.eq(Mux(take, second_next, head_next)),
+                    self.next_pick.eq(take),
                 ]
             else:
-                m.d.comb += [self.r_data.eq(head), self.next_data.eq(head_next)]
+                m.d.comb += self.r_data.eq(head)
+            m.d.comb += [
+                self.next_head.eq(head_next),
+                self.next_second.eq(second_next),
+                self.next_data.eq(Mux(self.next_pick, self.next_second, self.next_head)),
+            ]
         else:
             m.d.comb += [rd.addr.eq(rptr), self.r_data.eq(rd.data)]
         if self.registered_pop:

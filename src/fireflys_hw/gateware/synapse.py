@@ -231,7 +231,9 @@ class SynapseArray(wiring.Component):
                     q.w_data.eq(w_data),
                     q.w_en.eq(lane_valid),
                     det.input.payload.eq(q.r_data),
-                    det.next_input.eq(q.next_data),
+                    det.next_head.eq(q.next_head),
+                    det.next_second.eq(q.next_second),
+                    det.next_pick.eq(q.next_pick),
                     det.input.valid.eq(q.r_rdy),
                     q.r_en.eq(det.input.ready),
                 ]

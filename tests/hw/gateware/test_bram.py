@@ -24,24 +24,29 @@ def _table(width, depth, seed):
     return [rng.randrange(1 << width) for _ in range(depth)]
 
 
-def test_reads_at_en_and_registers_at_oce():
+@pytest.mark.parametrize("second_port", [False, True])
+def test_reads_at_en_and_registers_at_oce(second_port):
     init = _table(7, 40, 1)
-    dut = RegisteredRom(7, init)
+    dut = RegisteredRom(7, init, second_port=second_port)
     rng = random.Random(2)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    ports = [(dut.addr, dut.data)] + ([(dut.addr_b, dut.data_b)] if second_port else [])
 
     async def bench(ctx):
-        read, data = 0, 0            # the row the last en read; the output register
+        # per port: the row the last en read; the output register
+        read, data = [0] * len(ports), [0] * len(ports)
         for _ in range(400):
-            assert ctx.get(dut.data) == data
-            addr, en, oce = rng.randrange(40), rng.random() < 0.7, rng.random() < 0.6
-            ctx.set(dut.addr, addr)
+            assert [ctx.get(out) for _, out in ports] == data
+            addrs = [rng.randrange(40) for _ in ports]
+            en, oce = rng.random() < 0.7, rng.random() < 0.6
+            for (addr, _), a in zip(ports, addrs):
+                ctx.set(addr, a)
             ctx.set(dut.en, en)
             ctx.set(dut.oce, oce)
             await ctx.tick()
-            data = read if oce else data
-            read = init[addr] if en else read
+            data = [r if oce else d for r, d in zip(read, data)]
+            read = [init[a] if en else r for a, r in zip(addrs, read)]
 
     sim.add_testbench(bench)
     sim.run()
@@ -135,6 +140,35 @@ def test_dp16kd_contents_and_address_as_yosys_maps_them(width, depth, mode):
         assert bit == (ports["addr"][i - low] if 0 <= i - low < len(ports["addr"]) else "0")
     assert ours[0]["connections"]["OCEA"] == ports["oce"]
     assert [ours[0]["connections"][f"DOA{i}"][0] for i in range(width)] == ports["data"]
+
+
+@pytest.mark.synth
+def test_dp16kd_second_port_is_port_b():
+    """``second_port``: port B of the same blocks, wired as port A is, its own output register
+    with the same enables."""
+    width, depth = 15, 1440                  # the shipped readout's bitmap table's shape
+    init = _table(width, depth, 3)
+    rom = RegisteredRom(width, init, second_port=True)
+    ours, ports = _dp16kds(rtlil.convert(rom, name="top", platform=_ecp5(), ports=[
+        rom.addr, rom.addr_b, rom.en, rom.oce, rom.data, rom.data_b]))
+    alone, _ = _dp16kds(rtlil.convert(RegisteredRom(width, init), name="top",
+                                      platform=_ecp5()))
+    assert len(ours) == len(alone)
+    low = {18: 4, 9: 3, 4: 2, 2: 1, 1: 0}[int(ours[0]["parameters"]["DATA_WIDTH_A"], 2)]
+    seen_a, seen_b = [], []
+    for cell in ours:
+        c, params = cell["connections"], cell["parameters"]
+        assert params["REGMODE_A"] == params["REGMODE_B"] == "OUTREG"
+        assert c["CEB"] == c["CEA"] == ports["en"] and c["OCEB"] == c["OCEA"] == ports["oce"]
+        for i in range(14):
+            a = i - low
+            assert c[f"ADB{i}"][0] == (ports["addr_b"][a] if 0 <= a < len(ports["addr_b"])
+                                       else "0")
+        seen_a += [ports["data"].index(c[f"DOA{i}"][0]) for i in range(18)
+                   if c.get(f"DOA{i}", ["x"])[0] in ports["data"]]
+        seen_b += [ports["data_b"].index(c[f"DOB{i}"][0]) for i in range(18)
+                   if c.get(f"DOB{i}", ["x"])[0] in ports["data_b"]]
+    assert sorted(seen_a) == sorted(seen_b) == list(range(width))
 
 
 @pytest.mark.synth
