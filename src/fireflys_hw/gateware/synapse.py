@@ -188,15 +188,22 @@ class SynapseArray(wiring.Component):
         credit = self.credit
         room = Signal()
         take = Signal()
+        # with staged window queues, ready is one register kept equal to room & credit (set
+        # from both next values): the orchestrator's issue starts at a flip-flop that the
+        # placer can put by it, not a LUT after two (core 4's credit -> ready -> issue ->
+        # window end -> buffer level: the 121.61 MHz build's critical path, issue 14)
+        ready_r = Signal(init=1)
+        room_next = Signal()
+        credit_next = Signal()
+        staged = self.window_depth >= 2
         m.d.comb += [
-            self.input.ready.eq(room & credit),
+            self.input.ready.eq(ready_r if staged else room & credit),
             take.eq(self.input.valid & self.input.ready),
         ]
         if self.window_depth:
             # a small distributed RAM read into a register (the detector's table read starts
             # at a flip-flop); a beat written in one cycle is at the detector's input in the
             # next (LaneQueue: SyncFIFO's timing)
-            staged = self.window_depth >= 2
             if staged:
                 # the beat into a register, written into the FIFOs a cycle later: the take
                 # reaches flip-flops, not every lane FIFO's write logic (a fan-out across the
@@ -243,10 +250,11 @@ class SynapseArray(wiring.Component):
                 # writes and reads), so the AND over the lanes is off the ready path; a FIFO
                 # still fills up, two cycles later
                 room_r = Signal(init=1)
-                m.d.sync += room_r.eq(Cat(Mux(w_valid, q.below(self.window_depth - 2)
-                                              if self.window_depth > 2 else 0,
-                                              q.below(self.window_depth - 1))
-                                          for q in queues).all())
+                m.d.comb += room_next.eq(Cat(Mux(w_valid, q.below(self.window_depth - 2)
+                                                 if self.window_depth > 2 else 0,
+                                                 q.below(self.window_depth - 1))
+                                             for q in queues).all())
+                m.d.sync += room_r.eq(room_next)
                 m.d.comb += room.eq(room_r)
                 m.d.comb += self.working.eq(Cat(*(q.r_rdy for q in queues), w_valid).any())
             else:
@@ -271,12 +279,14 @@ class SynapseArray(wiring.Component):
         m.d.sync += popped.eq(self.output.valid & self.output.ready)
         # credit = fewer than depth in flight, a register kept equal to that (set from the
         # code's bits, picked like its next value: no compare after the hand-shake)
-        m.d.sync += credit.eq(credit)
+        m.d.comb += credit_next.eq(credit)
         with m.If(taken & ~popped):
-            m.d.sync += [inflight.eq(Cat(Const(1, 1), inflight[:-1])),
-                         credit.eq(~inflight[self.depth - 2] if self.depth >= 2 else 0)]
+            m.d.sync += inflight.eq(Cat(Const(1, 1), inflight[:-1]))
+            m.d.comb += credit_next.eq(~inflight[self.depth - 2] if self.depth >= 2 else 0)
         with m.Elif(popped & ~taken):
-            m.d.sync += [inflight.eq(inflight[1:]), credit.eq(1)]
+            m.d.sync += inflight.eq(inflight[1:])
+            m.d.comb += credit_next.eq(1)
+        m.d.sync += [credit.eq(credit_next), ready_r.eq(room_next & credit_next)]
         return m
 
 
