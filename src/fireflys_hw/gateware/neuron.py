@@ -292,8 +292,9 @@ class NeuronLanes(wiring.Component):
             # crossed the chip (the ULX3S build's critical path, issue 14)
             lane_th = [int(v) for v in thresholds[lane]]
             th = constant_table(m, f"threshold{lane}", lane_th, signed(th_bits), g_group)
+            tbits = max(vbits, th_bits) + 1
             neg_th = constant_table(m, f"neg_threshold{lane}", [-v for v in lane_th],
-                                    signed(max(vbits, th_bits) + 1), g_group)
+                                    signed(tbits), g_group)
             th_const = th if isinstance(th, Const) else None
             # the update chain, two register stages per step: stage t holds V after step
             # t - 1, the spikes so far and the currents of steps t .. T-1 (one current for a
@@ -304,7 +305,6 @@ class NeuronLanes(wiring.Component):
             valid, v, spikes, currents, group = g_valid, None, [], list(accs), g_group
             lif = layer.neuron is NeuronKind.LIF
             dbits = max(vbits, cbits) + 1
-            tbits = max(vbits, th_bits) + 1
             for t in range(T):
                 current = currents[0]
                 rest = currents[1:] if S == T else currents
